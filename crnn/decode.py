@@ -1,0 +1,110 @@
+"""CTC decoding: from per-frame class scores to text, confidences and character positions.
+
+What a confidence means
+-----------------------
+The network emits, for every frame (a 4-pixel-wide column band of the
+resized image), a probability over the blank and every allowed character
+(disallowed classes are removed and the rest renormalised, so probabilities
+always sum to 1 over what the caller allows). Greedy decoding takes the most
+likely class per frame, merges repeats and drops blanks.
+
+* A **character's confidence** is the highest probability the model gave that
+  character in any frame of the run of frames it was read from.
+* A **line's confidence** is the product of its characters' confidences: the
+  chance that every character read is right, if their errors were
+  independent. It does not account for characters the model missed
+  entirely. An empty reading has the mean blank probability as its
+  confidence.
+
+Both are uncalibrated model scores in [0, 1]: higher means more certain, and
+ranking lines by it is meaningful, but 0.9 does not promise 90% accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from crnn.charset import Charset
+
+#: Frames are this many input columns apart (two 2x2 poolings).
+FRAME_STRIDE = 4
+#: Width in input columns that one frame sees beyond its start (the final 2x2 convolution).
+FRAME_SPAN = 8
+
+
+@dataclass(frozen=True)
+class CharResult:
+    """One recognised character and where it is, in pixels of the original image."""
+
+    text: str
+    confidence: float
+    x_start: int
+    x_end: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """The reading of one image."""
+
+    text: str
+    confidence: float
+    chars: list[CharResult] = field(default_factory=list)
+
+
+def masked_probabilities(logits: torch.Tensor, mask: np.ndarray | None) -> torch.Tensor:
+    """Softmax over classes with disallowed classes removed: ``(N, T, C)`` -> same shape, float32.
+
+    Setting disallowed logits to ``-inf`` before the softmax is the same as
+    zeroing their probabilities and renormalising the rest.
+    """
+    logits = logits.float()
+    if mask is not None:
+        allowed = torch.as_tensor(mask, device=logits.device)
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    return torch.softmax(logits, dim=-1)
+
+
+def greedy_decode(
+    probs: np.ndarray,
+    charset: Charset,
+    frames: int | None = None,
+    scale_x: float = 1.0,
+    image_width: int | None = None,
+) -> Result:
+    """Greedy CTC decoding of one line's probabilities ``(T, C)``.
+
+    Only the first ``frames`` frames are read (the rest cover padding).
+    Character spans are mapped to the original image by ``scale_x`` and
+    clipped to ``image_width`` columns of it.
+    """
+    probs = probs[: frames if frames is not None else len(probs)]
+    if len(probs) == 0:
+        return Result("", 0.0, [])
+    best = probs.argmax(axis=1)
+    best_p = probs[np.arange(len(best)), best]
+    chars: list[CharResult] = []
+    limit = image_width if image_width is not None else None
+    t = 0
+    while t < len(best):
+        end = t
+        while end + 1 < len(best) and best[end + 1] == best[t]:
+            end += 1
+        if best[t] != 0:
+            x0 = int(np.floor(t * FRAME_STRIDE * scale_x))
+            x1 = int(np.ceil((end * FRAME_STRIDE + FRAME_SPAN) * scale_x))
+            if limit is not None:
+                x0, x1 = min(x0, limit), min(x1, limit)
+            chars.append(CharResult(charset.char(int(best[t])), float(best_p[t : end + 1].max()), x0, x1))
+        t = end + 1
+    while chars and chars[-1].text.isspace():  # a crop never ends or starts with a space
+        chars.pop()
+    while chars and chars[0].text.isspace():
+        chars.pop(0)
+    if chars:
+        confidence = float(np.prod([c.confidence for c in chars]))
+    else:
+        confidence = float(probs[:, 0].mean())
+    return Result("".join(c.text for c in chars), confidence, chars)

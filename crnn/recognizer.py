@@ -1,0 +1,157 @@
+"""The ``Recognizer``: owns one model on one device and reads lists of images."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crnn.decode import Result, greedy_decode, masked_probabilities
+from crnn.preprocess import (
+    BUCKET_STEP,
+    ImageInput,
+    PreparedImage,
+    bucket_width,
+    normalize,
+    pad_right,
+    prepare,
+    stretch_contrast,
+)
+from crnn.runtime import Precision, autocast_dtype, resolve_device, resolve_precision
+from crnn.specs import DEFAULT_MODEL, MODEL_SPECS
+from crnn.weights import LoadedModel, load_model
+
+#: Lines whose confidence is below this are read again with stretched contrast
+#: and the more confident reading is kept (None or 0 turns it off).
+DEFAULT_CONTRAST_RETRY = 0.1
+
+
+class Recognizer:
+    """Recognise text in cropped single-line images.
+
+    Images are sorted by width, grouped into width buckets (multiples of
+    64 px), padded to their bucket's width by repeating the last column and
+    run in batches; the reading of an image depends only on the image, never
+    on what else was in the list.
+
+    ``batch_columns`` caps a batch's total padded width (batch size x width),
+    so batches of wide lines hold fewer images than batches of short words.
+    """
+
+    def __init__(
+        self,
+        model: str | LoadedModel = DEFAULT_MODEL,
+        device: str = "auto",
+        precision: Precision = "auto",
+        threads: int | None = None,
+        batch_size: int = 32,
+        batch_columns: int = 32 * 256,
+        weights: Path | None = None,
+        contrast_retry: float | None = DEFAULT_CONTRAST_RETRY,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if threads is not None:
+            if threads < 1:
+                raise ValueError("threads must be at least 1")
+            torch.set_num_threads(threads)
+        self.device = resolve_device(device)
+        self.model = model if isinstance(model, LoadedModel) else load_model(model, weights=weights)
+        spec = MODEL_SPECS.get(self.model.name)
+        validated = bool(spec and spec.bf16_validated and spec.sha256 == self.model.sha256)
+        self.precision = resolve_precision(precision, self.device, validated)
+        self.batch_size = batch_size
+        self.batch_columns = max(batch_columns, BUCKET_STEP)
+        self.contrast_retry = contrast_retry or None
+        network = self.model.network.eval().to(self.device)
+        self.network = network.to(memory_format=torch.channels_last)
+        for p in self.network.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def charset(self):
+        return self.model.charset
+
+    @property
+    def input_height(self) -> int:
+        return self.model.input_height
+
+    def prepare(self, image: ImageInput) -> PreparedImage:
+        """Decode and resize one image for this model (raises ``InvalidImageError``)."""
+        return prepare(image, self.input_height)
+
+    def recognize(self, images: Sequence[ImageInput], allowlist: str | None = None) -> list[Result]:
+        """Read every image; raises ``InvalidImageError`` (naming the index) on the first bad one.
+
+        Use :meth:`prepare` and :meth:`recognize_prepared` to handle bad
+        images one by one instead.
+        """
+        prepared = []
+        for i, image in enumerate(images):
+            try:
+                prepared.append(self.prepare(image))
+            except Exception as exc:
+                if hasattr(exc, "reason"):
+                    exc.args = (f"image {i}: {exc}",)
+                raise
+        return self.recognize_prepared(prepared, allowlist)
+
+    def recognize_prepared(self, images: Sequence[PreparedImage], allowlist: str | None = None) -> list[Result]:
+        """Read already prepared images (same order out as in)."""
+        mask = self.charset.allow_mask(allowlist)
+        results = self._run(images, mask)
+        if self.contrast_retry:
+            retry = [i for i, r in enumerate(results) if r.confidence < self.contrast_retry]
+            stretched = [replace(images[i], pixels=stretch_contrast(images[i].pixels)) for i in retry]
+            for i, again in zip(retry, self._run(stretched, mask)):
+                if again.confidence > results[i].confidence:
+                    results[i] = again
+        return results
+
+    def batches(self, images: Sequence[PreparedImage]) -> Iterator[list[int]]:
+        """Indices of ``images`` grouped into batches of one width bucket each, narrowest first."""
+        order = sorted(range(len(images)), key=lambda i: (bucket_width(images[i].width), images[i].width, i))
+        batch: list[int] = []
+        batch_bucket = 0
+        for i in order:
+            bucket = bucket_width(images[i].width)
+            limit = max(1, min(self.batch_size, self.batch_columns // bucket))
+            if batch and (bucket != batch_bucket or len(batch) >= limit):
+                yield batch
+                batch = []
+            batch.append(i)
+            batch_bucket = bucket
+        if batch:
+            yield batch
+
+    def _run(self, images: Sequence[PreparedImage], mask: np.ndarray | None) -> list[Result]:
+        results: list[Result | None] = [None] * len(images)
+        for batch in self.batches(images):
+            width = bucket_width(images[batch[0]].width)
+            probs = self.forward([images[i] for i in batch], width, mask)
+            for row, i in enumerate(batch):
+                image = images[i]
+                frames = min(probs.shape[1], math.ceil(image.width / 4))
+                results[i] = greedy_decode(probs[row], self.charset, frames, image.scale_x, image.original_width)
+        return results  # type: ignore[return-value]
+
+    def batch_tensor(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:
+        """Pad, normalise and stack images into an ``(N, 1, H, width)`` float tensor on the CPU."""
+        stack = np.stack([normalize(pad_right(im.pixels, width), self.model.normalization) for im in images])
+        return torch.from_numpy(stack).unsqueeze(1)
+
+    @torch.inference_mode()
+    def forward(self, images: Sequence[PreparedImage], width: int, mask: np.ndarray | None) -> np.ndarray:
+        """Run one batch of equal-bucket images; returns masked probabilities ``(N, T, C)``."""
+        batch = self.batch_tensor(images, width)
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        batch = batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        dtype = autocast_dtype(self.precision)
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = self.network(batch)
+        return masked_probabilities(logits, mask).cpu().numpy()

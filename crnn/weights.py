@@ -1,0 +1,247 @@
+"""Loading weights safely: checksums, ``module.`` prefixes, self-describing checkpoints.
+
+Two kinds of file load here, through one function, :func:`load_model`:
+
+* a **registered model** (``english_g2``): a bare state dict whose SHA-256 must
+  equal the spec's before ``torch.load`` ever sees it;
+* a **project checkpoint** (written by :func:`save_checkpoint`, e.g. by
+  ``ocr adapt``): a dict carrying the weights *and* what is needed to use them
+  (architecture, alphabet, input height, normalisation, provenance, metrics),
+  plus a digest of the weights that is checked on load.
+
+Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from crnn.charset import Charset
+from crnn.errors import UnknownModelError, WeightsError
+from crnn.specs import DEFAULT_MODEL, MODEL_SPECS, ModelSpec, Normalization, build_network
+
+CHECKPOINT_FORMAT = "crnn-checkpoint"
+CHECKPOINT_VERSION = 1
+#: Environment variable: a weights file to use instead of the registered model's own.
+WEIGHTS_ENV = "OCR_WEIGHTS"
+#: Environment variable: the folder holding models written by ``ocr adapt``.
+MODELS_DIR_ENV = "OCR_MODELS"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass
+class LoadedModel:
+    """A network with everything needed to feed it and read its output."""
+
+    name: str
+    network: nn.Module
+    charset: Charset
+    input_height: int
+    normalization: Normalization
+    source: str
+    sha256: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the ``module.`` prefix that ``nn.DataParallel`` adds to every key."""
+    return {k.removeprefix("module."): v for k, v in state_dict.items()}
+
+
+def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of a state dict's tensors."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise WeightsError(f"{path}: cannot be read as a PyTorch file ({exc.__class__.__name__}: {exc})") from exc
+
+
+def _load_strict(network: nn.Module, state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        network.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: weights do not fit the architecture: {exc}") from exc
+
+
+def load_registered(spec: ModelSpec, weights: Path | None = None) -> LoadedModel:
+    """Load a registered model, from ``weights`` if given, else ``$OCR_WEIGHTS``, else its package.
+
+    The file's SHA-256 must equal the spec's; a mismatch raises ``WeightsError``
+    naming the file and both hashes, before the file is unpickled.
+    """
+    if weights is None and os.environ.get(WEIGHTS_ENV):
+        weights = Path(os.environ[WEIGHTS_ENV])
+    path = Path(weights) if weights is not None else spec.weights_file()
+    if not path.is_file():
+        raise WeightsError(f"weights file for model {spec.name!r} not found: {path}")
+    actual = sha256_file(path)
+    if actual != spec.sha256:
+        raise WeightsError(
+            f"checksum mismatch for {path}: expected SHA-256 {spec.sha256} for model "
+            f"{spec.name!r}, got {actual}; refusing to load"
+        )
+    state_dict = _torch_load(path)
+    if not isinstance(state_dict, dict):
+        raise WeightsError(f"{path}: expected a state dict, got {type(state_dict).__name__}")
+    network = spec.build()
+    _load_strict(network, strip_module_prefix(state_dict), path)
+    return LoadedModel(
+        name=spec.name,
+        network=network.eval(),
+        charset=spec.charset,
+        input_height=spec.input_height,
+        normalization=spec.normalization,
+        source=f"{spec.source}; file {path}",
+        sha256=actual,
+        metadata={"architecture": spec.architecture},
+    )
+
+
+def save_checkpoint(
+    path: Path,
+    network: nn.Module,
+    *,
+    architecture: str,
+    alphabet: str,
+    input_height: int,
+    normalization: Normalization,
+    provenance: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    architecture_kwargs: dict[str, int] | None = None,
+) -> Path:
+    """Write a self-describing checkpoint atomically (temp file + rename); returns ``path``."""
+    state_dict = {k: v.detach().cpu() for k, v in network.state_dict().items()}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "architecture": architecture,
+        "architecture_kwargs": dict(architecture_kwargs or {}),
+        "alphabet": alphabet,
+        "input_height": input_height,
+        "normalization": {"mean": normalization.mean, "std": normalization.std},
+        "provenance": provenance,
+        "metrics": metrics or {},
+        "weights_sha256": state_dict_digest(state_dict),
+        "state_dict": state_dict,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomically(Path(path), buffer.getvalue())
+    return Path(path)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path) -> LoadedModel:
+    """Load a project checkpoint; the weights digest and the alphabet size are checked."""
+    path = Path(path)
+    payload = _torch_load(path)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise WeightsError(f"{path}: not a {CHECKPOINT_FORMAT} file (bare state dicts load only as a registered model)")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise WeightsError(f"{path}: checkpoint version {payload.get('version')} is not supported")
+    state_dict = payload["state_dict"]
+    digest = state_dict_digest(state_dict)
+    if digest != payload.get("weights_sha256"):
+        raise WeightsError(
+            f"checksum mismatch for {path}: weights digest expected {payload.get('weights_sha256')}, got {digest}"
+        )
+    charset = Charset(payload["alphabet"])
+    network = build_network(payload["architecture"], charset.num_classes, payload.get("architecture_kwargs", {}))
+    _load_strict(network, state_dict, path)
+    norm = payload.get("normalization", {})
+    return LoadedModel(
+        name=str(payload.get("provenance", {}).get("name") or path.stem),
+        network=network.eval(),
+        charset=charset,
+        input_height=int(payload["input_height"]),
+        normalization=Normalization(float(norm.get("mean", 0.5)), float(norm.get("std", 0.5))),
+        source=f"checkpoint {path}",
+        sha256=sha256_file(path),
+        metadata={k: payload[k] for k in ("architecture", "provenance", "metrics") if k in payload},
+    )
+
+
+def models_dir() -> Path:
+    """The folder of user models: ``$OCR_MODELS`` or ``./models``."""
+    return Path(os.environ.get(MODELS_DIR_ENV) or "models")
+
+
+def find_model_file(name: str, directory: Path | None = None) -> Path | None:
+    """Path of model ``name`` inside the models folder, or None.
+
+    Only plain names are accepted (letters, digits, ``.``, ``_``, ``-``), so a
+    name that arrives over the network can never point outside the folder.
+    """
+    if not _SAFE_NAME.match(name) or ".." in name:
+        return None
+    directory = directory or models_dir()
+    for candidate in (directory / name / "model.pt", directory / f"{name}.pt"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    *,
+    weights: Path | None = None,
+    allow_paths: bool = True,
+    directory: Path | None = None,
+) -> LoadedModel:
+    """Load a model by registered name, models-folder name, or (if ``allow_paths``) checkpoint path."""
+    if name in MODEL_SPECS:
+        return load_registered(MODEL_SPECS[name], weights)
+    if weights is not None:
+        raise UnknownModelError(f"--weights applies to registered models only ({', '.join(MODEL_SPECS)}), not {name!r}")
+    found = find_model_file(name, directory)
+    if found is None and allow_paths and Path(name).is_file():
+        found = Path(name)
+    if found is None:
+        where = directory or models_dir()
+        raise UnknownModelError(
+            f"unknown model {name!r}: not registered ({', '.join(MODEL_SPECS)}) and no checkpoint "
+            f"{where}/{name}/model.pt or {where}/{name}.pt" + (" or file of that path" if allow_paths else "")
+        )
+    return load_checkpoint(found)
