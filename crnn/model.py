@@ -66,10 +66,12 @@ class CRNN(nn.Module):
         self.Prediction = nn.Linear(hidden_size, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.FeatureExtraction(images)  # (N, C, 3, T)
-        sequence = features.mean(dim=2).transpose(1, 2)  # (N, T, C)
-        sequence = self.SequenceModeling(sequence)
-        return self.Prediction(sequence)
+        features = self.FeatureExtraction(images)  # (N, C, 3, T); bf16/fp16 under autocast
+        sequence = features.float().mean(dim=2).transpose(1, 2)  # (N, T, C)
+        # The sequence model always runs in fp32: in bf16 it cost accuracy on the
+        # shared sets (0.35 points on CUTE80) and saved little time.
+        with torch.autocast(images.device.type, enabled=False):
+            return self.Prediction(self.SequenceModeling(sequence))
 
     @staticmethod
     def sequence_length(width: int) -> int:

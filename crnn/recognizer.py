@@ -80,6 +80,12 @@ class Recognizer:
     def input_height(self) -> int:
         return self.model.input_height
 
+    def warmup(self, widths: Sequence[int] = (BUCKET_STEP, 4 * BUCKET_STEP)) -> None:
+        """Run blank batches once so one-off kernel selection and allocation happen now, not on a request."""
+        for width in widths:
+            blank = PreparedImage(np.full((self.input_height, width), 255, np.uint8), width, self.input_height)
+            self.forward([blank], width, None)
+
     def prepare(self, image: ImageInput) -> PreparedImage:
         """Decode and resize one image for this model (raises ``InvalidImageError``)."""
         return prepare(image, self.input_height)

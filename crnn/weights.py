@@ -73,7 +73,7 @@ def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
     for key in sorted(state_dict):
         tensor = state_dict[key].detach().cpu().contiguous()
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 

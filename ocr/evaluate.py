@@ -46,6 +46,7 @@ def evaluate(
 
     The clock covers decoding, preprocessing and recognition.
     """
+    recognizer.warmup()
     total = min(len(dataset), limit) if limit is not None else len(dataset)
     samples = islice(iter(dataset), total)
     predictions: list[Prediction] = []

@@ -1,0 +1,202 @@
+"""The ``ocr`` command line: argument parsing, config building and error reporting in one place."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from crnn import MODEL_SPECS, CrnnError, Recognizer
+from crnn.preprocess import MAX_ASPECT_RATIO, MAX_PIXELS
+from crnn.runtime import PRECISIONS
+from crnn.specs import DEFAULT_MODEL
+from crnn.weights import WEIGHTS_ENV, write_atomically
+from ocr.config import BenchConfig, EvalConfig, ModelOptions, ReadConfig
+from ocr.datasets import FORMATS_HELP, DatasetError
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,8,32, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("batch sizes must be positive")
+    return values
+
+
+def _add_model_options(parser: argparse.ArgumentParser, precision: bool = True) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model", default=DEFAULT_MODEL,
+        help=f"registered model ({', '.join(MODEL_SPECS)}), a model in $OCR_MODELS or ./models, "
+        f"or a checkpoint file (default: {DEFAULT_MODEL})",
+    )
+    group.add_argument(
+        "--weights", type=Path,
+        help=f"weights file for the registered model (also ${WEIGHTS_ENV}); its SHA-256 must match the model's",
+    )
+    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    if precision:
+        group.add_argument(
+            "--precision", default="auto", choices=PRECISIONS,
+            help="auto = bf16 where the CPU/GPU supports it and it was validated for the model, else fp32",
+        )
+    group.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: torch's choice)")
+    group.add_argument("--batch-size", type=_positive_int, default=32, help="images per batch (default: 32)")
+
+
+def _model_options(args: argparse.Namespace) -> ModelOptions:
+    return ModelOptions(
+        model=args.model,
+        weights=args.weights,
+        device=args.device,
+        precision=getattr(args, "precision", "auto"),
+        threads=args.threads,
+        batch_size=args.batch_size,
+    )
+
+
+def _recognizer(options: ModelOptions) -> Recognizer:
+    return Recognizer(
+        options.model,
+        device=options.device,
+        precision=options.precision,  # type: ignore[arg-type]
+        threads=options.threads,
+        batch_size=options.batch_size,
+        batch_columns=options.batch_size * 256,
+        weights=options.weights,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocr",
+        description="Read short cropped text (words, codes, digits, single lines) with a pretrained CRNN.",
+        epilog=f"Image limits: at most {MAX_PIXELS:,} pixels and an aspect ratio of {MAX_ASPECT_RATIO:.0f}:1.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    read = commands.add_parser("read", help="recognise images or folders of images",
+                               description="Print one line per image: path, text, confidence (tab-separated).")
+    read.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
+    read.add_argument("--allow", metavar="CHARS", help="only these characters may be read, e.g. 0123456789")
+    read.add_argument("--json", action="store_true", help='JSON lines {"image", "text", "confidence"}')
+    _add_model_options(read)
+
+    ev = commands.add_parser(
+        "eval", help="score the model on a labelled dataset",
+        description="Exact and loose (case-insensitive alphanumeric) accuracy, CER and lines/s on a labelled set.",
+        epilog=FORMATS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ev.add_argument("dataset", type=Path, metavar="DATASET")
+    ev.add_argument("--allow", metavar="CHARS", help="only these characters may be read")
+    ev.add_argument("--limit", type=_positive_int, metavar="N", help="score only the first N samples")
+    ev.add_argument("--json", action="store_true", help="print one JSON object (n, exact, loose, cer, lines_per_s)")
+    ev.add_argument("--out", type=Path, metavar="PREDICTIONS.tsv", help="write name, label, text, confidence, error")
+    _add_model_options(ev)
+
+    bench = commands.add_parser(
+        "bench", help="in-process throughput per batch size and precision",
+        description="lines/s and GFLOP/s for each precision x batch size, measured side by side against "
+        "the fp32 one-image-at-a-time loop (the first row).",
+    )
+    bench.add_argument("dataset", nargs="?", type=Path, default=EXAMPLES_DIR, metavar="DATASET",
+                       help="labelled set whose crops to use (default: the bundled examples)")
+    bench.add_argument("--batch-sizes", type=_int_list, default=(1, 8, 32, 64), help="default: 1,8,32,64")
+    bench.add_argument("--precisions", "--precision", dest="precisions", nargs="+", default=["fp32", "bf16"],
+                       choices=PRECISIONS, help="default: fp32 bf16")
+    bench.add_argument("--limit", type=_positive_int, default=512, help="crops to use (default: 512)")
+    bench.add_argument("--repeats", type=_positive_int, default=3, help="runs per row; the median is kept")
+    bench.add_argument("--json", action="store_true", help="print the table as JSON")
+    _add_model_options(bench, precision=False)
+    return parser
+
+
+def _write_predictions(path: Path, predictions) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(["name", "label", "text", "confidence", "error"])
+    for p in predictions:
+        writer.writerow([p.name, p.label, p.text, f"{p.confidence:.4f}", p.error])
+    write_atomically(path, buffer.getvalue().encode("utf-8"))
+
+
+def _cmd_read(args: argparse.Namespace) -> int:
+    from ocr.read import run_read
+
+    config = ReadConfig(tuple(args.inputs), args.allow, args.json, _model_options(args))
+    return run_read(config, _recognizer(config.model))
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from ocr.datasets import open_dataset
+    from ocr.evaluate import evaluate
+
+    config = EvalConfig(args.dataset, args.allow, args.limit, args.json, args.out, _model_options(args))
+    dataset = open_dataset(config.dataset)
+    recognizer = _recognizer(config.model)
+    result = evaluate(recognizer, dataset, config.allow, config.limit, progress=sys.stderr.isatty())
+    if config.out:
+        _write_predictions(config.out, result.predictions)
+    failed = sum(1 for p in result.predictions if p.error)
+    s = result.scores
+    if config.json:
+        record = {**s.as_dict(), "lines_per_s": round(result.lines_per_s, 2), "unreadable": failed,
+                  "model": recognizer.model.name, "precision": recognizer.precision}
+        print(json.dumps(record))
+    else:
+        print(f"dataset   {config.dataset} ({dataset.kind})")
+        print(f"model     {recognizer.model.name} on {recognizer.device}, {recognizer.precision}")
+        print(f"n         {s.n}" + (f" ({failed} unreadable, counted as wrong)" if failed else ""))
+        print(f"exact     {s.exact:.4f}")
+        print(f"loose     {s.loose:.4f}")
+        print(f"cer       {s.cer:.4f}")
+        print(f"lines/s   {result.lines_per_s:.1f}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from ocr.bench import run_bench
+
+    config = BenchConfig(args.dataset, args.batch_sizes, tuple(args.precisions), args.limit, args.repeats,
+                         args.json, _model_options(args))
+    run_bench(config)
+    return 0
+
+
+COMMANDS = {"read": _cmd_read, "eval": _cmd_eval, "bench": _cmd_bench}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ocr`` and ``python -m ocr``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (CrnnError, DatasetError, ValueError, FileNotFoundError) as exc:
+        message = str(exc).splitlines()
+        print(f"ocr {args.command}: error: {message[0] if message else exc.__class__.__name__}", file=sys.stderr)
+        if isinstance(exc, DatasetError) and len(message) > 1:
+            print("\n".join(message[1:]), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ocr {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main_exit() -> None:
+    """Console-script entry point: exit with :func:`main`'s status."""
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Score the model on every set in ../shared/data at fp32 and bf16 and print a Markdown table.
+
+    python scripts/accuracy_table.py [--data ../shared/data] [--reference ../shared/reference/easyocr/SUMMARY.md]
+
+MNIST is read with the digits allowlist. EasyOCR's loose accuracy is read from
+the reference summary when it is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from crnn import Recognizer
+from crnn.weights import load_model
+from ocr.datasets import open_dataset
+from ocr.evaluate import evaluate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def reference_loose(summary: Path) -> dict[str, float]:
+    """Set name -> loose accuracy from EasyOCR's SUMMARY.md table."""
+    if not summary.is_file():
+        return {}
+    table = {}
+    for line in summary.read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) >= 4 and re.fullmatch(r"0?\.\d+", cells[3]):
+            table[cells[0]] = float(cells[3])
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--reference", type=Path, default=ROOT.parent / "shared" / "reference" / "easyocr" / "SUMMARY.md")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    args = parser.parse_args()
+    ref = reference_loose(args.reference)
+    loaded = load_model()
+    recognizers = {p: Recognizer(loaded, precision=p) for p in args.precisions}
+    header = "| set | n | " + " | ".join(f"{p} exact | {p} loose | {p} CER" for p in args.precisions)
+    print(header + " | EasyOCR loose | fp32 - EasyOCR (points) |")
+    print("|" + " --- |" * (3 * len(args.precisions) + 4))
+    for folder in sorted(p for p in args.data.iterdir() if p.is_dir()):
+        dataset = open_dataset(folder)
+        allow = "0123456789" if dataset.kind == "mnist-idx" else None
+        cells, first_loose = [], None
+        for precision, recognizer in recognizers.items():
+            s = evaluate(recognizer, dataset, allow, progress=False).scores
+            first_loose = s.loose if first_loose is None else first_loose
+            cells.append(f"{s.exact:.3f} | {s.loose:.3f} | {s.cer:.3f}")
+        theirs = ref.get(folder.name)
+        delta = f"{100 * (first_loose - theirs):+.1f}" if theirs is not None else "-"
+        theirs_text = f"{theirs:.3f}" if theirs is not None else "-"
+        print(f"| {folder.name} | {len(dataset)} | " + " | ".join(cells) + f" | {theirs_text} | {delta} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Greedy CTC decoding with hand-built scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from crnn.charset import Charset
+from crnn.decode import FRAME_SPAN, FRAME_STRIDE, greedy_decode, masked_probabilities
+
+CHARSET = Charset("abc ")  # classes: 0 blank, 1 a, 2 b, 3 c, 4 space
+
+
+def one_hot(path: list[int], p: float = 0.9, classes: int = 5) -> np.ndarray:
+    """Frames where class path[t] has probability p and the rest share 1 - p."""
+    probs = np.full((len(path), classes), (1 - p) / (classes - 1), dtype=np.float32)
+    probs[np.arange(len(path)), path] = p
+    return probs
+
+
+def test_merges_repeats_and_drops_blanks() -> None:
+    result = greedy_decode(one_hot([1, 1, 0, 1, 2, 2, 0, 3]), CHARSET)
+    assert result.text == "aabc"
+
+
+def test_blank_between_repeats_keeps_both() -> None:
+    assert greedy_decode(one_hot([2, 0, 2]), CHARSET).text == "bb"
+    assert greedy_decode(one_hot([2, 2, 2]), CHARSET).text == "b"
+
+
+def test_confidences_char_max_and_line_product() -> None:
+    probs = one_hot([1, 1, 0, 2])
+    probs[0, 1], probs[1, 1] = 0.6, 0.8  # run of 'a': best frame 0.8
+    probs[3, 2] = 0.5
+    result = greedy_decode(probs, CHARSET)
+    assert [c.text for c in result.chars] == ["a", "b"]
+    assert np.isclose(result.chars[0].confidence, 0.8)
+    assert np.isclose(result.chars[1].confidence, 0.5)
+    assert np.isclose(result.confidence, 0.4)
+
+
+def test_empty_reading_has_mean_blank_confidence() -> None:
+    probs = one_hot([0, 0, 0], p=0.7)
+    result = greedy_decode(probs, CHARSET)
+    assert result.text == "" and result.chars == []
+    assert np.isclose(result.confidence, 0.7)
+
+
+def test_frames_limit_ignores_padding() -> None:
+    assert greedy_decode(one_hot([1, 0, 3, 3]), CHARSET, frames=2).text == "a"
+
+
+def test_leading_and_trailing_spaces_are_dropped_inner_kept() -> None:
+    assert greedy_decode(one_hot([4, 1, 0, 4, 0, 2, 4]), CHARSET).text == "a b"
+
+
+def test_spans_in_input_pixels() -> None:
+    result = greedy_decode(one_hot([0, 1, 1, 0, 2]), CHARSET, scale_x=2.0, image_width=40)
+    a, b = result.chars
+    assert (a.x_start, a.x_end) == (1 * FRAME_STRIDE * 2, (2 * FRAME_STRIDE + FRAME_SPAN) * 2)
+    assert b.x_start == 4 * FRAME_STRIDE * 2 and b.x_end == 40  # clipped to the image
+
+
+def test_allowlist_mask_renormalises_before_argmax() -> None:
+    logits = torch.log(torch.tensor([[[0.1, 0.5, 0.3, 0.1, 0.0001]]]))  # 'a' wins unmasked
+    mask = CHARSET.allow_mask("bc")
+    probs = masked_probabilities(logits, mask)[0].numpy()
+    assert probs[0, 1] == 0.0
+    assert np.isclose(probs[0].sum(), 1.0)
+    assert np.isclose(probs[0, 2], 0.3 / 0.5)  # renormalised over blank, b, c
+    assert greedy_decode(probs, CHARSET).text == "b"
+
+
+def test_allowlist_rejects_unknown_characters() -> None:
+    import pytest
+
+    from crnn.errors import InvalidAllowlistError
+
+    with pytest.raises(InvalidAllowlistError, match="'z'"):
+        CHARSET.allow_mask("az")
+    assert CHARSET.allow_mask("") is None

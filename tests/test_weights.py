@@ -1,0 +1,128 @@
+"""Weight loading: checksums, strictness, prefixes, self-describing checkpoints, model names."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from crnn import MODEL_SPECS, Recognizer
+from crnn.errors import UnknownModelError, WeightsError
+from crnn.specs import ModelSpec
+from crnn.weights import (
+    find_model_file,
+    load_checkpoint,
+    load_model,
+    load_registered,
+    save_checkpoint,
+    sha256_file,
+    strip_module_prefix,
+)
+from tests.conftest import example_bytes
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_SPECS))
+def test_every_registered_model_loads_strictly_with_its_checksum(name: str) -> None:
+    spec: ModelSpec = MODEL_SPECS[name]
+    path = spec.weights_file()
+    assert sha256_file(path) == spec.sha256
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    network = spec.build()
+    network.load_state_dict(strip_module_prefix(raw), strict=True)
+    assert sum(p.numel() for p in network.parameters()) > 0
+    loaded = load_model(name)
+    assert loaded.charset.num_classes == network.Prediction.out_features
+
+
+def test_english_g2_facts(loaded_model) -> None:
+    assert sum(p.numel() for p in loaded_model.network.parameters()) == 3_781_345
+    assert loaded_model.charset.num_classes == 97 and loaded_model.input_height == 64
+    logits = loaded_model.network(torch.zeros(1, 1, 64, 256))
+    assert logits.shape == (1, 63, 97)
+
+
+def test_checksum_mismatch_is_refused_naming_file_and_both_hashes(tmp_path: Path) -> None:
+    spec = MODEL_SPECS["english_g2"]
+    bad = tmp_path / "english_g2.pth"
+    shutil.copy(spec.weights_file(), bad)
+    with open(bad, "r+b") as f:
+        f.seek(5000)
+        byte = f.read(1)
+        f.seek(5000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(WeightsError) as info:
+        load_registered(spec, bad)
+    message = str(info.value)
+    assert str(bad) in message and spec.sha256 in message and sha256_file(bad) in message
+
+
+def test_weights_env_variable_is_checked_too(tmp_path: Path, monkeypatch) -> None:
+    other = tmp_path / "other.pth"
+    torch.save({"x": torch.zeros(1)}, other)
+    monkeypatch.setenv("OCR_WEIGHTS", str(other))
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        load_model("english_g2")
+
+
+def test_missing_weights_file(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="not found"):
+        load_registered(MODEL_SPECS["english_g2"], tmp_path / "nope.pth")
+
+
+def test_strict_loading_rejects_wrong_architecture(tmp_path: Path, loaded_model) -> None:
+    path = save_checkpoint(
+        tmp_path / "m.pt", loaded_model.network, architecture="vgg_bilstm_ctc", alphabet="0123456789",
+        input_height=64, normalization=loaded_model.normalization, provenance={"name": "digits"},
+    )
+    with pytest.raises(WeightsError, match="do not fit"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_round_trip_reads_the_same(tmp_path: Path, loaded_model) -> None:
+    path = save_checkpoint(
+        tmp_path / "models" / "plates" / "model.pt", loaded_model.network, architecture="vgg_bilstm_ctc",
+        alphabet=loaded_model.charset.alphabet, input_height=64, normalization=loaded_model.normalization,
+        provenance={"name": "plates", "base_sha256": loaded_model.sha256}, metrics={"loose": 0.5},
+    )
+    assert not list(path.parent.glob(".*tmp"))  # no temp file left behind
+    again = load_model("plates", directory=tmp_path / "models")
+    assert again.name == "plates" and again.metadata["metrics"] == {"loose": 0.5}
+    assert again.metadata["provenance"]["base_sha256"] == loaded_model.sha256
+    image = example_bytes(0)
+    base = Recognizer(loaded_model, device="cpu", precision="fp32").recognize([image])[0]
+    copy = Recognizer(again, device="cpu", precision="fp32").recognize([image])[0]
+    assert copy.text == base.text and copy.confidence == pytest.approx(base.confidence, abs=1e-5)
+
+
+def test_corrupted_checkpoint_weights_are_detected(tmp_path: Path, loaded_model) -> None:
+    path = save_checkpoint(
+        tmp_path / "m.pt", loaded_model.network, architecture="vgg_bilstm_ctc",
+        alphabet=loaded_model.charset.alphabet, input_height=64, normalization=loaded_model.normalization,
+        provenance={},
+    )
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["Prediction.bias"][0] += 1.0
+    torch.save(payload, path)
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        load_checkpoint(path)
+
+
+def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"\x00" * 100)
+    with pytest.raises(WeightsError, match="cannot be read"):
+        load_checkpoint(path)
+
+
+def test_unknown_model_and_unsafe_names(tmp_path: Path) -> None:
+    with pytest.raises(UnknownModelError, match="unknown model"):
+        load_model("no_such_model", directory=tmp_path)
+    (tmp_path / "secret.pt").write_bytes(b"x")
+    inner = tmp_path / "models"
+    inner.mkdir()
+    for name in ("../secret", "/etc/passwd", "..", "a/../../secret", ""):
+        assert find_model_file(name, inner) is None
+    with pytest.raises(UnknownModelError):
+        load_model(str(tmp_path / "secret.pt"), allow_paths=False, directory=inner)
