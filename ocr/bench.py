@@ -46,7 +46,7 @@ def _load_crops(config: BenchConfig, recognizer: Recognizer) -> tuple[list[Prepa
     return crops, labels
 
 
-def run_bench(config: BenchConfig, out: TextIO = sys.stdout) -> list[BenchRow]:
+def run_bench(config: BenchConfig, out: TextIO | None = None) -> list[BenchRow]:
     """Time ``recognize_prepared`` over the same crops for every configuration.
 
     Rows are measured round-robin ``repeats`` times and the median is kept,
@@ -54,6 +54,7 @@ def run_bench(config: BenchConfig, out: TextIO = sys.stdout) -> list[BenchRow]:
     row is the baseline: fp32, one image at a time. Decoding image files is
     done once up front and not timed.
     """
+    out = out or sys.stdout
     opts = config.model
     loaded = load_model(opts.model, weights=opts.weights)
     rows = [("fp32", 1)] + [(p, b) for p in config.precisions for b in config.batch_sizes if (p, b) != ("fp32", 1)]

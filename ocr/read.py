@@ -23,8 +23,9 @@ def expand_inputs(inputs: tuple[Path, ...]) -> Iterator[Path]:
             yield path
 
 
-def run_read(config: ReadConfig, recognizer: Recognizer, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_read(config: ReadConfig, recognizer: Recognizer, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Print one line per image; returns the exit status (1 if any image failed)."""
+    out, err = out or sys.stdout, err or sys.stderr
     paths = list(expand_inputs(config.inputs))
     if not paths:
         raise FileNotFoundError("no images found in " + ", ".join(map(str, config.inputs)))

@@ -1,0 +1,88 @@
+"""The ``ocr`` command line: output formats, exit codes, one-line errors, help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ocr.cli import build_parser, main
+from tests.conftest import EXAMPLES, ROOT
+
+COMMANDS = ["read", "eval", "bench"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_for_every_command(command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: ocr " + command in capsys.readouterr().out
+
+
+def test_every_subcommand_is_tested_for_help() -> None:
+    parser = build_parser()
+    choices = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(choices) == set(COMMANDS)
+
+
+def test_read_plain_and_json(capsys) -> None:
+    assert main(["read", str(EXAMPLES / "images" / "00.png"), "--precision", "fp32"]) == 0
+    path, text, confidence = capsys.readouterr().out.strip().split("\t")
+    assert path.endswith("00.png") and text == "HELLO" and 0 < float(confidence) <= 1
+    assert main(["read", str(EXAMPLES / "images"), "--json", "--allow", "0123456789"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 8 and set(lines[0]) == {"image", "text", "confidence"}
+    assert all(set(r["text"]) <= set("0123456789") for r in lines)
+
+
+def test_read_reports_bad_images_and_keeps_going(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+    assert main(["read", str(bad), str(EXAMPLES / "images" / "03.png")]) == 1
+    captured = capsys.readouterr()
+    assert "03.png\t7\t" in captured.out
+    assert f"error: {bad}: " in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_eval_json_and_predictions_file(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "pred.tsv"
+    assert main(["eval", str(EXAMPLES), "--json", "--out", str(out), "--limit", "5"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert {"n", "exact", "loose", "cer", "lines_per_s"} <= set(record)
+    assert record["n"] == 5 and record["loose"] >= 0.8
+    rows = out.read_text().splitlines()
+    assert rows[0].split("\t") == ["name", "label", "text", "confidence", "error"] and len(rows) == 6
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["eval", "/nonexistent/set"], "dataset not found"),
+        (["eval", str(EXAMPLES / "images")], "no labels found"),
+        (["read", str(EXAMPLES / "images" / "00.png"), "--allow", "\u00e9"], "alphabet"),
+        (["read", str(EXAMPLES / "images" / "00.png"), "--model", "nope"], "unknown model"),
+        (["read", str(EXAMPLES / "images" / "00.png"), "--weights", "/nonexistent.pth"], "not found"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_line(argv: list[str], needle: str, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err.splitlines()[0] and err.startswith("ocr ")
+
+
+def test_bench_prints_baseline_first(capsys) -> None:
+    assert main(["bench", "--batch-sizes", "4", "--precisions", "fp32", "--repeats", "1", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    rows = record["rows"]
+    assert (rows[0]["precision"], rows[0]["batch_size"], rows[0]["speedup"]) == ("fp32", 1, 1.0)
+    assert rows[1]["batch_size"] == 4 and rows[1]["lines_per_s"] > 0 and rows[1]["gflops_per_s"] > 0
+    assert rows[1]["same_text_as_baseline"] == 1.0
+
+
+def test_python_dash_m_entry_point() -> None:
+    proc = subprocess.run([sys.executable, "-m", "ocr", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and "read" in proc.stdout and "eval" in proc.stdout
