@@ -154,7 +154,8 @@ def decode_bytes(data: bytes | bytearray | memoryview) -> np.ndarray:
     except InvalidImageError:
         raise
     except Exception as exc:  # truncated or corrupt pixel data
-        raise InvalidImageError("undecodable", f"image data is corrupt or truncated ({exc.__class__.__name__}: {exc})") from exc
+        detail = f"{exc.__class__.__name__}: {exc}"
+        raise InvalidImageError("undecodable", f"image data is corrupt or truncated ({detail})") from exc
 
 
 def to_gray(image: ImageInput) -> np.ndarray:

@@ -59,7 +59,9 @@ def run_bench(config: BenchConfig, out: TextIO | None = None) -> list[BenchRow]:
     loaded = load_model(opts.model, weights=opts.weights)
     rows = [("fp32", 1)] + [(p, b) for p in config.precisions for b in config.batch_sizes if (p, b) != ("fp32", 1)]
     recognizers = {
-        (p, b): Recognizer(loaded, device=opts.device, precision=p, threads=opts.threads, batch_size=b, batch_columns=b * 256)
+        (p, b): Recognizer(
+            loaded, device=opts.device, precision=p, threads=opts.threads, batch_size=b, batch_columns=b * 256
+        )
         for p, b in rows
     }
     baseline = recognizers[rows[0]]
@@ -106,7 +108,8 @@ def run_bench(config: BenchConfig, out: TextIO | None = None) -> list[BenchRow]:
     else:
         device = baseline.device
         print(f"{len(crops)} crops from {config.dataset}, device {device}, median of {config.repeats} runs", file=out)
-        print(f"{'precision':>9} {'batch':>5} {'lines/s':>9} {'GFLOP/s':>8} {'speedup':>8} {'loose':>6} {'same':>6}", file=out)
+        header = ("precision", "batch", "lines/s", "GFLOP/s", "speedup", "loose", "same")
+        print("{:>9} {:>5} {:>9} {:>8} {:>8} {:>6} {:>6}".format(*header), file=out)
         for r in table:
             loose = f"{r.loose:.3f}" if r.loose is not None else "-"
             print(

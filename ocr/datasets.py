@@ -140,7 +140,9 @@ def _mnist_dataset(root: Path, images_path: Path, labels_path: Path) -> Dataset:
     except (OSError, ValueError, EOFError) as exc:
         raise DatasetError(f"cannot read MNIST files in {root}: {exc}") from exc
     if digits.ndim != 3 or len(digits) != len(labels):
-        raise DatasetError(f"{root}: {images_path.name} and {labels_path.name} disagree ({digits.shape} vs {labels.shape})")
+        raise DatasetError(
+            f"{root}: {images_path.name} and {labels_path.name} disagree ({digits.shape} vs {labels.shape})"
+        )
 
     def reader() -> Iterator[Sample]:
         for i, (digit, label) in enumerate(zip(digits, labels)):

@@ -35,7 +35,8 @@ def reference_loose(summary: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--reference", type=Path, default=ROOT.parent / "shared" / "reference" / "easyocr" / "SUMMARY.md")
+    reference = ROOT.parent / "shared" / "reference" / "easyocr" / "SUMMARY.md"
+    parser.add_argument("--reference", type=Path, default=reference)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     args = parser.parse_args()
     ref = reference_loose(args.reference)
@@ -48,7 +49,7 @@ def main() -> None:
         dataset = open_dataset(folder)
         allow = "0123456789" if dataset.kind == "mnist-idx" else None
         cells, first_loose = [], None
-        for precision, recognizer in recognizers.items():
+        for recognizer in recognizers.values():
             s = evaluate(recognizer, dataset, allow, progress=False).scores
             first_loose = s.loose if first_loose is None else first_loose
             cells.append(f"{s.exact:.3f} | {s.loose:.3f} | {s.cer:.3f}")
