@@ -19,7 +19,7 @@ test: install
 	$(PY) -m pytest -q
 
 serve: install
-	$(PY) -m ocr read examples
+	$(PY) -m ocr serve
 
 lint: install
 	$(PY) -m ruff check .

@@ -84,7 +84,7 @@ class Recognizer:
         """Run blank batches once so one-off kernel selection and allocation happen now, not on a request."""
         for width in widths:
             blank = PreparedImage(np.full((self.input_height, width), 255, np.uint8), width, self.input_height)
-            self.forward([blank], width, None)
+            self.forward([blank], width)
 
     def prepare(self, image: ImageInput) -> PreparedImage:
         """Decode and resize one image for this model (raises ``InvalidImageError``)."""
@@ -106,14 +106,26 @@ class Recognizer:
                 raise
         return self.recognize_prepared(prepared, allowlist)
 
-    def recognize_prepared(self, images: Sequence[PreparedImage], allowlist: str | None = None) -> list[Result]:
-        """Read already prepared images (same order out as in)."""
-        mask = self.charset.allow_mask(allowlist)
-        results = self._run(images, mask)
+    def recognize_prepared(
+        self, images: Sequence[PreparedImage], allowlist: str | None | Sequence[str | None] = None
+    ) -> list[Result]:
+        """Read already prepared images (same order out as in).
+
+        ``allowlist`` is one allowlist for every image, or a sequence with one
+        per image (images with different allowlists still share batches).
+        """
+        if allowlist is None or isinstance(allowlist, str):
+            allowlists: Sequence[str | None] = [allowlist] * len(images)
+        else:
+            allowlists = allowlist
+            if len(allowlists) != len(images):
+                raise ValueError(f"{len(allowlists)} allowlists for {len(images)} images")
+        masks = {a: self.charset.allow_mask(a) for a in set(allowlists)}
+        results = self._run(images, [masks[a] for a in allowlists])
         if self.contrast_retry:
             retry = [i for i, r in enumerate(results) if r.confidence < self.contrast_retry]
             stretched = [replace(images[i], pixels=stretch_contrast(images[i].pixels)) for i in retry]
-            for i, again in zip(retry, self._run(stretched, mask)):
+            for i, again in zip(retry, self._run(stretched, [masks[allowlists[i]] for i in retry])):
                 if again.confidence > results[i].confidence:
                     results[i] = again
         return results
@@ -134,15 +146,22 @@ class Recognizer:
         if batch:
             yield batch
 
-    def _run(self, images: Sequence[PreparedImage], mask: np.ndarray | None) -> list[Result]:
+    def _run(self, images: Sequence[PreparedImage], masks: Sequence[np.ndarray | None]) -> list[Result]:
         results: list[Result | None] = [None] * len(images)
         for batch in self.batches(images):
-            width = bucket_width(images[batch[0]].width)
-            probs = self.forward([images[i] for i in batch], width, mask)
+            logits = self.forward([images[i] for i in batch], bucket_width(images[batch[0]].width))
+            by_mask: dict[int, list[int]] = {}
             for row, i in enumerate(batch):
-                image = images[i]
-                frames = min(probs.shape[1], math.ceil(image.width / 4))
-                results[i] = greedy_decode(probs[row], self.charset, frames, image.scale_x, image.original_width)
+                by_mask.setdefault(id(masks[i]), []).append(row)
+            for rows in by_mask.values():
+                mask = masks[batch[rows[0]]]
+                probs = masked_probabilities(logits[rows], mask).numpy()
+                for k, row in enumerate(rows):
+                    image = images[batch[row]]
+                    frames = min(probs.shape[1], math.ceil(image.width / 4))
+                    results[batch[row]] = greedy_decode(
+                        probs[k], self.charset, frames, image.scale_x, image.original_width
+                    )
         return results  # type: ignore[return-value]
 
     def batch_tensor(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:
@@ -151,8 +170,8 @@ class Recognizer:
         return torch.from_numpy(stack).unsqueeze(1)
 
     @torch.inference_mode()
-    def forward(self, images: Sequence[PreparedImage], width: int, mask: np.ndarray | None) -> np.ndarray:
-        """Run one batch of equal-bucket images; returns masked probabilities ``(N, T, C)``."""
+    def forward(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:
+        """Run one batch of images padded to ``width``; returns float32 logits ``(N, T, C)`` on the CPU."""
         batch = self.batch_tensor(images, width)
         if self.device.type == "cuda":
             batch = batch.pin_memory()
@@ -160,4 +179,4 @@ class Recognizer:
         dtype = autocast_dtype(self.precision)
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = self.network(batch)
-        return masked_probabilities(logits, mask).cpu().numpy()
+        return logits.float().cpu()

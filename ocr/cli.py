@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from crnn.specs import DEFAULT_MODEL
 from crnn.weights import WEIGHTS_ENV, write_atomically
 from ocr.config import BenchConfig, EvalConfig, ModelOptions, ReadConfig
 from ocr.datasets import FORMATS_HELP, DatasetError
+from server.config import DEFAULT_MAX_IMAGES, DEFAULT_MAX_MESSAGE_BYTES, TOKEN_ENV, ServerConfig
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
@@ -123,6 +125,44 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_positive_int, default=3, help="runs per row; the median is kept")
     bench.add_argument("--json", action="store_true", help="print the table as JSON")
     _add_model_options(bench, precision=False)
+
+    serve = commands.add_parser(
+        "serve", help="run the gRPC Recognizer service",
+        description="Serve ocr.v1.Recognizer (plus grpc.health.v1 and reflection) with dynamic batching. "
+        "SIGTERM/SIGINT drain: health NOT_SERVING, no new calls, every accepted call answered, exit 0.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    serve.add_argument("--port", type=int, default=50051, help="port (default: 50051; 0 picks a free one)")
+    serve.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    serve.add_argument("--model", dest="models", action="append", metavar="NAME",
+                       help=f"model to load; repeat for several, the first is the default (default: {DEFAULT_MODEL})")
+    serve.add_argument("--precision", default="auto", choices=PRECISIONS, help="default: auto")
+    serve.add_argument("--threads", type=_positive_int, help="CPU threads for inference")
+    serve.add_argument("--max-batch-size", type=_positive_int, default=32, help="images per batch (default: 32)")
+    serve.add_argument("--max-queue-delay-ms", type=float, default=5.0,
+                       help="longest an image waits for companions before its batch runs (default: 5)")
+    serve.add_argument("--max-queue-size", type=_positive_int, default=2048,
+                       help="images waiting before new requests get RESOURCE_EXHAUSTED (default: 2048)")
+    serve.add_argument("--max-images-per-request", type=_positive_int, default=DEFAULT_MAX_IMAGES)
+    serve.add_argument("--max-message-mb", type=float, default=DEFAULT_MAX_MESSAGE_BYTES / 2**20,
+                       help="largest request in MiB (default: 32)")
+    serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
+    serve.add_argument("--token", help=f"require 'authorization: Bearer TOKEN' on every RPC but health "
+                       f"(also ${TOKEN_ENV})")
+    serve.add_argument("--grace", type=float, default=30.0, help="seconds to drain on shutdown (default: 30)")
+
+    client = commands.add_parser("client", help="send images to a running server",
+                                 description="Recognise images through a running `ocr serve`.")
+    client.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
+    client.add_argument("--target", default="127.0.0.1:50051", help="host:port (default: 127.0.0.1:50051)")
+    client.add_argument("--allow", metavar="CHARS", help="only these characters may be read")
+    client.add_argument("--model", default="", help="model name (default: the server's default)")
+    client.add_argument("--json", action="store_true", help='JSON lines {"image", "text", "confidence"}')
+    client.add_argument("--token", help=f"bearer token (also ${TOKEN_ENV})")
+    client.add_argument("--tls-ca", type=Path, help="PEM CA certificate to trust (enables TLS)")
+    client.add_argument("--timeout", type=float, default=60.0, help="seconds (default: 60)")
     return parser
 
 
@@ -178,7 +218,35 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"read": _cmd_read, "eval": _cmd_eval, "bench": _cmd_bench}
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from server.app import serve
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    config = ServerConfig(
+        host=args.host, port=args.port, device=args.device, models=tuple(args.models or [DEFAULT_MODEL]),
+        precision=args.precision, threads=args.threads, max_batch_size=args.max_batch_size,
+        max_queue_delay_ms=args.max_queue_delay_ms, max_queue_size=args.max_queue_size,
+        max_images_per_request=args.max_images_per_request, max_message_bytes=int(args.max_message_mb * 2**20),
+        metrics_port=args.metrics_port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        token=args.token or os.environ.get(TOKEN_ENV) or None, grace_s=args.grace,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve(config))
+
+
+def _cmd_client(args: argparse.Namespace) -> int:
+    from ocr.client import run_client
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    return run_client(tuple(args.inputs), args.target, args.allow, args.json, args.model, token, args.tls_ca,
+                      args.timeout)
+
+
+COMMANDS = {"read": _cmd_read, "eval": _cmd_eval, "bench": _cmd_bench, "serve": _cmd_serve, "client": _cmd_client}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (CrnnError, DatasetError, ValueError, FileNotFoundError) as exc:
+    except (CrnnError, DatasetError, ValueError, OSError) as exc:
         message = str(exc).splitlines()
         print(f"ocr {args.command}: error: {message[0] if message else exc.__class__.__name__}", file=sys.stderr)
         if isinstance(exc, DatasetError) and len(message) > 1:

@@ -1,0 +1,133 @@
+"""Process lifecycle: build the gRPC server, load and warm up models, serve, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from crnn import Recognizer
+from ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from server.auth import BearerTokenInterceptor
+from server.batcher import BatcherConfig
+from server.config import ServerConfig
+from server.metrics import Metrics
+from server.service import RecognizerService
+from server.worker import ModelWorker
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = ocr_pb2.DESCRIPTOR.services_by_name["Recognizer"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class OcrServer:
+    """One gRPC server process: health + reflection + ``ocr.v1.Recognizer`` over one inference thread.
+
+    ``recognizers`` lets a caller (tests, benchmarks) hand in models it has
+    already loaded; otherwise ``config.models`` are loaded on :meth:`start`.
+    """
+
+    def __init__(self, config: ServerConfig, recognizers: dict[str, Recognizer] | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self._given = recognizers
+        self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._prep = ThreadPoolExecutor(max_workers=config.prep_threads, thread_name_prefix="prepare")
+        self.health = health.aio.HealthServicer()
+        self.service = RecognizerService(
+            {}, config.models[0], self._prep, self.metrics, config.max_images_per_request
+        )
+        self.port: int | None = None
+        self._server: grpc.aio.Server | None = None
+        self._stopped = asyncio.Event()
+
+    def _load(self) -> dict[str, Recognizer]:
+        recognizers = dict(self._given or {})
+        for name in self.config.models:
+            if name not in recognizers:
+                recognizers[name] = Recognizer(
+                    name, device=self.config.device, precision=self.config.precision,  # type: ignore[arg-type]
+                    threads=self.config.threads, batch_size=self.config.max_batch_size,
+                    batch_columns=self.config.max_batch_size * 256,
+                )
+        for recognizer in recognizers.values():
+            recognizer.warmup()
+        return recognizers
+
+    async def start(self) -> int:
+        """Bind, answer health as NOT_SERVING, load and warm up models, then SERVING; returns the port."""
+        c = self.config
+        options = [
+            ("grpc.max_receive_message_length", c.max_message_bytes),
+            ("grpc.max_send_message_length", c.max_message_bytes),
+        ]
+        interceptors = [BearerTokenInterceptor(c.token)] if c.token else []
+        self._server = grpc.aio.server(options=options, interceptors=interceptors)
+        ocr_pb2_grpc.add_RecognizerServicer_to_server(self.service, self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, self._server)
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, NOT_SERVING)
+        address = f"{c.host}:{c.port}"
+        if c.tls_cert and c.tls_key:
+            credentials = grpc.ssl_server_credentials([(c.tls_key.read_bytes(), c.tls_cert.read_bytes())])
+            self.port = self._server.add_secure_port(address, credentials)
+        else:
+            self.port = self._server.add_insecure_port(address)
+        if not self.port:
+            raise OSError(f"cannot listen on {address}")
+        await self._server.start()
+        if c.metrics_port is not None:
+            self.metrics.serve_http(c.metrics_port, c.host)
+        loop = asyncio.get_running_loop()
+        recognizers = await loop.run_in_executor(self._inference, self._load)
+        batcher_config = BatcherConfig(c.max_batch_size, c.max_queue_delay_ms, c.max_queue_size)
+        for name, recognizer in recognizers.items():
+            worker = ModelWorker(recognizer, self._inference, batcher_config, self.metrics)
+            worker.batcher.start()
+            self.service.workers[name] = worker
+        self.service.ready = True
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, SERVING)
+        log.info("serving %s on %s:%d", ", ".join(recognizers), c.host, self.port)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain: NOT_SERVING, refuse new calls, answer every accepted one, then release everything."""
+        if self._server is None:
+            self._stopped.set()
+            return
+        if self.service.draining:
+            await self._stopped.wait()
+            return
+        self.service.draining = True
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(self.config.grace_s if grace is None else grace)
+        for worker in self.service.workers.values():
+            await worker.batcher.stop()
+        self._inference.shutdown(wait=True)
+        self._prep.shutdown(wait=True)
+        self._stopped.set()
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve(config: ServerConfig) -> int:
+    """Run until SIGTERM or SIGINT, then drain within the grace period; returns the exit status."""
+    server = OcrServer(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))
+    await server.start()
+    print(f"ocr serve: listening on {config.host}:{server.port} ({', '.join(config.models)})", flush=True)
+    await server.wait()
+    print("ocr serve: drained, exiting", flush=True)
+    return 0

@@ -1,0 +1,221 @@
+"""A dynamic batcher in plain asyncio: no gRPC, no torch.
+
+Callers ``await batcher.submit(item, key, deadline)``; a single loop collects
+queued items into batches of one ``key`` (e.g. model + width bucket) and hands
+each batch to ``run_batch``. A batch closes when it holds ``max_batch_size``
+items or when its oldest item has waited ``max_queue_delay_ms``. Items whose
+deadline has passed, or whose caller has gone (cancelled), are dropped before
+compute. ``run_batch`` returns one result *or exception* per item, so one
+item's failure fails only that item; if ``run_batch`` itself raises, the batch
+is retried one item at a time so the culprit fails alone.
+
+Time comes from a :class:`Clock`, so tests drive the batcher with a fake one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class QueueFullError(Exception):
+    """The queue holds ``max_queue_size`` items already."""
+
+
+class DrainingError(Exception):
+    """The batcher is shutting down and takes no new items."""
+
+
+class DeadlineExceededError(Exception):
+    """The item's deadline passed before it was computed."""
+
+
+@dataclass(frozen=True)
+class BatcherConfig:
+    """Limits of one batcher."""
+
+    max_batch_size: int = 32
+    max_queue_delay_ms: float = 5.0
+    max_queue_size: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1 or self.max_queue_size < 1 or self.max_queue_delay_ms < 0:
+            raise ValueError(f"invalid batcher limits: {self}")
+
+
+class Clock:
+    """Monotonic time and timed waits on an event (the real thing)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> None:
+        """Return when ``event`` is set or ``timeout`` seconds have passed."""
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+
+@dataclass
+class _Pending(Generic[T, R]):
+    item: T
+    key: Hashable
+    enqueued: float
+    deadline: float | None
+    future: asyncio.Future = field(repr=False)
+
+
+BatchFn = Callable[[list[Any]], Awaitable[Sequence[Any]]]
+
+
+@dataclass
+class BatchStats:
+    """Counters for metrics and tests."""
+
+    batches: int = 0
+    items: int = 0
+    expired: int = 0
+    cancelled: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class DynamicBatcher(Generic[T, R]):
+    """Groups concurrent submissions into batches for ``run_batch``."""
+
+    def __init__(
+        self,
+        run_batch: BatchFn,
+        config: BatcherConfig = BatcherConfig(),
+        clock: Clock | None = None,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._run_batch = run_batch
+        self.config = config
+        self._clock = clock or Clock()
+        self._on_batch = on_batch
+        self._queues: OrderedDict[Hashable, deque[_Pending]] = OrderedDict()
+        self._size = 0
+        self._wakeup = asyncio.Event()
+        self._draining = False
+        self._task: asyncio.Task | None = None
+        self.stats = BatchStats()
+
+    @property
+    def depth(self) -> int:
+        """Items waiting (not yet handed to ``run_batch``)."""
+        return self._size
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
+
+    async def stop(self) -> None:
+        """Refuse new items, finish every queued one, then end the loop."""
+        self._draining = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def submit(self, item: T, key: Hashable = None, deadline: float | None = None) -> R:
+        """Queue ``item`` and wait for its result (``deadline`` is on the batcher's clock)."""
+        (future,) = self.submit_many([(item, key)], deadline)
+        return await future
+
+    def submit_many(self, items: Sequence[tuple[T, Hashable]], deadline: float | None = None) -> list[asyncio.Future]:
+        """Queue several items at once (all or none, against the queue limit); returns their futures."""
+        if self._draining:
+            raise DrainingError("server is shutting down")
+        if self._size + len(items) > self.config.max_queue_size:
+            raise QueueFullError(
+                f"queue full ({self._size} items waiting, {len(items)} more would pass {self.config.max_queue_size})"
+            )
+        loop = asyncio.get_running_loop()
+        now = self._clock.now()
+        futures = []
+        for item, key in items:
+            future = loop.create_future()
+            self._queues.setdefault(key, deque()).append(_Pending(item, key, now, deadline, future))
+            futures.append(future)
+        self._size += len(items)
+        self._wakeup.set()
+        return futures
+
+    def _oldest_key(self) -> Hashable:
+        return min(self._queues, key=lambda k: self._queues[k][0].enqueued)
+
+    def _take(self, key: Hashable) -> list[_Pending]:
+        queue = self._queues[key]
+        batch = [queue.popleft() for _ in range(min(len(queue), self.config.max_batch_size))]
+        if not queue:
+            del self._queues[key]
+        self._size -= len(batch)
+        return batch
+
+    async def _loop(self) -> None:
+        while True:
+            if not self._queues:
+                if self._draining:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            key = self._oldest_key()
+            full = any(len(q) >= self.config.max_batch_size for q in self._queues.values())
+            if full:
+                key = next(k for k, q in self._queues.items() if len(q) >= self.config.max_batch_size)
+            else:
+                due = self._queues[key][0].enqueued + self.config.max_queue_delay_ms / 1000.0
+                remaining = due - self._clock.now()
+                if remaining > 0 and not self._draining:
+                    self._wakeup.clear()
+                    await self._clock.wait(self._wakeup, remaining)
+                    continue
+            await self._dispatch(self._take(key))
+
+    async def _dispatch(self, batch: list[_Pending]) -> None:
+        now = self._clock.now()
+        live = []
+        for p in batch:
+            if p.future.done():  # the caller was cancelled
+                self.stats.cancelled += 1
+            elif p.deadline is not None and now >= p.deadline:
+                self.stats.expired += 1
+                p.future.set_exception(DeadlineExceededError("deadline passed while queued"))
+            else:
+                live.append(p)
+        if not live:
+            return
+        self.stats.batches += 1
+        self.stats.items += len(live)
+        self.stats.batch_sizes.append(len(live))
+        if self._on_batch is not None:
+            self._on_batch(len(live), max(now - p.enqueued for p in live))
+        try:
+            results = await self._run_batch([p.item for p in live])
+            if len(results) != len(live):
+                raise RuntimeError(f"run_batch returned {len(results)} results for {len(live)} items")
+        except Exception:
+            results = [await self._run_one(p.item) for p in live]
+        for p, result in zip(live, results):
+            if p.future.done():
+                continue
+            if isinstance(result, BaseException):
+                p.future.set_exception(result)
+            else:
+                p.future.set_result(result)
+
+    async def _run_one(self, item: T) -> Any:
+        try:
+            (result,) = await self._run_batch([item])
+            return result
+        except Exception as exc:
+            return exc

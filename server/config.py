@@ -1,0 +1,33 @@
+"""The server's configuration, built once by the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Largest request or response message accepted (bytes); bigger ones get RESOURCE_EXHAUSTED.
+DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+#: Most images in one RecognizeRequest.
+DEFAULT_MAX_IMAGES = 512
+TOKEN_ENV = "OCR_TOKEN"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    device: str = "auto"
+    models: tuple[str, ...] = ("english_g2",)
+    precision: str = "auto"
+    threads: int | None = None
+    max_batch_size: int = 32
+    max_queue_delay_ms: float = 5.0
+    max_queue_size: int = 2048
+    max_images_per_request: int = DEFAULT_MAX_IMAGES
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    metrics_port: int | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    token: str | None = None
+    grace_s: float = 30.0
+    prep_threads: int = 2
