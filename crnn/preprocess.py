@@ -140,7 +140,8 @@ def decode_bytes(data: bytes | bytearray | memoryview) -> np.ndarray:
             image = Image.open(io.BytesIO(bytes(data)))
             width, height = image.size
     except Image.DecompressionBombError as exc:
-        raise InvalidImageError("too_many_pixels", f"image header declares too many pixels: {exc}") from exc
+        message = f"image header declares too many pixels, over the limit of {MAX_PIXELS:,}"
+        raise InvalidImageError("too_many_pixels", message) from exc
     except Exception as exc:
         raise InvalidImageError("undecodable", f"not a decodable image ({exc.__class__.__name__})") from exc
     check_dimensions(width, height)  # before decoding a single pixel

@@ -107,9 +107,13 @@ class OcrServer:
         if self.service.draining:
             await self._stopped.wait()
             return
-        self.service.draining = True
+        grace = self.config.grace_s if grace is None else grace
+        loop = asyncio.get_running_loop()
+        end = loop.time() + grace
+        self.service.draining = True  # new calls now get UNAVAILABLE from the handler
         await self.health.enter_graceful_shutdown()
-        await self._server.stop(self.config.grace_s if grace is None else grace)
+        await self.service.wait_idle(grace)  # every accepted call answered (or the grace period spent)
+        await self._server.stop(max(0.0, end - loop.time()))
         for worker in self.service.workers.values():
             await worker.batcher.stop()
         self._inference.shutdown(wait=True)

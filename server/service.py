@@ -50,6 +50,12 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         self._clock = clock or Clock()
         self.ready = False
         self.draining = False
+        #: Recognize calls that passed the readiness checks, and how many got an answer.
+        self.accepted = 0
+        self.answered = 0
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def _worker(self, name: str) -> ModelWorker:
         name = name or self.default_model
@@ -90,6 +96,27 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "server is shutting down; retry on another instance")
         if not self.ready:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "server is starting: models are loading")
+        self.accepted += 1
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            response = await self._answer(request, context)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+        self.answered += 1
+        return response
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no accepted call is in progress; False if ``timeout`` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def _answer(self, request: ocr_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
         worker = self._worker(request.model)
         allowlist = request.allowlist or None
         worker.recognizer.charset.allow_mask(allowlist)  # InvalidAllowlistError before any work

@@ -1,0 +1,70 @@
+"""An in-process server on a free loopback port, run on its own event loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from crnn import Recognizer
+from ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from server.app import OcrServer
+from server.config import ServerConfig
+
+
+class ServerThread:
+    """Runs an :class:`OcrServer` on 127.0.0.1 and a free port, in a background event loop."""
+
+    def __init__(self, config: ServerConfig, recognizers: dict[str, Recognizer] | None = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server = OcrServer(config, recognizers)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.port = 0
+
+    def call(self, coro, timeout: float = 120):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        self.port = self.call(self.server.start())
+        return self
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.call(self.server.stop(grace))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+def config(**overrides) -> ServerConfig:
+    base = {"host": "127.0.0.1", "port": 0, "device": "cpu", "precision": "fp32", "grace_s": 5.0}
+    return ServerConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def fp32_recognizer(loaded_model) -> Recognizer:
+    return Recognizer(loaded_model, device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def running(fp32_recognizer) -> Iterator[ServerThread]:
+    srv = ServerThread(config(), {"english_g2": fp32_recognizer}).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def stub(running: ServerThread) -> Iterator[ocr_pb2_grpc.RecognizerStub]:
+    with grpc.insecure_channel(running.target) as channel:
+        yield ocr_pb2_grpc.RecognizerStub(channel)
+
+
+def request(*contents: bytes, **fields) -> ocr_pb2.RecognizeRequest:
+    images = [ocr_pb2.Image(content=c, id=f"img{i}") for i, c in enumerate(contents)]
+    return ocr_pb2.RecognizeRequest(images=images, **fields)

@@ -1,0 +1,39 @@
+"""The committed gRPC code must be what scripts/gen_proto.py generates from the .proto today."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def load_generator():
+    spec = importlib.util.spec_from_file_location("gen_proto", ROOT / "scripts" / "gen_proto.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_generated_code_is_not_stale(tmp_path: Path) -> None:
+    pytest.importorskip("grpc_tools")
+    for fresh in load_generator().generate(tmp_path):
+        committed = ROOT / fresh.relative_to(tmp_path)
+        assert committed.is_file(), f"{committed} missing: run python scripts/gen_proto.py"
+        assert committed.read_text() == fresh.read_text(), f"{committed} is stale: run python scripts/gen_proto.py"
+
+
+def test_contract_field_numbers() -> None:
+    from ocr.v1 import ocr_pb2
+
+    def numbers(message) -> dict[str, int]:
+        return {f.name: f.number for f in message.DESCRIPTOR.fields}
+
+    assert numbers(ocr_pb2.RecognizeRequest) == {"images": 1, "model": 2, "allowlist": 3, "char_details": 4}
+    assert numbers(ocr_pb2.Image) == {"content": 1, "id": 2}
+    assert numbers(ocr_pb2.RecognizeResponse) == {"results": 1, "model": 2}
+    assert numbers(ocr_pb2.Recognition) == {"id": 1, "text": 2, "confidence": 3, "chars": 4}
+    assert numbers(ocr_pb2.Char) == {"text": 1, "confidence": 2, "x_start": 3, "x_end": 4}
+    assert ocr_pb2.DESCRIPTOR.package == "ocr.v1"
