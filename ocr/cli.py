@@ -139,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--precision", default="auto", choices=PRECISIONS, help="default: auto")
     serve.add_argument("--threads", type=_positive_int, help="CPU threads for inference")
     serve.add_argument("--max-batch-size", type=_positive_int, default=32, help="images per batch (default: 32)")
-    serve.add_argument("--max-queue-delay-ms", type=float, default=5.0,
-                       help="longest an image waits for companions before its batch runs (default: 5)")
+    serve.add_argument("--max-queue-delay-ms", type=float, default=0.0,
+                       help="longest an image waits for companions when the model is idle (default: 0: run at "
+                       "once; images that arrive while a batch computes are batched together anyway)")
     serve.add_argument("--max-queue-size", type=_positive_int, default=2048,
                        help="images waiting before new requests get RESOURCE_EXHAUSTED (default: 2048)")
     serve.add_argument("--max-images-per-request", type=_positive_int, default=DEFAULT_MAX_IMAGES)

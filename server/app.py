@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +94,8 @@ class OcrServer:
             worker = ModelWorker(recognizer, self._inference, batcher_config, self.metrics)
             worker.batcher.start()
             self.service.workers[name] = worker
+        gc.collect()
+        gc.freeze()  # the models and start-up objects never die: keep them out of every future GC pass
         self.service.ready = True
         for service in ("", SERVICE_NAME):
             await self.health.set(service, SERVING)

@@ -21,7 +21,7 @@ class ServerConfig:
     precision: str = "auto"
     threads: int | None = None
     max_batch_size: int = 32
-    max_queue_delay_ms: float = 5.0
+    max_queue_delay_ms: float = 0.0
     max_queue_size: int = 2048
     max_images_per_request: int = DEFAULT_MAX_IMAGES
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES

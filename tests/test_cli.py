@@ -12,7 +12,7 @@ import pytest
 from ocr.cli import build_parser, main
 from tests.conftest import EXAMPLES, ROOT
 
-COMMANDS = ["read", "eval", "bench"]
+COMMANDS = ["read", "eval", "bench", "serve", "client"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -86,3 +86,23 @@ def test_bench_prints_baseline_first(capsys) -> None:
 def test_python_dash_m_entry_point() -> None:
     proc = subprocess.run([sys.executable, "-m", "ocr", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and "read" in proc.stdout and "eval" in proc.stdout
+
+
+def test_client_against_a_running_server(capsys) -> None:
+    from tests.server.conftest import ServerThread, config
+
+    srv = ServerThread(config()).start()
+    try:
+        assert main(["client", str(EXAMPLES / "images" / "00.png"), "--target", srv.target, "--json"]) == 0
+        record = json.loads(capsys.readouterr().out)
+        assert record["text"] == "HELLO" and record["image"].endswith("00.png")
+        bad = EXAMPLES / "gt.tsv"
+        assert main(["client", str(bad), "--target", srv.target]) == 1
+        assert "INVALID_ARGUMENT" in capsys.readouterr().err
+    finally:
+        srv.stop()
+
+
+def test_serve_rejects_half_tls_config(tmp_path: Path, capsys) -> None:
+    assert main(["serve", "--tls-cert", str(tmp_path / "cert.pem")]) == 2
+    assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
