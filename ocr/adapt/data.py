@@ -1,0 +1,134 @@
+"""Loading a user's labelled images for adaptation: checks, label normalisation, split, LMDB cache."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from crnn.charset import Charset
+from crnn.errors import InvalidImageError
+from crnn.preprocess import to_gray
+from ocr.datasets import DatasetError, open_dataset
+from ocr.lmdb_io import read_lmdb, write_lmdb
+
+#: Abort when more than this share of the images cannot be read.
+MAX_BAD_SHARE = 0.10
+NORMALIZATIONS = ("upper", "lower", "drop-unknown")
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """A decoded grey image (original size) and its label."""
+
+    name: str
+    gray: np.ndarray
+    label: str
+
+
+def normalize_label(label: str, steps: tuple[str, ...], charset: Charset) -> str:
+    """Apply the requested label normalisations in order."""
+    for step in steps:
+        if step == "upper":
+            label = label.upper()
+        elif step == "lower":
+            label = label.lower()
+        elif step == "drop-unknown":
+            label = "".join(ch for ch in label if not charset.unknown_chars(ch))
+    return label
+
+
+def load_labelled(
+    path: Path, charset: Charset, normalize: tuple[str, ...] = (), warn=None
+) -> list[LabelledImage]:
+    """Read and check a labelled folder; raises ``DatasetError`` for fatal problems.
+
+    Unreadable images are skipped with one warning listing them, unless more
+    than 10% are bad. Labels with characters the model cannot write are an
+    error listing each character and line, unless ``normalize`` fixes them.
+    """
+    warn = warn or (lambda message: print(message, file=sys.stderr))
+    dataset = open_dataset(path)
+    samples, bad = [], []
+    unknown: dict[str, list[str]] = defaultdict(list)
+    for sample in dataset:
+        try:
+            gray = to_gray(sample.image)
+        except InvalidImageError as exc:
+            bad.append(f"{sample.name} ({exc})")
+            continue
+        label = normalize_label(sample.label, normalize, charset)
+        for ch in charset.unknown_chars(label):
+            unknown[ch].append(sample.name)
+        if not label:
+            bad.append(f"{sample.name} (empty label)")
+            continue
+        samples.append(LabelledImage(sample.name, gray, label))
+    total = len(samples) + len(bad)
+    if bad:
+        if len(bad) > MAX_BAD_SHARE * total:
+            raise DatasetError(f"{len(bad)} of {total} samples are unusable (over 10%):\n  " + "\n  ".join(bad))
+        warn(f"warning: skipping {len(bad)} unusable samples:\n  " + "\n  ".join(bad))
+    if unknown:
+        lines = [f"  {ch!r} (U+{ord(ch):04X}) in {', '.join(names[:5])}" + (" ..." if len(names) > 5 else "")
+                 for ch, names in unknown.items()]
+        raise DatasetError(
+            "labels use characters the model cannot write:\n" + "\n".join(lines)
+            + "\nfix the labels or pass --normalize upper, lower and/or drop-unknown"
+        )
+    if len(samples) < 4:
+        raise DatasetError(f"{path}: only {len(samples)} usable samples; adaptation needs at least 4")
+    return samples
+
+
+def split_holdout(samples: list[LabelledImage], share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices (train, held-out), stratified by label length so both see similar lengths."""
+    if not 0 < share < 1:
+        raise ValueError("--holdout must be between 0 and 1")
+    rng = random.Random(seed)
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        by_length[len(s.label)].append(i)
+    ordered = []
+    for length in sorted(by_length):
+        group = by_length[length]
+        rng.shuffle(group)
+        ordered.extend(group)
+    # Every k-th of the length-sorted list goes to held-out: proportional in every length band.
+    n_hold = max(1, round(share * len(samples)))
+    step = len(ordered) / n_hold
+    offset = rng.random() * step
+    held = sorted({ordered[min(len(ordered) - 1, int(offset + k * step))] for k in range(n_hold)})
+    train = [i for i in range(len(samples)) if i not in set(held)]
+    return train, held
+
+
+def encode_png(gray: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode(".png", gray)
+    if not ok:
+        raise ValueError("cannot encode image")
+    return buffer.tobytes()
+
+
+def data_hash(samples: list[LabelledImage]) -> str:
+    """SHA-256 over the decoded pixels and labels, in order (the training-data fingerprint)."""
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(f"{s.label}|{s.gray.shape}|".encode())
+        digest.update(np.ascontiguousarray(s.gray).tobytes())
+    return digest.hexdigest()
+
+
+def write_cache(path: Path, samples: list[LabelledImage]) -> None:
+    """Store samples in the standard LMDB layout (PNG bytes + labels)."""
+    write_lmdb(path, ((encode_png(s.gray), s.label) for s in samples), map_size=1 << 32)
+
+
+def read_cache(path: Path) -> list[LabelledImage]:
+    return [LabelledImage(key, to_gray(image), label) for key, image, label in read_lmdb(path)]
