@@ -1,0 +1,193 @@
+"""Orchestrates ``ocr adapt``: data -> cache -> split -> synthesis -> fine-tuning -> report -> checkpoint."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crnn import Recognizer
+from crnn.preprocess import PreparedImage, resize_to_height
+from crnn.runtime import cpu_supports_bf16, resolve_device
+from crnn.weights import LoadedModel, load_model, save_checkpoint
+from ocr.adapt.augment import augment, build_augmenter
+from ocr.adapt.data import data_hash, load_labelled, read_cache, split_holdout, write_cache
+from ocr.adapt.general import rendered_general_set
+from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
+from ocr.adapt.report import bootstrap, is_better, plain, plot_curve, preview_grid, write_report
+from ocr.adapt.train import TrainConfig, fine_tune
+from ocr.datasets import DatasetError, open_dataset
+from ocr.metrics import score
+
+#: Seconds kept back from --max-minutes for the final evaluations and writing.
+RESERVE_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    data: Path
+    out: Path
+    base_model: str = "english_g2"
+    holdout: float = 0.25
+    seed: int = 0
+    max_minutes: float = 3.0
+    max_steps: int = 400
+    fonts: tuple[Path, ...] = ()
+    synthetic_ratio: float = 0.5
+    allow: str | None = None
+    device: str = "cpu"
+    normalize: tuple[str, ...] = ()
+    general: Path | None = None
+    preview: bool = False
+    force: bool = False
+    batch_size: int = 16
+    lr: float = 1e-4
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class _Scorer:
+    """Reads a fixed list of images with any network, through the same Recognizer as inference."""
+
+    def __init__(self, images: list[np.ndarray], labels: list[str], base: LoadedModel, allow: str | None) -> None:
+        self.prepared = [PreparedImage(resize_to_height(im, base.input_height), im.shape[1], im.shape[0])
+                         for im in images]
+        self.labels = labels
+        self.base = base
+        self.allow = allow
+
+    def predict(self, network: torch.nn.Module) -> list[str]:
+        model = copy.copy(self.base)
+        model.network = copy.deepcopy(network).eval()
+        recognizer = Recognizer(model, device="cpu", precision="fp32")
+        return [r.text for r in recognizer.recognize_prepared(self.prepared, self.allow)]
+
+    def __call__(self, network: torch.nn.Module) -> tuple[float, float]:
+        s = score(self.predict(network), self.labels)
+        return s.loose, s.cer
+
+
+def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
+    """Run the whole job; returns the report (also written to ``config.out``)."""
+    start = time.perf_counter()
+    resolve_device(config.device)
+    base = load_model(config.base_model)
+    charset = base.charset
+    samples = load_labelled(config.data, charset, config.normalize, warn=_log)
+    if config.allow:
+        charset.allow_mask(config.allow)
+        outside = sorted({ch for s in samples for ch in s.label if ch not in config.allow and ch != " "})
+        if outside:
+            raise DatasetError(f"labels use characters outside --allow: {''.join(outside)!r}")
+    train_idx, held_idx = split_holdout(samples, config.holdout, config.seed)
+    fingerprint = data_hash(samples)
+    cache = config.out / "cache" / fingerprint[:16]
+    if not (cache / "train" / "data.mdb").is_file():
+        write_cache(cache / "holdout", [samples[i] for i in held_idx])
+        write_cache(cache / "train", [samples[i] for i in train_idx])
+    train, held = read_cache(cache / "train"), read_cache(cache / "holdout")
+    _log(f"adapt: {len(train)} training and {len(held)} held-out images from {config.data} (cache {cache})")
+
+    label_chars = "".join(sorted({ch for s in samples for ch in s.label} | set(config.allow or "")))
+    fonts = find_fonts(label_chars, config.fonts)
+    renderer = Renderer(fonts, [estimate_style(s.gray) for s in train], config.seed)
+    sampler = TextSampler([s.label for s in train], config.seed, config.allow)
+    augmenter = build_augmenter(config.seed)
+
+    def draw_real(rng) -> tuple[np.ndarray, str]:
+        s = train[rng.randrange(len(train))]
+        return augment(augmenter, s.gray), s.label
+
+    def draw_synthetic(rng) -> tuple[np.ndarray, str]:
+        text = sampler.sample()
+        return augment(augmenter, renderer.render(text)), text
+
+    scorer = _Scorer([s.gray for s in held], [s.label for s in held], base, config.allow)
+    zero_shot_predictions = scorer.predict(base.network)
+    network = copy.deepcopy(base.network)
+    for p in network.parameters():
+        p.requires_grad_(True)
+    budget = max(10.0, config.max_minutes * 60 - (time.perf_counter() - start) - RESERVE_SECONDS)
+    train_config = TrainConfig(
+        max_steps=config.max_steps, seconds=budget, batch_size=config.batch_size,
+        synthetic_ratio=config.synthetic_ratio, lr=config.lr, seed=config.seed,
+        bf16=resolve_device(config.device).type == "cpu" and cpu_supports_bf16(),
+    )
+    result = fine_tune(network, draw_real, draw_synthetic, scorer, charset, base.input_height,
+                       base.normalization, train_config, progress)
+    network.load_state_dict(result.best_state)
+    adapted_predictions = scorer.predict(network)
+    holdout = {
+        "n": len(held),
+        "zero_shot": bootstrap(zero_shot_predictions, scorer.labels, config.seed),
+        "adapted": bootstrap(adapted_predictions, scorer.labels, config.seed),
+    }
+    general = _forgetting_check(config, base, network, fonts)
+    better = is_better(holdout["adapted"], holdout["zero_shot"])
+    installed = better or config.force
+    name = config.out.name
+    config.out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "name": name,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "better": better,
+        "installed": installed,
+        "data": {"source": str(config.data), "train": len(train), "sha256": fingerprint},
+        "holdout": holdout,
+        "general": general,
+        "training": {
+            "steps": result.steps, "best_step": result.best_step, "seconds": result.seconds,
+            "stopped": result.stopped, "fonts": len(fonts), "bf16": train_config.bf16,
+            "curve": [asdict(p) for p in result.curve],
+        },
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "base": {"model": base.name, "sha256": base.sha256},
+    }
+    plot_curve(config.out / "learning_curve.png", result.curve, holdout["zero_shot"]["loose"].value)
+    if config.preview:
+        rng = np.random.default_rng(config.seed)
+        picks = [train[int(i)] for i in rng.integers(0, len(train), 6)]
+        preview_grid(config.out / "preview.png", [
+            ("real", [s.gray for s in picks]),
+            ("augmented", [augment(augmenter, s.gray) for s in picks]),
+            ("synthetic", [augment(augmenter, renderer.render(sampler.sample())) for _ in range(6)]),
+        ])
+    report["wall_seconds"] = time.perf_counter() - start
+    if installed:
+        save_checkpoint(
+            config.out / "model.pt", network, architecture=str(base.metadata.get("architecture", "vgg_bilstm_ctc")),
+            alphabet=charset.alphabet, input_height=base.input_height, normalization=base.normalization,
+            provenance={"name": name, "base_model": base.name, "base_sha256": base.sha256,
+                        "training_data_sha256": fingerprint, "created": report["created"],
+                        "options": report["options"]},
+            metrics=plain({"holdout": holdout, "general": general}),
+        )
+    write_report(config.out, report)
+    return report
+
+
+def _forgetting_check(config: AdaptConfig, base: LoadedModel, network: torch.nn.Module, fonts) -> dict:
+    """Loose accuracy on general text before and after (whole alphabet, no allowlist)."""
+    if config.general is not None:
+        samples = [s for _, s in zip(range(500), open_dataset(config.general))]
+        from crnn.preprocess import to_gray
+
+        images, labels, source = [to_gray(s.image) for s in samples], [s.label for s in samples], str(config.general)
+    else:
+        images, labels = rendered_general_set(fonts)
+        source = "rendered general text"
+    scorer = _Scorer(images, labels, base, None)
+    return {
+        "source": source,
+        "n": len(labels),
+        "zero_shot": bootstrap(scorer.predict(base.network), labels, config.seed),
+        "adapted": bootstrap(scorer.predict(network), labels, config.seed),
+    }

@@ -1,0 +1,152 @@
+"""The fine-tuning loop: CTC on real (augmented) and synthetic lines, early stopping on held-out CER."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from crnn.charset import Charset
+from crnn.preprocess import bucket_width, normalize, pad_right, resize_to_height
+from crnn.specs import Normalization
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_steps: int = 400
+    seconds: float = 150.0
+    batch_size: int = 16
+    synthetic_ratio: float = 0.5
+    lr: float = 1e-4
+    warmup_steps: int = 20
+    eval_every: int = 25
+    patience: int = 4
+    seed: int = 0
+    bf16: bool = False
+
+
+@dataclass
+class CurvePoint:
+    step: int
+    loss: float | None  # mean training loss since the previous point (None before training)
+    holdout_loose: float
+    holdout_cer: float
+
+
+@dataclass
+class TrainResult:
+    best_state: dict[str, torch.Tensor]
+    best_step: int
+    steps: int
+    seconds: float
+    stopped: str
+    curve: list[CurvePoint] = field(default_factory=list)
+
+
+def make_batch(
+    images: list[np.ndarray], labels: list[str], charset: Charset, height: int, norm: Normalization
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Images and labels -> (input, concatenated targets, input lengths, target lengths) for CTC.
+
+    Uses the same resize / pad / normalise functions as inference.
+    """
+    resized = [resize_to_height(image, height) for image in images]
+    width = bucket_width(max(r.shape[1] for r in resized))
+    batch = np.stack([normalize(pad_right(r, width), norm) for r in resized])
+    frames = width // 4 - 1
+    input_lengths = torch.tensor([min(frames, math.ceil(r.shape[1] / 4)) for r in resized], dtype=torch.long)
+    encoded = [charset.encode(label) for label in labels]
+    targets = torch.tensor([i for e in encoded for i in e], dtype=torch.long)
+    target_lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
+    return torch.from_numpy(batch).unsqueeze(1), targets, input_lengths, target_lengths
+
+
+def _freeze_batchnorm(network: nn.Module) -> None:
+    """Keep BatchNorm statistics as pretrained: a few dozen images cannot re-estimate them."""
+    for module in network.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()
+
+
+def fine_tune(
+    network: nn.Module,
+    draw_real: Callable[[random.Random], tuple[np.ndarray, str]],
+    draw_synthetic: Callable[[random.Random], tuple[np.ndarray, str]],
+    evaluate: Callable[[nn.Module], tuple[float, float]],
+    charset: Charset,
+    height: int,
+    norm: Normalization,
+    config: TrainConfig,
+    progress: bool = True,
+) -> TrainResult:
+    """Fine-tune every layer; keep the weights with the lowest held-out CER seen.
+
+    ``evaluate(network) -> (loose accuracy, CER)`` on the held-out images.
+    Stops at ``max_steps``, after ``seconds``, or when held-out CER has not
+    improved for ``patience`` evaluations.
+    """
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=1e-4)
+
+    def schedule(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress_ = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    n_synthetic = round(config.batch_size * config.synthetic_ratio)
+    start = time.perf_counter()
+    loose, cer = evaluate(network)
+    curve = [CurvePoint(0, None, loose, cer)]
+    best = (cer, 0, copy.deepcopy(network.state_dict()))
+    stale, losses, stopped, step = 0, [], "max steps", 0
+    bar = tqdm(total=config.max_steps, desc="adapt", unit="step", disable=not progress, leave=False)
+    for step in range(1, config.max_steps + 1):
+        network.train()
+        _freeze_batchnorm(network)
+        pairs = [draw_real(rng) for _ in range(config.batch_size - n_synthetic)]
+        pairs += [draw_synthetic(rng) for _ in range(n_synthetic)]
+        images, targets, input_lengths, target_lengths = make_batch(
+            [p[0] for p in pairs], [p[1] for p in pairs], charset, height, norm
+        )
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            logits = network(images)
+        log_probs = logits.float().log_softmax(2).transpose(0, 1)
+        loss = ctc(log_probs, targets, input_lengths, target_lengths)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(network.parameters(), 5.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss.detach()))
+        bar.update()
+        out_of_time = time.perf_counter() - start > config.seconds
+        if step % config.eval_every == 0 or step == config.max_steps or out_of_time:
+            network.eval()
+            loose, cer = evaluate(network)
+            curve.append(CurvePoint(step, float(np.mean(losses[-config.eval_every :])), loose, cer))
+            bar.set_postfix(loss=f"{curve[-1].loss:.3f}", held_loose=f"{loose:.3f}", held_cer=f"{cer:.3f}")
+            if cer < best[0]:
+                best, stale = (cer, step, copy.deepcopy(network.state_dict())), 0
+            else:
+                stale += 1
+            if stale >= config.patience:
+                stopped = f"no held-out CER gain in {config.patience} evaluations"
+                break
+        if out_of_time:
+            stopped = "time budget"
+            break
+    bar.close()
+    network.eval()
+    return TrainResult(best[2], best[1], step, time.perf_counter() - start, stopped, curve)
