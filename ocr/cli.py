@@ -16,8 +16,8 @@ from crnn.preprocess import MAX_ASPECT_RATIO, MAX_PIXELS
 from crnn.runtime import PRECISIONS
 from crnn.specs import DEFAULT_MODEL
 from crnn.weights import WEIGHTS_ENV, write_atomically
-from ocr.config import BenchConfig, EvalConfig, ModelOptions, ReadConfig
 from ocr.adapt.data import NORMALIZATIONS
+from ocr.config import BenchConfig, EvalConfig, ModelOptions, ReadConfig
 from ocr.datasets import FORMATS_HELP, DatasetError
 from server.config import DEFAULT_MAX_IMAGES, DEFAULT_MAX_MESSAGE_BYTES, TOKEN_ENV, ServerConfig
 
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra fonts for synthetic text (repeatable)")
     adapt.add_argument("--synthetic-ratio", type=float, default=0.5, help="share of synthetic lines per batch")
     adapt.add_argument("--allow", metavar="CHARS", help="the domain alphabet (used when reading and rendering)")
-    adapt.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    adapt.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     adapt.add_argument("--normalize", action="append", choices=NORMALIZATIONS, default=[],
                        help="fix labels before checking them (repeatable, applied in order)")
     adapt.add_argument("--general", type=Path, metavar="DIR",

@@ -18,7 +18,7 @@ from crnn.runtime import cpu_supports_bf16, resolve_device
 from crnn.weights import LoadedModel, load_model, save_checkpoint
 from ocr.adapt.augment import augment, build_augmenter
 from ocr.adapt.data import data_hash, load_labelled, read_cache, split_holdout, write_cache
-from ocr.adapt.general import rendered_general_set
+from ocr.adapt.general import general_lines, rendered_general_set
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import bootstrap, is_better, plain, plot_curve, preview_grid, write_report
 from ocr.adapt.train import TrainConfig, fine_tune
@@ -41,13 +41,14 @@ class AdaptConfig:
     fonts: tuple[Path, ...] = ()
     synthetic_ratio: float = 0.5
     allow: str | None = None
-    device: str = "cpu"
+    device: str = "auto"
     normalize: tuple[str, ...] = ()
     general: Path | None = None
     preview: bool = False
     force: bool = False
     batch_size: int = 16
     lr: float = 1e-4
+    trainable: str = "all"
 
 
 def _log(message: str) -> None:
@@ -78,7 +79,7 @@ class _Scorer:
 def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     """Run the whole job; returns the report (also written to ``config.out``)."""
     start = time.perf_counter()
-    resolve_device(config.device)
+    device = resolve_device(config.device)
     base = load_model(config.base_model)
     charset = base.charset
     samples = load_labelled(config.data, charset, config.normalize, warn=_log)
@@ -110,6 +111,12 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         text = sampler.sample()
         return augment(augmenter, renderer.render(text)), text
 
+    general_renderer = Renderer(fonts, [], config.seed + 1)
+    general_texts = general_lines(5000, config.seed + 1)
+
+    def draw_general(rng) -> np.ndarray:
+        return augment(augmenter, general_renderer.render(rng.choice(general_texts)))
+
     scorer = _Scorer([s.gray for s in held], [s.label for s in held], base, config.allow)
     zero_shot_predictions = scorer.predict(base.network)
     network = copy.deepcopy(base.network)
@@ -118,11 +125,11 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     budget = max(10.0, config.max_minutes * 60 - (time.perf_counter() - start) - RESERVE_SECONDS)
     train_config = TrainConfig(
         max_steps=config.max_steps, seconds=budget, batch_size=config.batch_size,
-        synthetic_ratio=config.synthetic_ratio, lr=config.lr, seed=config.seed,
-        bf16=resolve_device(config.device).type == "cpu" and cpu_supports_bf16(),
+        synthetic_ratio=config.synthetic_ratio, lr=config.lr, seed=config.seed, trainable=config.trainable,
+        bf16=cpu_supports_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported(),
     )
-    result = fine_tune(network, draw_real, draw_synthetic, scorer, charset, base.input_height,
-                       base.normalization, train_config, progress)
+    result = fine_tune(network, draw_real, draw_synthetic, scorer, draw_general, charset, base.input_height,
+                       base.normalization, train_config, charset.allow_mask(config.allow), progress, device)
     network.load_state_dict(result.best_state)
     adapted_predictions = scorer.predict(network)
     holdout = {

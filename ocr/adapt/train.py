@@ -31,6 +31,11 @@ class TrainConfig:
     patience: int = 4
     seed: int = 0
     bf16: bool = False
+    #: General-text lines per step distilled from the frozen base model (learning without forgetting).
+    general_per_step: int = 6
+    #: Which layers learn: "all", "features" (the convolutional stack) or "sequence" (BiLSTMs + classifier).
+    trainable: str = "all"
+    distill_weight: float = 4.0
 
 
 @dataclass
@@ -69,6 +74,20 @@ def make_batch(
     return torch.from_numpy(batch).unsqueeze(1), targets, input_lengths, target_lengths
 
 
+def _width_groups(pairs: list[tuple[np.ndarray, str]], height: int) -> list[list[tuple[np.ndarray, str]]]:
+    """The batch as one group, or two halves by width when padding to the widest would waste much.
+
+    Lines of very different lengths (receipts) otherwise spend most of their
+    compute on padding; similar crops (plates) stay in one group.
+    """
+    widths = [p[0].shape[1] * height / p[0].shape[0] for p in pairs]
+    if len(pairs) < 4 or max(widths) <= 1.5 * float(np.median(widths)):
+        return [pairs]
+    order = sorted(range(len(pairs)), key=widths.__getitem__)
+    half = len(order) // 2
+    return [[pairs[i] for i in order[:half]], [pairs[i] for i in order[half:]]]
+
+
 def _freeze_batchnorm(network: nn.Module) -> None:
     """Keep BatchNorm statistics as pretrained: a few dozen images cannot re-estimate them."""
     for module in network.modules():
@@ -81,21 +100,40 @@ def fine_tune(
     draw_real: Callable[[random.Random], tuple[np.ndarray, str]],
     draw_synthetic: Callable[[random.Random], tuple[np.ndarray, str]],
     evaluate: Callable[[nn.Module], tuple[float, float]],
+    draw_general: Callable[[random.Random], np.ndarray] | None,
     charset: Charset,
     height: int,
     norm: Normalization,
     config: TrainConfig,
+    allow_mask: np.ndarray | None = None,
     progress: bool = True,
+    device: torch.device | None = None,
 ) -> TrainResult:
     """Fine-tune every layer; keep the weights with the lowest held-out CER seen.
 
     ``evaluate(network) -> (loose accuracy, CER)`` on the held-out images.
+    With ``allow_mask`` (the domain allowlist) the CTC loss is computed over
+    the allowed classes only, as they are read at inference, so training does
+    not push down characters the domain never uses but general text needs.
+    ``draw_general`` supplies general-text images on which the network is
+    kept close to the frozen starting weights (KL divergence of per-frame
+    class distributions), so it learns the domain without forgetting the rest.
     Stops at ``max_steps``, after ``seconds``, or when held-out CER has not
     improved for ``patience`` evaluations.
     """
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=1e-4)
+    device = device or torch.device("cpu")
+    network.to(device)
+    teacher = copy.deepcopy(network).eval() if draw_general and config.general_per_step else None
+    if teacher is not None:
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    params = [
+        p for name, p in network.named_parameters()
+        if config.trainable == "all" or name.startswith("FeatureExtraction") == (config.trainable == "features")
+    ]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
 
     def schedule(step: int) -> float:
         if step < config.warmup_steps:
@@ -106,6 +144,7 @@ def fine_tune(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     n_synthetic = round(config.batch_size * config.synthetic_ratio)
+    allowed = torch.as_tensor(allow_mask, device=device) if allow_mask is not None else None
     start = time.perf_counter()
     loose, cer = evaluate(network)
     curve = [CurvePoint(0, None, loose, cer)]
@@ -117,14 +156,33 @@ def fine_tune(
         _freeze_batchnorm(network)
         pairs = [draw_real(rng) for _ in range(config.batch_size - n_synthetic)]
         pairs += [draw_synthetic(rng) for _ in range(n_synthetic)]
-        images, targets, input_lengths, target_lengths = make_batch(
-            [p[0] for p in pairs], [p[1] for p in pairs], charset, height, norm
-        )
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-            logits = network(images)
-        log_probs = logits.float().log_softmax(2).transpose(0, 1)
-        loss = ctc(log_probs, targets, input_lengths, target_lengths)
+        loss = torch.zeros(())
+        for chunk in _width_groups(pairs, height):
+            images, targets, input_lengths, target_lengths = make_batch(
+                [p[0] for p in chunk], [p[1] for p in chunk], charset, height, norm
+            )
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                logits = network(images.to(device))
+            logits = logits.float()
+            if allowed is not None:
+                logits = logits.masked_fill(~allowed, -1e4)  # finite: -inf turns CTC gradients into NaN
+            log_probs = logits.log_softmax(2).transpose(0, 1)
+            loss = loss + ctc(log_probs, targets, input_lengths, target_lengths) * len(chunk) / len(pairs)
+        if teacher is not None:
+            general = [draw_general(rng) for _ in range(config.general_per_step)]
+            batch, _, frames, _ = make_batch(general, ["a"] * len(general), charset, height, norm)
+            batch, frames = batch.to(device), frames.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                student = network(batch).float().log_softmax(2)
+                with torch.no_grad():
+                    target = teacher(batch).float().log_softmax(2)
+            valid = (torch.arange(student.shape[1], device=device)[None, :] < frames[:, None]).float()
+            kl = (target.exp() * (target - student)).sum(2)
+            loss = loss + config.distill_weight * (kl * valid).sum() / valid.sum()
         optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            bar.update()
+            continue  # a degenerate batch: skip it rather than poison the weights
         loss.backward()
         nn.utils.clip_grad_norm_(network.parameters(), 5.0)
         optimizer.step()
@@ -148,5 +206,6 @@ def fine_tune(
             stopped = "time budget"
             break
     bar.close()
-    network.eval()
-    return TrainResult(best[2], best[1], step, time.perf_counter() - start, stopped, curve)
+    network.eval().cpu()
+    best_state = {k: v.cpu() for k, v in best[2].items()}
+    return TrainResult(best_state, best[1], step, time.perf_counter() - start, stopped, curve)

@@ -1,0 +1,183 @@
+"""`ocr adapt`: input checks, the split, a tiny real run, interruption safety, the refuse-if-worse rule."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from crnn.charset import ENGLISH_G2_ALPHABET, Charset
+from crnn.weights import load_model
+from ocr.adapt import job as adapt_job
+from ocr.adapt.data import LabelledImage, load_labelled, split_holdout
+from ocr.adapt.job import AdaptConfig, run_adapt
+from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
+from ocr.adapt.report import bootstrap, is_better
+from ocr.cli import main
+from ocr.datasets import DatasetError
+from ocr.lmdb_io import write_lmdb
+from tests.conftest import EXAMPLES, encode
+
+CHARSET = Charset(ENGLISH_G2_ALPHABET)
+
+
+def copy_examples(tmp_path: Path) -> Path:
+    target = tmp_path / "data"
+    shutil.copytree(EXAMPLES, target)
+    return target
+
+
+def tiny_config(data: Path, out: Path, **overrides) -> AdaptConfig:
+    base = {"data": data, "out": out, "max_steps": 3, "max_minutes": 2.0, "batch_size": 4, "seed": 1}
+    return AdaptConfig(**{**base, **overrides})
+
+
+@pytest.mark.parametrize("layout", ["tsv", "csv", "json", "lmdb"])
+def test_every_layout_loads_the_same_samples(tmp_path: Path, layout: str) -> None:
+    labels = ["AB12", "cd 34", "E,F", "7"]
+    images = [np.full((20, 40 + 10 * i), 255 - 30 * i, np.uint8) for i in range(4)]
+    root = tmp_path / layout
+    root.mkdir()
+    if layout == "lmdb":
+        write_lmdb(root, [(encode(im), label) for im, label in zip(images, labels)], map_size=1 << 22)
+    else:
+        for i, im in enumerate(images):
+            (root / f"{i}.png").write_bytes(encode(im))
+        if layout == "tsv":
+            (root / "gt.tsv").write_text("".join(f"{i}.png\t{label}\n" for i, label in enumerate(labels)))
+        elif layout == "csv":
+            rows = "".join(f"{i}.png,{t}\n" for i, t in enumerate(labels))
+            (root / "labels.csv").write_text("filename,words\n" + rows)
+        else:
+            (root / "labels.json").write_text(json.dumps({f"{i}.png": t for i, t in enumerate(labels)}))
+    samples = load_labelled(root, CHARSET)
+    assert [s.label for s in samples] == labels
+    assert [s.gray.shape for s in samples] == [im.shape for im in images]
+
+
+def test_empty_folder_and_no_labels(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="gt.tsv.*\n.*labels.csv"):
+        load_labelled(tmp_path, CHARSET)
+    assert main(["adapt", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
+
+
+def test_unknown_characters_listed_and_fixable(tmp_path: Path) -> None:
+    data = copy_examples(tmp_path)
+    gt = data / "gt.tsv"
+    gt.write_text(gt.read_text().replace("HELLO", "HÉLLO").replace("Street", "Straße"))
+    with pytest.raises(DatasetError) as info:
+        load_labelled(data, CHARSET)
+    message = str(info.value)
+    assert "'É'" in message and "'ß'" in message and "images/00.png" in message and "--normalize" in message
+    fixed = load_labelled(data, CHARSET, ("drop-unknown",))
+    assert fixed[0].label == "HLLO"
+    assert load_labelled(data, CHARSET, ("upper", "drop-unknown"))[7].label == "STRAE"
+
+
+def test_corrupt_images_are_skipped_with_a_warning_or_abort(tmp_path: Path) -> None:
+    data = copy_examples(tmp_path)
+    (data / "images" / "03.png").write_bytes(b"\x89PNG broken")
+    warnings: list[str] = []
+    with pytest.raises(DatasetError, match="over 10%"):  # 1 of 8 is 12.5%
+        load_labelled(data, CHARSET, warn=warnings.append)
+    extra = "".join(f"images/{i:02d}.png\tX{i}\n" for i in range(8)) * 2
+    (data / "gt.tsv").write_text((data / "gt.tsv").read_text() + extra)
+    samples = load_labelled(data, CHARSET, warn=warnings.append)
+    assert len(samples) == 21 and "images/03.png" in warnings[0]
+
+
+def test_split_is_stratified_disjoint_and_seeded() -> None:
+    samples = [LabelledImage(str(i), np.zeros((4, 4), np.uint8), "x" * (1 + i % 4)) for i in range(80)]
+    train, held = split_holdout(samples, 0.25, seed=3)
+    assert len(held) == 20 and not set(train) & set(held) and len(train) + len(held) == 80
+    lengths = [len(samples[i].label) for i in held]
+    assert all(lengths.count(n) == 5 for n in (1, 2, 3, 4))
+    assert split_holdout(samples, 0.25, seed=3) == (train, held)
+    assert split_holdout(samples, 0.25, seed=4) != (train, held)
+
+
+def test_rendering_follows_label_alphabet_and_style() -> None:
+    fonts = find_fonts("0123456789")
+    assert fonts and not any(f.name.lower().startswith(("cmex", "lastresort")) for f in fonts)
+    dark_on_light = np.full((30, 80), 220, np.uint8)
+    dark_on_light[10:20, 10:70] = 30
+    style = estimate_style(dark_on_light)
+    assert style.ink < 60 and style.paper > 200
+    image = Renderer(fonts, [style], seed=0).render("12345")
+    assert image.dtype == np.uint8 and image.mean() > 120
+    sampler = TextSampler(["1234", "56789"], seed=0)
+    texts = [sampler.sample() for _ in range(50)]
+    assert all(set(t) <= set("123456789") and 1 <= len(t) <= 5 for t in texts)
+
+
+def test_bootstrap_and_verdict() -> None:
+    labels = ["abc", "def", "ghi", "jkl"]
+    a = bootstrap(["abc", "def", "ghi", "xyz"], labels)
+    z = bootstrap(["abc", "xxx", "yyy", "zzz"], labels)
+    assert a["loose"].value == 0.75 and a["loose"].low <= 0.75 <= a["loose"].high
+    assert z["cer"].value == pytest.approx(9 / 12)
+    assert is_better(a, z) and not is_better(z, a) and not is_better(a, a)
+
+
+def test_tiny_run_writes_a_loadable_checkpoint_and_report(tmp_path: Path) -> None:
+    data = copy_examples(tmp_path)
+    out = tmp_path / "models" / "mine"
+    report = run_adapt(tiny_config(data, out, force=True, preview=True), progress=False)
+    assert report["installed"] and report["holdout"]["n"] == 2 and report["data"]["train"] == 6
+    for name in ("model.pt", "report.json", "report.md", "learning_curve.png", "preview.png"):
+        assert (out / name).is_file(), name
+    assert (out / "cache").is_dir() and list((out / "cache").rglob("data.mdb"))
+    loaded = load_model("mine", directory=tmp_path / "models")
+    provenance = loaded.metadata["provenance"]
+    assert provenance["base_model"] == "english_g2" and len(provenance["training_data_sha256"]) == 64
+    assert "holdout" in loaded.metadata["metrics"]
+    assert json.loads((out / "report.json").read_text())["training"]["steps"] == 3
+    assert "held-out" in (out / "report.md").read_text()
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    data = copy_examples(tmp_path)
+    digests = []
+    for run in ("a", "b"):
+        run_adapt(tiny_config(data, tmp_path / run, force=True), progress=False)
+        digests.append(torch.load(tmp_path / run / "model.pt", weights_only=True)["weights_sha256"])
+    assert digests[0] == digests[1]
+
+
+def test_interrupted_run_leaves_the_previous_model_intact(tmp_path: Path, monkeypatch) -> None:
+    data = copy_examples(tmp_path)
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "model.pt").write_bytes(b"previous model")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(adapt_job, "fine_tune", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_adapt(tiny_config(data, out), progress=False)
+    assert (out / "model.pt").read_bytes() == b"previous model"
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_a_worse_model_is_not_installed_unless_forced(tmp_path: Path, monkeypatch) -> None:
+    data = copy_examples(tmp_path)
+    real_fine_tune = adapt_job.fine_tune
+
+    def sabotaged(network, *args, **kwargs):
+        result = real_fine_tune(network, *args, **kwargs)
+        result.best_state = {k: (torch.randn_like(v) if k.startswith("Prediction") else v)
+                             for k, v in result.best_state.items()}
+        return result
+
+    monkeypatch.setattr(adapt_job, "fine_tune", sabotaged)
+    out = tmp_path / "worse"
+    report = run_adapt(tiny_config(data, out), progress=False)
+    assert not report["better"] and not report["installed"] and not (out / "model.pt").exists()
+    assert "NOT better" in (out / "report.md").read_text()
+    forced = run_adapt(tiny_config(data, out, force=True), progress=False)
+    assert forced["installed"] and (out / "model.pt").is_file()
