@@ -202,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "adapted is included by default only when --repeats is 5 or fewer)")
     compare.add_argument("--out", type=Path, default=Path("compare_out"), help="output folder (default: compare_out)")
     compare.add_argument("--seed", type=int, default=0)
-    compare.add_argument("--test-size", type=_positive_int, default=1000, help="fixed test images (default: 1000)")
+    compare.add_argument("--test-size", type=_positive_int, default=1000,
+                         help="fixed test images (default: 1000, or half the images of the classes if fewer)")
     compare.add_argument("--adapt-minutes", type=float, default=1.0, help="budget of each adapt run (default: 1)")
     compare.add_argument("--adapt-repeats", type=_positive_int, default=2,
                          help="repeats per size for the slow adapted method (default: 2)")

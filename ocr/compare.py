@@ -102,12 +102,17 @@ def _from_mnist(digits: np.ndarray, labels: np.ndarray, source: str) -> Digits:
 
 
 def split(labels: np.ndarray, classes: tuple[str, ...], test_size: int, seed: int) -> tuple[dict, np.ndarray]:
-    """(pool indices by class, fixed test indices): the test split is never drawn for training."""
+    """(pool indices by class, fixed test indices): the test split is never drawn for training.
+
+    The test split holds ``test_size`` images, or half of the eligible ones if
+    there are fewer than twice that, so the pool keeps enough to draw from.
+    """
     rng = np.random.default_rng(seed)
     chosen = np.flatnonzero(np.isin(labels, classes))
     rng.shuffle(chosen)
-    if len(chosen) < test_size + len(classes):
-        raise CompareError(f"only {len(chosen)} images of classes {','.join(classes)}; need more than {test_size}")
+    test_size = min(test_size, len(chosen) // 2)
+    if test_size < len(classes):
+        raise CompareError(f"only {len(chosen)} images of classes {','.join(classes)}: too few to split")
     test, pool = np.sort(chosen[:test_size]), chosen[test_size:]
     by_class = {c: pool[labels[pool] == c] for c in classes}
     return by_class, test
@@ -189,7 +194,7 @@ def adapted_accuracy(
 
 
 def mean_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and a 95% t-interval over repeats."""
+    """Mean and a 95% t-interval over repeats, clipped to [0, 1]."""
     from scipy import stats
 
     arr = np.asarray(values, dtype=float)
@@ -197,7 +202,7 @@ def mean_interval(values: list[float]) -> tuple[float, float, float]:
     if len(arr) < 2:
         return mean, mean, mean
     half = float(stats.t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
-    return mean, mean - half, mean + half
+    return mean, max(0.0, mean - half), min(1.0, mean + half)
 
 
 def run_compare(config: CompareConfig, progress: bool = True) -> list[dict]:
@@ -249,11 +254,25 @@ def run_compare(config: CompareConfig, progress: bool = True) -> list[dict]:
     return rows
 
 
-def summarize(rows: list[dict]) -> dict[tuple[str, int], tuple[float, float, float, int]]:
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of a proportion measured on n items."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def summarize(rows: list[dict], n_test: int) -> dict[tuple[str, int], tuple[float, float, float, int]]:
+    """Mean and 95% interval per (method, n): over repeats, or for zero-shot (one score) over test images."""
     groups: dict[tuple[str, int], list[float]] = defaultdict(list)
     for row in rows:
         groups[(row["method"], row["n"])].append(row["accuracy"])
-    return {key: (*mean_interval(values), len(values)) for key, values in groups.items()}
+    summary = {}
+    for key, values in groups.items():
+        if key[0] == "zero-shot":
+            summary[key] = (values[0], *wilson(values[0], n_test), len(values))
+        else:
+            summary[key] = (*mean_interval(values), len(values))
+    return summary
 
 
 def write_outputs(config: CompareConfig, rows: list[dict], classes, source: str, n_test: int) -> None:
@@ -263,13 +282,14 @@ def write_outputs(config: CompareConfig, rows: list[dict], classes, source: str,
     writer.writeheader()
     writer.writerows(rows)
     write_atomically(config.out / "results.csv", buffer.getvalue().encode())
-    summary = summarize(rows)
+    summary = summarize(rows, n_test)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     lines = [
         f"# Zero-shot CRNN vs linear baselines: classes {','.join(classes)}",
         "",
         f"Data: {source}; {n_test} fixed test images; seed {config.seed}. Mean test accuracy over repeats "
-        "with a 95% t-interval (repeats in brackets).",
+        "with a 95% t-interval (repeats in brackets); zero-shot needs no training, so its one score gets a "
+        f"95% Wilson interval over the {n_test} test images instead.",
         "",
         "| n | " + " | ".join(methods) + " |",
         "| ---: |" + " --- |" * len(methods),
