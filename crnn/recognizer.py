@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from crnn.decode import Result, greedy_decode, masked_probabilities
+from crnn.errors import InvalidImageError
 from crnn.preprocess import (
     BUCKET_STEP,
     ImageInput,
@@ -100,10 +101,8 @@ class Recognizer:
         for i, image in enumerate(images):
             try:
                 prepared.append(self.prepare(image))
-            except Exception as exc:
-                if hasattr(exc, "reason"):
-                    exc.args = (f"image {i}: {exc}",)
-                raise
+            except InvalidImageError as exc:
+                raise InvalidImageError(exc.reason, f"image {i}: {exc}") from exc
         return self.recognize_prepared(prepared, allowlist)
 
     def recognize_prepared(

@@ -57,23 +57,28 @@ class Interval:
 def bootstrap(
     predictions: Sequence[str], labels: Sequence[str], seed: int = 0, rounds: int = 2000
 ) -> dict[str, Interval]:
-    """Exact, loose and CER with 95% percentile-bootstrap intervals over images."""
-    labels_arr = list(labels)
-    exact = np.array([p == t for p, t in zip(predictions, labels_arr)], dtype=float)
-    loose_ok = np.array([loose(p) == loose(t) for p, t in zip(predictions, labels_arr)], dtype=float)
-    edits = np.array([Levenshtein.distance(p, t) for p, t in zip(predictions, labels_arr)], dtype=float)
-    lengths = np.array([max(len(t), 0) for t in labels_arr], dtype=float)
+    """Exact, loose and CER with 95% percentile-bootstrap intervals over images.
+
+    Resampling runs in chunks of rounds, so memory stays at ``100 x n`` indices.
+    """
+    n = len(labels)
+    if n == 0:
+        return {key: Interval(0.0, 0.0, 0.0) for key in ("exact", "loose", "cer")}
+    pairs = list(zip(predictions, labels))
+    exact = np.array([p == t for p, t in pairs], dtype=float)
+    loose_ok = np.array([loose(p) == loose(t) for p, t in pairs], dtype=float)
+    edits = np.array([Levenshtein.distance(p, t) for p, t in pairs], dtype=float)
+    lengths = np.array([len(t) for _, t in pairs], dtype=float)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(labels_arr), (rounds, len(labels_arr)))
-
-    def interval(values: np.ndarray, resampled: np.ndarray) -> Interval:
-        low, high = np.percentile(resampled, [2.5, 97.5])
-        return Interval(float(values), float(low), float(high))
-
-    cer_all = edits.sum() / max(lengths.sum(), 1)
-    cer_boot = edits[idx].sum(1) / np.maximum(lengths[idx].sum(1), 1)
-    return {
-        "exact": interval(exact.mean(), exact[idx].mean(1)),
-        "loose": interval(loose_ok.mean(), loose_ok[idx].mean(1)),
-        "cer": interval(cer_all, cer_boot),
-    }
+    samples: dict[str, list[np.ndarray]] = {"exact": [], "loose": [], "cer": []}
+    for done in range(0, rounds, 100):
+        idx = rng.integers(0, n, (min(100, rounds - done), n))
+        samples["exact"].append(exact[idx].mean(1))
+        samples["loose"].append(loose_ok[idx].mean(1))
+        samples["cer"].append(edits[idx].sum(1) / np.maximum(lengths[idx].sum(1), 1))
+    values = {"exact": exact.mean(), "loose": loose_ok.mean(), "cer": edits.sum() / max(lengths.sum(), 1)}
+    intervals = {}
+    for key, value in values.items():
+        low, high = np.percentile(np.concatenate(samples[key]), [2.5, 97.5])
+        intervals[key] = Interval(float(value), float(low), float(high))
+    return intervals

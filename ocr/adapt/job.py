@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crnn import Recognizer
-from crnn.preprocess import PreparedImage, resize_to_height
+from crnn import InvalidImageError, Recognizer
+from crnn.preprocess import PreparedImage, resize_to_height, to_gray
 from crnn.runtime import cpu_supports_bf16, resolve_device
 from crnn.weights import LoadedModel, load_model, save_checkpoint
 from ocr.adapt.augment import augment, build_augmenter
@@ -184,10 +184,13 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
 def _forgetting_check(config: AdaptConfig, base: LoadedModel, network: torch.nn.Module, fonts) -> dict:
     """Loose accuracy on general text before and after (whole alphabet, no allowlist)."""
     if config.general is not None:
-        samples = [s for _, s in zip(range(500), open_dataset(config.general))]
-        from crnn.preprocess import to_gray
-
-        images, labels, source = [to_gray(s.image) for s in samples], [s.label for s in samples], str(config.general)
+        images, labels, source = [], [], str(config.general)
+        for _, sample in zip(range(500), open_dataset(config.general)):
+            try:
+                images.append(to_gray(sample.image))
+                labels.append(sample.label)
+            except InvalidImageError:
+                continue  # an unreadable image says nothing about forgetting
     else:
         images, labels = rendered_general_set(fonts)
         source = "rendered general text"
