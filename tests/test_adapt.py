@@ -101,6 +101,19 @@ def test_split_is_stratified_disjoint_and_seeded() -> None:
     assert split_holdout(samples, 0.25, seed=4) != (train, held)
 
 
+def test_cache_key_depends_on_the_split(tmp_path: Path) -> None:
+    from ocr.adapt.data import read_cache, split_key, store_split
+
+    assert split_key("abc", 0, 0.25) != split_key("abc", 1, 0.25) != split_key("abc", 0, 0.3)
+    samples = [LabelledImage(str(i), np.full((8, 20), 9 * i, np.uint8), f"L{i}") for i in range(5)]
+    folder = tmp_path / "cache" / split_key("abc", 0, 0.25)
+    folder.parent.mkdir()
+    store_split(folder, samples[:3], samples[3:])
+    assert [s.label for s in read_cache(folder / "train")] == ["L0", "L1", "L2"]
+    assert [s.label for s in read_cache(folder / "holdout")] == ["L3", "L4"]
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temp folder left
+
+
 def test_rendering_follows_label_alphabet_and_style() -> None:
     fonts = find_fonts("0123456789")
     assert fonts and not any(f.name.lower().startswith(("cmex", "lastresort")) for f in fonts)

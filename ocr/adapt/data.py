@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import shutil
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -123,6 +125,27 @@ def data_hash(samples: list[LabelledImage]) -> str:
         digest.update(f"{s.label}|{s.gray.shape}|".encode())
         digest.update(np.ascontiguousarray(s.gray).tobytes())
     return digest.hexdigest()
+
+
+def split_key(fingerprint: str, seed: int, holdout: float) -> str:
+    """Cache folder name for one data set split one way (the split depends on seed and share)."""
+    return hashlib.sha256(f"{fingerprint}|{seed}|{holdout!r}".encode()).hexdigest()[:16]
+
+
+def store_split(folder: Path, train: list[LabelledImage], held: list[LabelledImage]) -> None:
+    """Write ``train/`` and ``holdout/`` LMDBs under ``folder`` atomically (temp folder + rename).
+
+    An interrupted run leaves at most a stray temp folder, never a cache that
+    looks complete but is not.
+    """
+    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_cache(tmp / "train", train)
+    write_cache(tmp / "holdout", held)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another run stored the same split first
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_cache(path: Path, samples: list[LabelledImage]) -> None:

@@ -17,7 +17,7 @@ from crnn.preprocess import PreparedImage, resize_to_height, to_gray
 from crnn.runtime import cpu_supports_bf16, resolve_device
 from crnn.weights import LoadedModel, load_model, save_checkpoint
 from ocr.adapt.augment import augment, build_augmenter
-from ocr.adapt.data import data_hash, load_labelled, read_cache, split_holdout, write_cache
+from ocr.adapt.data import data_hash, load_labelled, read_cache, split_holdout, split_key, store_split
 from ocr.adapt.general import general_lines, rendered_general_set
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import is_better, plain, plot_curve, preview_grid, write_report
@@ -90,10 +90,9 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
             raise DatasetError(f"labels use characters outside --allow: {''.join(outside)!r}")
     train_idx, held_idx = split_holdout(samples, config.holdout, config.seed)
     fingerprint = data_hash(samples)
-    cache = config.out / "cache" / fingerprint[:16]
-    if not (cache / "train" / "data.mdb").is_file():
-        write_cache(cache / "holdout", [samples[i] for i in held_idx])
-        write_cache(cache / "train", [samples[i] for i in train_idx])
+    cache = config.out / "cache" / split_key(fingerprint, config.seed, config.holdout)
+    if not cache.is_dir():
+        store_split(cache, [samples[i] for i in train_idx], [samples[i] for i in held_idx])
     train, held = read_cache(cache / "train"), read_cache(cache / "holdout")
     _log(f"adapt: {len(train)} training and {len(held)} held-out images from {config.data} (cache {cache})")
 
