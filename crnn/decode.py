@@ -22,6 +22,7 @@ ranking lines by it is meaningful, but 0.9 does not promise 90% accuracy.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,11 @@ from crnn.charset import Charset
 FRAME_STRIDE = 4
 #: Width in input columns that one frame sees beyond its start (the final 2x2 convolution).
 FRAME_SPAN = 8
+
+
+def frames_covering(width: int, total: int) -> int:
+    """How many of ``total`` frames see real pixels of an image ``width`` columns wide (the rest see padding)."""
+    return min(total, math.ceil(width / FRAME_STRIDE))
 
 
 @dataclass(frozen=True)

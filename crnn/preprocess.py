@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -206,6 +207,14 @@ def pad_right(pixels: np.ndarray, width: int) -> np.ndarray:
     if missing == 0:
         return pixels
     return np.pad(pixels, ((0, 0), (0, missing)), mode="edge")
+
+
+def stack_batch(pixels: Sequence[np.ndarray], width: int, normalization: Normalization) -> np.ndarray:
+    """Pad every grey image to ``width``, normalise and stack: ``(N, 1, H, width)`` float32.
+
+    The one batch layout for inference and training.
+    """
+    return np.stack([normalize(pad_right(p, width), normalization) for p in pixels])[:, None]
 
 
 def normalize(pixels: np.ndarray, normalization: Normalization) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -10,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crnn.decode import Result, greedy_decode, masked_probabilities
+from crnn.decode import Result, frames_covering, greedy_decode, masked_probabilities
 from crnn.errors import InvalidImageError
 from crnn.preprocess import (
     BUCKET_STEP,
     ImageInput,
     PreparedImage,
     bucket_width,
-    normalize,
-    pad_right,
     prepare,
+    stack_batch,
     stretch_contrast,
 )
 from crnn.runtime import Precision, autocast_dtype, resolve_device, resolve_precision
@@ -29,6 +27,8 @@ from crnn.weights import LoadedModel, load_model
 #: Lines whose confidence is below this are read again with stretched contrast
 #: and the more confident reading is kept (None or 0 turns it off).
 DEFAULT_CONTRAST_RETRY = 0.1
+#: Default padded columns per image in a batch's width budget (a 4:1 word at height 64).
+DEFAULT_COLUMNS_PER_IMAGE = 256
 
 
 class Recognizer:
@@ -39,8 +39,9 @@ class Recognizer:
     run in batches; the reading of an image depends only on the image, never
     on what else was in the list.
 
-    ``batch_columns`` caps a batch's total padded width (batch size x width),
-    so batches of wide lines hold fewer images than batches of short words.
+    ``batch_columns`` caps a batch's total padded width (batch size x width;
+    default ``batch_size * 256``), so batches of wide lines hold fewer images
+    than batches of short words.
     """
 
     def __init__(
@@ -50,7 +51,7 @@ class Recognizer:
         precision: Precision = "auto",
         threads: int | None = None,
         batch_size: int = 32,
-        batch_columns: int = 32 * 256,
+        batch_columns: int | None = None,
         weights: Path | None = None,
         contrast_retry: float | None = DEFAULT_CONTRAST_RETRY,
     ) -> None:
@@ -66,7 +67,7 @@ class Recognizer:
         validated = bool(spec and spec.bf16_validated and spec.sha256 == self.model.sha256)
         self.precision = resolve_precision(precision, self.device, validated)
         self.batch_size = batch_size
-        self.batch_columns = max(batch_columns, BUCKET_STEP)
+        self.batch_columns = max(batch_columns or batch_size * DEFAULT_COLUMNS_PER_IMAGE, BUCKET_STEP)
         self.contrast_retry = contrast_retry or None
         network = self.model.network.eval().to(self.device)
         self.network = network.to(memory_format=torch.channels_last)
@@ -91,19 +92,24 @@ class Recognizer:
         """Decode and resize one image for this model (raises ``InvalidImageError``)."""
         return prepare(image, self.input_height)
 
+    def prepare_many(self, images: Sequence[ImageInput], ids: Sequence[str] | None = None) -> list[PreparedImage]:
+        """Prepare every image; the first bad one raises ``InvalidImageError`` naming its index (and id)."""
+        prepared = []
+        for i, image in enumerate(images):
+            try:
+                prepared.append(self.prepare(image))
+            except InvalidImageError as exc:
+                label = f"image {i}" + (f" (id {ids[i]!r})" if ids and ids[i] else "")
+                raise InvalidImageError(exc.reason, f"{label}: {exc}") from exc
+        return prepared
+
     def recognize(self, images: Sequence[ImageInput], allowlist: str | None = None) -> list[Result]:
         """Read every image; raises ``InvalidImageError`` (naming the index) on the first bad one.
 
         Use :meth:`prepare` and :meth:`recognize_prepared` to handle bad
         images one by one instead.
         """
-        prepared = []
-        for i, image in enumerate(images):
-            try:
-                prepared.append(self.prepare(image))
-            except InvalidImageError as exc:
-                raise InvalidImageError(exc.reason, f"image {i}: {exc}") from exc
-        return self.recognize_prepared(prepared, allowlist)
+        return self.recognize_prepared(self.prepare_many(images), allowlist)
 
     def recognize_prepared(
         self, images: Sequence[PreparedImage], allowlist: str | None | Sequence[str | None] = None
@@ -157,7 +163,7 @@ class Recognizer:
                 probs = masked_probabilities(logits[rows], mask).numpy()
                 for k, row in enumerate(rows):
                     image = images[batch[row]]
-                    frames = min(probs.shape[1], math.ceil(image.width / 4))
+                    frames = frames_covering(image.width, probs.shape[1])
                     results[batch[row]] = greedy_decode(
                         probs[k], self.charset, frames, image.scale_x, image.original_width
                     )
@@ -165,8 +171,7 @@ class Recognizer:
 
     def batch_tensor(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:
         """Pad, normalise and stack images into an ``(N, 1, H, width)`` float tensor on the CPU."""
-        stack = np.stack([normalize(pad_right(im.pixels, width), self.model.normalization) for im in images])
-        return torch.from_numpy(stack).unsqueeze(1)
+        return torch.from_numpy(stack_batch([im.pixels for im in images], width, self.model.normalization))
 
     @torch.inference_mode()
     def forward(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:

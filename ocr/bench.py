@@ -59,9 +59,7 @@ def run_bench(config: BenchConfig, out: TextIO | None = None) -> list[BenchRow]:
     loaded = load_model(opts.model, weights=opts.weights)
     rows = [("fp32", 1)] + [(p, b) for p in config.precisions for b in config.batch_sizes if (p, b) != ("fp32", 1)]
     recognizers = {
-        (p, b): Recognizer(
-            loaded, device=opts.device, precision=p, threads=opts.threads, batch_size=b, batch_columns=b * 256
-        )
+        (p, b): Recognizer(loaded, device=opts.device, precision=p, threads=opts.threads, batch_size=b)
         for p, b in rows
     }
     baseline = recognizers[rows[0]]

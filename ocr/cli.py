@@ -81,7 +81,6 @@ def _recognizer(options: ModelOptions) -> Recognizer:
         precision=options.precision,  # type: ignore[arg-type]
         threads=options.threads,
         batch_size=options.batch_size,
-        batch_columns=options.batch_size * 256,
         weights=options.weights,
     )
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import grpc
 
-from ocr.read import expand_inputs
+from ocr.read import expand_inputs, format_reading
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 
 
@@ -45,9 +44,5 @@ def run_client(
             print(f"ocr client: error: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
     for result in response.results:
-        if as_json:
-            record = {"image": result.id, "text": result.text, "confidence": round(result.confidence, 4)}
-            print(json.dumps(record, ensure_ascii=False))
-        else:
-            print(f"{result.id}\t{result.text}\t{result.confidence:.4f}")
+        print(format_reading(result.id, result.text, result.confidence, as_json))
     return 0

@@ -23,6 +23,13 @@ def expand_inputs(inputs: tuple[Path, ...]) -> Iterator[Path]:
             yield path
 
 
+def format_reading(image: str, text: str, confidence: float, as_json: bool) -> str:
+    """One output line: ``image<TAB>text<TAB>confidence``, or a JSON object with those keys."""
+    if as_json:
+        return json.dumps({"image": image, "text": text, "confidence": round(confidence, 4)}, ensure_ascii=False)
+    return f"{image}\t{text}\t{confidence:.4f}"
+
+
 def run_read(config: ReadConfig, recognizer: Recognizer, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Print one line per image; returns the exit status (1 if any image failed)."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -46,9 +53,5 @@ def run_read(config: ReadConfig, recognizer: Recognizer, out: TextIO | None = No
             print(f"error: {path}: {reason}", file=err)
             continue
         result = results[path]
-        if config.json:
-            record = {"image": str(path), "text": result.text, "confidence": round(result.confidence, 4)}
-            print(json.dumps(record, ensure_ascii=False), file=out)
-        else:
-            print(f"{path}\t{result.text}\t{result.confidence:.4f}", file=out)
+        print(format_reading(str(path), result.text, result.confidence, config.json), file=out)
     return 1 if failures else 0

@@ -55,7 +55,6 @@ class OcrServer:
                 recognizers[name] = Recognizer(
                     name, device=self.config.device, precision=self.config.precision,  # type: ignore[arg-type]
                     threads=self.config.threads, batch_size=self.config.max_batch_size,
-                    batch_columns=self.config.max_batch_size * 256,
                 )
         for recognizer in recognizers.values():
             recognizer.warmup()

@@ -9,7 +9,7 @@ from concurrent.futures import Executor
 
 import grpc
 
-from crnn import InvalidImageError, Result
+from crnn import Result
 from crnn.errors import UnknownModelError
 from crnn.preprocess import PreparedImage
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
@@ -67,14 +67,7 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
 
     @staticmethod
     def _prepare_all(worker: ModelWorker, images) -> list[PreparedImage]:
-        prepared = []
-        for index, image in enumerate(images):
-            try:
-                prepared.append(worker.recognizer.prepare(image.content))
-            except InvalidImageError as exc:
-                label = f"image {index}" + (f" (id {image.id!r})" if image.id else "")
-                raise InvalidImageError(exc.reason, f"{label}: {exc}") from exc
-        return prepared
+        return worker.recognizer.prepare_many([im.content for im in images], [im.id for im in images])
 
     async def Recognize(self, request: ocr_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
         start = time.perf_counter()

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from crnn import InvalidImageError, Recognizer
-from crnn.preprocess import PreparedImage, resize_to_height, to_gray
+from crnn.preprocess import prepare, to_gray
 from crnn.runtime import cpu_supports_bf16, resolve_device
 from crnn.weights import LoadedModel, load_model, save_checkpoint
 from ocr.adapt.augment import augment, build_augmenter
@@ -59,8 +59,7 @@ class _Scorer:
     """Reads a fixed list of images with any network, through the same Recognizer as inference."""
 
     def __init__(self, images: list[np.ndarray], labels: list[str], base: LoadedModel, allow: str | None) -> None:
-        self.prepared = [PreparedImage(resize_to_height(im, base.input_height), im.shape[1], im.shape[0])
-                         for im in images]
+        self.prepared = [prepare(im, base.input_height) for im in images]
         self.labels = labels
         self.base = base
         self.allow = allow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -37,10 +38,10 @@ def plot_curve(path: Path, curve, zero_shot_loose: float) -> None:
     ax2.set_ylim(0, 1)
     fig.legend(loc="upper center", ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(path)
+    write_atomically(path, buffer.getvalue())
 
 
 def preview_grid(path: Path, rows: list[tuple[str, list[np.ndarray]]], height: int = 40) -> None:

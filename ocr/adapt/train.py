@@ -15,7 +15,9 @@ from torch import nn
 from tqdm import tqdm
 
 from crnn.charset import Charset
-from crnn.preprocess import bucket_width, normalize, pad_right, resize_to_height
+from crnn.decode import frames_covering
+from crnn.model import CRNN
+from crnn.preprocess import bucket_width, resize_to_height, stack_batch
 from crnn.specs import Normalization
 
 
@@ -65,13 +67,13 @@ def make_batch(
     """
     resized = [resize_to_height(image, height) for image in images]
     width = bucket_width(max(r.shape[1] for r in resized))
-    batch = np.stack([normalize(pad_right(r, width), norm) for r in resized])
-    frames = width // 4 - 1
-    input_lengths = torch.tensor([min(frames, math.ceil(r.shape[1] / 4)) for r in resized], dtype=torch.long)
+    batch = stack_batch(resized, width, norm)
+    frames = CRNN.sequence_length(width)
+    input_lengths = torch.tensor([frames_covering(r.shape[1], frames) for r in resized], dtype=torch.long)
     encoded = [charset.encode(label) for label in labels]
     targets = torch.tensor([i for e in encoded for i in e], dtype=torch.long)
     target_lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
-    return torch.from_numpy(batch).unsqueeze(1), targets, input_lengths, target_lengths
+    return torch.from_numpy(batch), targets, input_lengths, target_lengths
 
 
 def _width_groups(pairs: list[tuple[np.ndarray, str]], height: int) -> list[list[tuple[np.ndarray, str]]]:
