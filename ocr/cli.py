@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from ocr.adapt.data import NORMALIZATIONS
 from ocr.config import BenchConfig, EvalConfig, ModelOptions, ReadConfig
 from ocr.datasets import FORMATS_HELP, DatasetError
 from ocr.metrics import bootstrap
-from server.config import DEFAULT_MAX_IMAGES, DEFAULT_MAX_MESSAGE_BYTES, TOKEN_ENV, ServerConfig
+from server.config import DEFAULT_MAX_IMAGES, DEFAULT_MAX_MESSAGE_BYTES, TOKEN_ENV, RayOptions, ServerConfig
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
@@ -40,6 +41,16 @@ def _int_list(text: str) -> tuple[int, ...]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError("batch sizes must be positive")
     return values
+
+
+def _min_max(text: str) -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX like 1:4, got {text!r}") from None
+    if not 0 <= low <= high or high < 1:
+        raise argparse.ArgumentTypeError(f"need 0 <= MIN <= MAX and MAX >= 1, got {text!r}")
+    return low, high
 
 
 def _add_model_options(parser: argparse.ArgumentParser, precision: bool = True) -> None:
@@ -155,6 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help=f"require 'authorization: Bearer TOKEN' on every RPC but health "
                        f"(also ${TOKEN_ENV})")
     serve.add_argument("--grace", type=float, default=30.0, help="seconds to drain on shutdown (default: 30)")
+    ray = serve.add_argument_group("Ray Serve (pip install '.[ray]')")
+    ray.add_argument("--ray", action="store_true",
+                     help="deploy on Ray Serve behind its gRPC proxy (same contract) instead of one process")
+    ray.add_argument("--ray-address", help="join this Ray cluster (e.g. ray://head:10001 or auto; default: start "
+                     "a local Ray instance)")
+    ray.add_argument("--replicas", type=_positive_int, default=1, help="fixed number of replicas (default: 1)")
+    ray.add_argument("--autoscale", type=_min_max, metavar="MIN:MAX", help="autoscale between MIN and MAX replicas")
+    ray.add_argument("--cpus-per-replica", type=float, default=1.0,
+                     help="CPUs Ray reserves per replica; also its inference threads unless --threads (default: 1)")
+    ray.add_argument("--gpus-per-replica", type=float, default=0.0, help="GPUs per replica (default: 0)")
+    ray.add_argument("--ray-http-port", type=int, default=8000,
+                     help="port of the HTTP proxy Ray Serve always starts (unused by us; default: 8000)")
 
     adapt = commands.add_parser(
         "adapt", help="fine-tune on a few dozen labelled images of your domain, with held-out proof",
@@ -278,19 +301,36 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from server.app import serve
-
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ValueError("--tls-cert and --tls-key go together")
+    threads = args.threads
+    if args.ray:
+        if args.tls_cert or args.metrics_port is not None:
+            raise ValueError("--ray: Ray Serve's proxy has no TLS (terminate it in front of the proxy) and reports "
+                             "metrics through Ray's own Prometheus endpoint; drop --tls-*/--metrics-port")
+        if args.port == 0:
+            raise ValueError("--ray needs a fixed --port: Ray Serve's gRPC proxy listens on it on every node")
+        threads = threads or max(1, math.ceil(args.cpus_per_replica))
     config = ServerConfig(
         host=args.host, port=args.port, device=args.device, models=tuple(args.models or [DEFAULT_MODEL]),
-        precision=args.precision, threads=args.threads, max_batch_size=args.max_batch_size,
+        precision=args.precision, threads=threads, max_batch_size=args.max_batch_size,
         max_queue_delay_ms=args.max_queue_delay_ms, max_queue_size=args.max_queue_size,
         max_images_per_request=args.max_images_per_request, max_message_bytes=int(args.max_message_mb * 2**20),
         metrics_port=args.metrics_port, tls_cert=args.tls_cert, tls_key=args.tls_key,
         token=args.token or os.environ.get(TOKEN_ENV) or None, grace_s=args.grace,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.ray:
+        try:
+            from server.ray_serve import serve_on_ray
+        except ImportError as exc:
+            raise ValueError(f"--ray needs Ray Serve: pip install '.[ray]' ({exc})") from exc
+        options = RayOptions(address=args.ray_address, replicas=args.replicas, autoscale=args.autoscale,
+                             cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
+                             http_port=args.ray_http_port)
+        return serve_on_ray(config, options)
+    from server.app import serve
+
     return asyncio.run(serve(config))
 
 

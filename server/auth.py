@@ -9,6 +9,13 @@ import grpc
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 
 
+def token_matches(metadata, token: str) -> bool:
+    """True if the call's metadata carries ``authorization: Bearer <token>`` (constant-time comparison)."""
+    given = dict(metadata or ()).get("authorization", "")
+    given = given.encode() if isinstance(given, str) else given
+    return hmac.compare_digest(given, f"Bearer {token}".encode())
+
+
 def _deny(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """A handler of the same shape as ``handler`` that answers UNAUTHENTICATED."""
 
@@ -33,15 +40,12 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """Require ``authorization: Bearer <token>`` metadata (constant-time comparison)."""
 
     def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+        self._token = token
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(_OPEN_PREFIXES):
             return handler
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        given = metadata.get("authorization", "")
-        given = given.encode() if isinstance(given, str) else given
-        if hmac.compare_digest(given, self._expected):
+        if token_matches(handler_call_details.invocation_metadata, self._token):
             return handler
         return _deny(handler)

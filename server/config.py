@@ -31,3 +31,18 @@ class ServerConfig:
     token: str | None = None
     grace_s: float = 30.0
     prep_threads: int = 2
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how ``ocr serve --ray`` runs its replicas."""
+
+    address: str | None = None
+    replicas: int = 1
+    autoscale: tuple[int, int] | None = None
+    cpus_per_replica: float = 1.0
+    gpus_per_replica: float = 0.0
+    #: CPUs of a local Ray instance (None: all of this machine's).
+    num_cpus: int | None = None
+    #: Ray Serve always starts an HTTP proxy too; it answers nothing of ours.
+    http_port: int = 8000

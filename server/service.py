@@ -9,11 +9,10 @@ from concurrent.futures import Executor
 
 import grpc
 
-from crnn import Result
-from crnn.errors import UnknownModelError
-from crnn.preprocess import PreparedImage
+from crnn import Recognizer
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.batcher import Clock
+from server.contract import check_request, list_models_response, prepare_request, recognize_response, select_model
 from server.errors import RequestError, status_for
 from server.metrics import Metrics
 from server.worker import ModelWorker
@@ -21,15 +20,6 @@ from server.worker import ModelWorker
 log = logging.getLogger(__name__)
 #: Requests with at most this many image bytes are decoded on the event loop (~0.3 ms), bigger ones on a thread.
 INLINE_PREPARE_BYTES = 64 * 1024
-
-
-def _to_proto(image_id: str, result: Result, char_details: bool) -> ocr_pb2.Recognition:
-    chars = (
-        [ocr_pb2.Char(text=c.text, confidence=c.confidence, x_start=c.x_start, x_end=c.x_end) for c in result.chars]
-        if char_details
-        else []
-    )
-    return ocr_pb2.Recognition(id=image_id, text=result.text, confidence=result.confidence, chars=chars)
 
 
 class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
@@ -59,15 +49,9 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def _worker(self, name: str) -> ModelWorker:
-        name = name or self.default_model
-        if name not in self.workers:
-            raise UnknownModelError(f"unknown model {name!r}; this server has: {', '.join(sorted(self.workers))}")
-        return self.workers[name]
-
-    @staticmethod
-    def _prepare_all(worker: ModelWorker, images) -> list[PreparedImage]:
-        return worker.recognizer.prepare_many([im.content for im in images], [im.id for im in images])
+    @property
+    def recognizers(self) -> dict[str, Recognizer]:
+        return {name: worker.recognizer for name, worker in self.workers.items()}
 
     async def Recognize(self, request: ocr_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
         start = time.perf_counter()
@@ -112,39 +96,19 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
             return False
 
     async def _answer(self, request: ocr_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
-        worker = self._worker(request.model)
-        allowlist = request.allowlist or None
-        worker.recognizer.charset.allow_mask(allowlist)  # InvalidAllowlistError before any work
-        if len(request.images) > self._max_images:
-            raise RequestError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"{len(request.images)} images in one request; the limit is {self._max_images}",
-            )
+        name, _ = select_model(self.recognizers, request.model, self.default_model)
+        worker = self.workers[name]
+        allowlist = check_request(request, worker.recognizer, self._max_images)
         remaining = context.time_remaining()
         deadline = self._clock.now() + remaining if remaining is not None else None
         loop = asyncio.get_running_loop()
         if sum(len(im.content) for im in request.images) <= INLINE_PREPARE_BYTES:
-            prepared = self._prepare_all(worker, request.images)  # cheaper than a thread hop
+            prepared = prepare_request(worker.recognizer, request)  # cheaper than a thread hop
         else:
-            prepared = await loop.run_in_executor(self._prep, self._prepare_all, worker, request.images)
+            prepared = await loop.run_in_executor(self._prep, prepare_request, worker.recognizer, request)
         results = await worker.recognize(prepared, allowlist, deadline)
-        return ocr_pb2.RecognizeResponse(
-            model=worker.name,
-            results=[_to_proto(im.id, r, request.char_details) for im, r in zip(request.images, results)],
-        )
+        return recognize_response(request, worker.name, results)
 
     async def ListModels(self, request: ocr_pb2.ListModelsRequest, context: grpc.aio.ServicerContext):
         self._metrics.requests.labels("ListModels", "OK").inc()
-        models = [
-            ocr_pb2.ModelInfo(
-                name=name,
-                alphabet=w.recognizer.charset.alphabet,
-                input_height=w.recognizer.input_height,
-                source=w.recognizer.model.source,
-                checksum=w.recognizer.model.sha256,
-                device=str(w.recognizer.device),
-                precision=w.recognizer.precision,
-            )
-            for name, w in sorted(self.workers.items())
-        ]
-        return ocr_pb2.ListModelsResponse(models=models, default_model=self.default_model)
+        return list_models_response(self.recognizers, self.default_model)

@@ -1,0 +1,78 @@
+"""The ``ocr.v1`` contract shared by ``ocr serve`` and ``ocr serve --ray``: checks, results and model info.
+
+Both servers call these functions, so the same request gets the same
+answer (and the same status code) from either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+
+from crnn import Recognizer, Result
+from crnn.errors import UnknownModelError
+from crnn.preprocess import PreparedImage
+from ocr.v1 import ocr_pb2
+from server.errors import RequestError
+
+
+def select_model(recognizers: Mapping[str, Recognizer], name: str, default: str) -> tuple[str, Recognizer]:
+    """The recogniser a request names (empty: ``default``); ``UnknownModelError`` lists the loaded ones."""
+    name = name or default
+    if name not in recognizers:
+        raise UnknownModelError(f"unknown model {name!r}; this server has: {', '.join(sorted(recognizers))}")
+    return name, recognizers[name]
+
+
+def check_request(request: ocr_pb2.RecognizeRequest, recognizer: Recognizer, max_images: int) -> str | None:
+    """Reject a bad allowlist or too many images before any work; returns the allowlist (None: all)."""
+    allowlist = request.allowlist or None
+    recognizer.charset.allow_mask(allowlist)  # InvalidAllowlistError
+    if len(request.images) > max_images:
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT, f"{len(request.images)} images in one request; the limit is {max_images}"
+        )
+    return allowlist
+
+
+def prepare_request(recognizer: Recognizer, request: ocr_pb2.RecognizeRequest) -> list[PreparedImage]:
+    """Decode and resize every image of a request; the first bad one raises ``InvalidImageError``."""
+    return recognizer.prepare_many([im.content for im in request.images], [im.id for im in request.images])
+
+
+def recognition(image_id: str, result: Result, char_details: bool) -> ocr_pb2.Recognition:
+    """One result message (characters only when the request asked for them)."""
+    chars = (
+        [ocr_pb2.Char(text=c.text, confidence=c.confidence, x_start=c.x_start, x_end=c.x_end) for c in result.chars]
+        if char_details
+        else []
+    )
+    return ocr_pb2.Recognition(id=image_id, text=result.text, confidence=result.confidence, chars=chars)
+
+
+def recognize_response(
+    request: ocr_pb2.RecognizeRequest, model: str, results: list[Result]
+) -> ocr_pb2.RecognizeResponse:
+    """The response to ``request``: one recognition per image, in request order."""
+    return ocr_pb2.RecognizeResponse(
+        model=model,
+        results=[recognition(im.id, r, request.char_details) for im, r in zip(request.images, results)],
+    )
+
+
+def list_models_response(recognizers: Mapping[str, Recognizer], default: str) -> ocr_pb2.ListModelsResponse:
+    """What ``ListModels`` answers: every loaded model and the default."""
+    models = [
+        ocr_pb2.ModelInfo(
+            name=name,
+            alphabet=r.charset.alphabet,
+            input_height=r.input_height,
+            source=r.model.source,
+            checksum=r.model.sha256,
+            device=str(r.device),
+            precision=r.precision,
+        )
+        for name, r in sorted(recognizers.items())
+    ]
+    return ocr_pb2.ListModelsResponse(models=models, default_model=default)
