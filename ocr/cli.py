@@ -12,13 +12,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from crnn import MODEL_SPECS, CrnnError, Recognizer
+from crnn import MODEL_SPECS, CrnnError
 from crnn.preprocess import MAX_ASPECT_RATIO, MAX_PIXELS
 from crnn.runtime import PRECISIONS
 from crnn.specs import DEFAULT_MODEL
 from crnn.weights import WEIGHTS_ENV, write_atomically
 from ocr.adapt.data import NORMALIZATIONS
-from ocr.config import BenchConfig, EvalConfig, ModelOptions, ReadConfig
+from ocr.config import BatchConfig, BenchConfig, EvalConfig, ModelOptions, ReadConfig
 from ocr.datasets import FORMATS_HELP, DatasetError
 from ocr.metrics import bootstrap
 from server.config import DEFAULT_MAX_IMAGES, DEFAULT_MAX_MESSAGE_BYTES, TOKEN_ENV, RayOptions, ServerConfig
@@ -53,7 +53,7 @@ def _min_max(text: str) -> tuple[int, int]:
     return low, high
 
 
-def _add_model_options(parser: argparse.ArgumentParser, precision: bool = True) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, precision: bool = True, batch_size: bool = True) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model", default=DEFAULT_MODEL,
@@ -71,7 +71,8 @@ def _add_model_options(parser: argparse.ArgumentParser, precision: bool = True) 
             help="auto = bf16 where the CPU/GPU supports it and it was validated for the model, else fp32",
         )
     group.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: torch's choice)")
-    group.add_argument("--batch-size", type=_positive_int, default=32, help="images per batch (default: 32)")
+    if batch_size:
+        group.add_argument("--batch-size", type=_positive_int, default=32, help="images per batch (default: 32)")
 
 
 def _model_options(args: argparse.Namespace) -> ModelOptions:
@@ -82,17 +83,6 @@ def _model_options(args: argparse.Namespace) -> ModelOptions:
         precision=getattr(args, "precision", "auto"),
         threads=args.threads,
         batch_size=args.batch_size,
-    )
-
-
-def _recognizer(options: ModelOptions) -> Recognizer:
-    return Recognizer(
-        options.model,
-        device=options.device,
-        precision=options.precision,  # type: ignore[arg-type]
-        threads=options.threads,
-        batch_size=options.batch_size,
-        weights=options.weights,
     )
 
 
@@ -138,6 +128,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_positive_int, default=3, help="runs per row; the median is kept")
     bench.add_argument("--json", action="store_true", help="print the table as JSON")
     _add_model_options(bench, precision=False)
+
+    batch = commands.add_parser(
+        "batch", help="recognise a large set into JSONL or Parquet, on Ray Data or in this process",
+        description="Read a folder of images, a list file (one path per line) or a labelled set (any `ocr eval` "
+        "layout) and stream one row per image (id, text, confidence, error, label) to --out. Rerunning the same "
+        "command skips ids already in --out, so an interrupted run resumes. Exit 1 if any image failed.",
+    )
+    batch.add_argument("input", type=Path, metavar="INPUT")
+    batch.add_argument("--out", type=Path, default=Path("results.jsonl"),
+                       help="results.jsonl (JSON lines) or results.parquet (a folder of parts); default: results.jsonl")
+    batch.add_argument("--engine", choices=("auto", "ray", "local"), default="auto",
+                       help="ray: Ray Data actors; local: this process; auto: ray when installed (default: auto)")
+    batch.add_argument("--ray-address", help="join this Ray cluster (default: start a local Ray instance)")
+    batch.add_argument("--concurrency", type=_positive_int, default=1,
+                       help="Ray Data actors, one model each (default: 1)")
+    batch.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Ray actor (default: 1)")
+    batch.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray actor (default: 0)")
+    batch.add_argument("--batch-size", type=_positive_int, default=256,
+                       help="images per call of the recogniser (default: 256; inference batches hold up to 32)")
+    batch.add_argument("--allow", metavar="CHARS", help="only these characters may be read")
+    batch.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
+    _add_model_options(batch, batch_size=False)
 
     serve = commands.add_parser(
         "serve", help="run the gRPC Recognizer service",
@@ -256,7 +268,7 @@ def _cmd_read(args: argparse.Namespace) -> int:
     from ocr.read import run_read
 
     config = ReadConfig(tuple(args.inputs), args.allow, args.json, _model_options(args))
-    return run_read(config, _recognizer(config.model))
+    return run_read(config, config.model.load())
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -265,7 +277,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     config = EvalConfig(args.dataset, args.allow, args.limit, args.json, args.out, _model_options(args))
     dataset = open_dataset(config.dataset)
-    recognizer = _recognizer(config.model)
+    recognizer = config.model.load()
     result = evaluate(recognizer, dataset, config.allow, config.limit, progress=sys.stderr.isatty())
     if config.out:
         _write_predictions(config.out, result.predictions)
@@ -334,6 +346,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(serve(config))
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from ocr.batch import print_summary, run_batch
+
+    threads = args.threads
+    if threads is None and args.engine != "local":
+        threads = max(1, math.ceil(args.cpus_per_worker))
+    options = ModelOptions(model=args.model, weights=args.weights, device=args.device, precision=args.precision,
+                           threads=threads, batch_size=min(32, args.batch_size))
+    config = BatchConfig(
+        input=args.input, out=args.out, allow=args.allow, engine=args.engine, ray_address=args.ray_address,
+        concurrency=args.concurrency, batch_size=args.batch_size, cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker, limit=args.limit, model=options,
+    )
+    summary = run_batch(config, progress=sys.stderr.isatty())
+    print_summary(summary, config.out)
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failures else 0
+
+
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from crnn.weights import models_dir
     from ocr.adapt.job import AdaptConfig, run_adapt
@@ -391,8 +423,8 @@ def _cmd_client(args: argparse.Namespace) -> int:
                       args.timeout)
 
 
-COMMANDS = {"read": _cmd_read, "eval": _cmd_eval, "bench": _cmd_bench, "serve": _cmd_serve, "adapt": _cmd_adapt,
-            "compare": _cmd_compare, "client": _cmd_client}
+COMMANDS = {"read": _cmd_read, "batch": _cmd_batch, "eval": _cmd_eval, "bench": _cmd_bench, "serve": _cmd_serve,
+            "adapt": _cmd_adapt, "compare": _cmd_compare, "client": _cmd_client}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

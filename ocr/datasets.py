@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ocr.lmdb_io import is_lmdb, lmdb_count, read_lmdb
+from ocr.lmdb_io import is_lmdb, lmdb_count, read_labels, read_lmdb, read_lmdb_image
 from ocr.mnist import digit_to_crop, find_idx_pair, read_idx
 
 FORMATS_HELP = """accepted dataset layouts:
@@ -44,6 +45,42 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Location:
+    """Where one labelled image lives, small enough to send to another process; :meth:`load` reads it.
+
+    ``source`` is ``file`` (``path`` is the image), ``lmdb`` (``path`` is the
+    LMDB folder, ``index`` counts from 1) or ``idx`` (``path`` is an MNIST
+    images file, ``index`` from 0).
+    """
+
+    name: str
+    label: str
+    source: str
+    path: str
+    index: int = 0
+
+    def load(self) -> bytes | np.ndarray:
+        """The image: encoded bytes or a grey array (``OSError`` if a file cannot be read)."""
+        return load_image(self.source, self.path, self.index)
+
+
+def load_image(source: str, path: str, index: int = 0) -> bytes | np.ndarray:
+    """Read the image a :class:`Location` points at (readers are cached per process)."""
+    if source == "file":
+        return Path(path).read_bytes()
+    if source == "lmdb":
+        return read_lmdb_image(Path(path), index)
+    if source == "idx":
+        return digit_to_crop(_idx_images(path)[index])
+    raise ValueError(f"unknown image source {source!r}")
+
+
+@lru_cache(maxsize=2)
+def _idx_images(path: str) -> np.ndarray:
+    return read_idx(Path(path))
+
+
+@dataclass(frozen=True)
 class _Entry:
     name: str
     path: Path
@@ -53,17 +90,26 @@ class _Entry:
 class Dataset:
     """A labelled set: ``len()`` and iteration over :class:`Sample` (images read lazily)."""
 
-    def __init__(self, root: Path, kind: str, size: int, reader) -> None:
+    def __init__(
+        self, root: Path, kind: str, size: int, reader, locator: Callable[[], list[Location]] | None = None
+    ) -> None:
         self.root = root
         self.kind = kind
         self._size = size
         self._reader = reader
+        self._locator = locator
 
     def __len__(self) -> int:
         return self._size
 
     def __iter__(self) -> Iterator[Sample]:
         return self._reader()
+
+    def locations(self) -> list[Location]:
+        """Where each sample's image lives, in order, without reading the images."""
+        if self._locator is None:
+            raise DatasetError(f"{self.root}: {self.kind} samples have no locations")
+        return self._locator()
 
     def __repr__(self) -> str:
         return f"Dataset({str(self.root)!r}, kind={self.kind!r}, n={self._size})"
@@ -131,7 +177,10 @@ def _file_dataset(root: Path, label_file: Path, rows: list[tuple[str, str]], ima
                 data = b""  # the recogniser reports it as an empty image
             yield Sample(entry.name, data, entry.label)
 
-    return Dataset(root, label_file.name, len(entries), reader)
+    def locator() -> list[Location]:
+        return [Location(e.name, e.label, "file", str(e.path)) for e in entries]
+
+    return Dataset(root, label_file.name, len(entries), reader, locator)
 
 
 def _mnist_dataset(root: Path, images_path: Path, labels_path: Path) -> Dataset:
@@ -148,7 +197,24 @@ def _mnist_dataset(root: Path, images_path: Path, labels_path: Path) -> Dataset:
         for i, (digit, label) in enumerate(zip(digits, labels)):
             yield Sample(str(i), digit_to_crop(digit), str(int(label)))
 
-    return Dataset(root, "mnist-idx", len(digits), reader)
+    def locator() -> list[Location]:
+        return [Location(str(i), str(int(label)), "idx", str(images_path), i) for i, label in enumerate(labels)]
+
+    return Dataset(root, "mnist-idx", len(digits), reader, locator)
+
+
+def is_labelled(path: Path | str) -> bool:
+    """True if ``path`` looks like a labelled set (a label file, or a folder holding one, an LMDB or MNIST IDX)."""
+    path = Path(path)
+    if path.is_file():
+        return path.name in ("gt.tsv", "gt.txt", "data.mdb") or path.suffix in (".csv", ".json")
+    if not path.is_dir():
+        return False
+    return (
+        any((path / name).is_file() for name in ("gt.tsv", "gt.txt", "labels.csv", "labels.json"))
+        or is_lmdb(path)
+        or find_idx_pair(path) is not None
+    )
 
 
 def open_dataset(path: Path | str) -> Dataset:
@@ -183,7 +249,10 @@ def open_dataset(path: Path | str) -> Dataset:
             for key, image, label in read_lmdb(root):
                 yield Sample(key, image, label)
 
-        return Dataset(root, "lmdb", count, reader)
+        def locator() -> list[Location]:
+            return [Location(key, label, "lmdb", str(root), i) for i, (key, label) in enumerate(read_labels(root), 1)]
+
+        return Dataset(root, "lmdb", count, reader, locator)
     pair = find_idx_pair(root)
     if pair is not None:
         return _mnist_dataset(root, *pair)

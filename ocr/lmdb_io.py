@@ -8,6 +8,7 @@ scene-text-benchmark code bases and PaddleOCR.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from pathlib import Path
 
 import lmdb
@@ -57,6 +58,35 @@ def read_lmdb(path: Path) -> Iterator[tuple[str, bytes, str]]:
                 yield image_key.decode(), bytes(image), label.decode("utf-8")
     finally:
         env.close()
+
+
+def read_labels(path: Path) -> Iterator[tuple[str, str]]:
+    """Yield ``(image_key, label)`` in index order without reading the images."""
+    count = lmdb_count(path)
+    env = _open(path)
+    try:
+        with env.begin() as txn:
+            for index in range(1, count + 1):
+                label = txn.get(b"label-%09d" % index)
+                if label is None:
+                    raise ValueError(f"{path}: sample {index} of {count} has no label")
+                yield f"image-{index:09d}", label.decode("utf-8")
+    finally:
+        env.close()
+
+
+@lru_cache(maxsize=8)
+def _reader(path: Path) -> lmdb.Environment:
+    return _open(path)
+
+
+def read_lmdb_image(path: Path, index: int) -> bytes:
+    """The image bytes of sample ``index`` (from 1); the environment stays open for the next call."""
+    with _reader(Path(path)).begin() as txn:
+        image = txn.get(b"image-%09d" % index)
+    if image is None:
+        raise OSError(f"{path}: no image-{index:09d}")
+    return bytes(image)
 
 
 def write_lmdb(path: Path, samples: Iterable[tuple[bytes, str]], map_size: int = 1 << 34) -> int:
