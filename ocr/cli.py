@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="images per call of the recogniser (default: 256; inference batches hold up to 32)")
     batch.add_argument("--allow", metavar="CHARS", help="only these characters may be read")
     batch.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
+    batch.add_argument("--summary", type=Path, metavar="SUMMARY.json", help="also write the summary as JSON here")
     _add_model_options(batch, batch_size=False)
 
     serve = commands.add_parser(
@@ -361,6 +362,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     )
     summary = run_batch(config, progress=sys.stderr.isatty())
     print_summary(summary, config.out)
+    if args.summary:
+        write_atomically(args.summary, json.dumps(summary.to_json(), indent=2).encode())
     if summary.interrupted:
         return 130
     return 1 if summary.failures else 0
