@@ -199,9 +199,8 @@ class BatchSummary:
     failures: Counter = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-    #: Seconds until the first rows came back (engine start-up, model load, first batch) and how many.
+    #: Seconds until the first rows came back (engine start-up, model load, first batch).
     first_rows_s: float = 0.0
-    first_rows: int = 0
     engine: str = "local"
     interrupted: bool = False
 
@@ -209,18 +208,12 @@ class BatchSummary:
     def lines_per_s(self) -> float:
         return self.done / self.seconds if self.seconds > 0 else 0.0
 
-    @property
-    def steady_lines_per_s(self) -> float:
-        """Throughput after the first rows: what more images would run at, without start-up."""
-        seconds = self.seconds - self.first_rows_s
-        return (self.done - self.first_rows) / seconds if seconds > 0 else 0.0
-
     def to_json(self) -> dict:
         return {
             "total": self.total, "skipped": self.skipped, "done": self.done, "failed": sum(self.failures.values()),
             "failures": dict(self.failures), "seconds": round(self.seconds, 3),
             "first_rows_s": round(self.first_rows_s, 3), "lines_per_s": round(self.lines_per_s, 2),
-            "steady_lines_per_s": round(self.steady_lines_per_s, 2), "engine": self.engine,
+            "engine": self.engine,
             "interrupted": self.interrupted,
         }
 
@@ -251,7 +244,7 @@ def run_batch(config: BatchConfig, progress: bool = True) -> BatchSummary:
                 for rows in stream:
                     writer.write(rows)
                     if not summary.done:
-                        summary.first_rows_s, summary.first_rows = time.perf_counter() - start, len(rows)
+                        summary.first_rows_s = time.perf_counter() - start
                     summary.done += len(rows)
                     for row in rows:
                         if row["error"]:
@@ -273,8 +266,7 @@ def print_summary(summary: BatchSummary, out_path: Path, file=sys.stdout) -> Non
           f"{failed} failed", file=file)
     for reason, count in summary.failures.most_common():
         print(f"  {count} x {reason} (e.g. {summary.examples[reason]})", file=file)
-    print(f"{summary.lines_per_s:.1f} lines/s over {summary.seconds:.1f} s with the {summary.engine} engine; "
-          f"{summary.steady_lines_per_s:.1f} lines/s after the first rows at {summary.first_rows_s:.1f} s "
-          "(start-up: engine, model load, first batch)", file=file)
+    print(f"{summary.lines_per_s:.1f} lines/s over {summary.seconds:.1f} s with the {summary.engine} engine, "
+          f"start-up included (first rows after {summary.first_rows_s:.1f} s)", file=file)
     if summary.interrupted:
         print("interrupted: rerun the same command to resume", file=file)

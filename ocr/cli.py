@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-queue-size", type=_positive_int, default=2048,
                        help="images waiting before new requests get RESOURCE_EXHAUSTED (default: 2048)")
     serve.add_argument("--max-images-per-request", type=_positive_int, default=DEFAULT_MAX_IMAGES)
+    serve.add_argument("--max-models", type=_positive_int, default=4,
+                       help="models in memory at most: a request naming a model of the models folder ($OCR_MODELS "
+                       "or ./models) that is not loaded yet loads it, up to this many (default: 4)")
     serve.add_argument("--max-message-mb", type=float, default=DEFAULT_MAX_MESSAGE_BYTES / 2**20,
                        help="largest request in MiB (default: 32)")
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
@@ -328,7 +331,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, device=args.device, models=tuple(args.models or [DEFAULT_MODEL]),
         precision=args.precision, threads=threads, max_batch_size=args.max_batch_size,
         max_queue_delay_ms=args.max_queue_delay_ms, max_queue_size=args.max_queue_size,
-        max_images_per_request=args.max_images_per_request, max_message_bytes=int(args.max_message_mb * 2**20),
+        max_images_per_request=args.max_images_per_request, max_models=args.max_models,
+        max_message_bytes=int(args.max_message_mb * 2**20),
         metrics_port=args.metrics_port, tls_cert=args.tls_cert, tls_key=args.tls_key,
         token=args.token or os.environ.get(TOKEN_ENV) or None, grace_s=args.grace,
     )

@@ -17,6 +17,7 @@ from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.auth import BearerTokenInterceptor
 from server.batcher import BatcherConfig
 from server.config import ServerConfig
+from server.contract import check_capacity, load_for_request
 from server.metrics import Metrics
 from server.service import RecognizerService
 from server.worker import ModelWorker
@@ -44,9 +45,12 @@ class OcrServer:
         self.service = RecognizerService(
             {}, config.models[0], self._prep, self.metrics, config.max_images_per_request
         )
+        self.service.loader = self.load_on_demand
+        self._batcher_config = BatcherConfig(config.max_batch_size, config.max_queue_delay_ms, config.max_queue_size)
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
         self._stopped = asyncio.Event()
+        self._loading: dict[str, asyncio.Future] = {}
 
     def _load(self) -> dict[str, Recognizer]:
         recognizers = dict(self._given or {})
@@ -88,9 +92,8 @@ class OcrServer:
             self.metrics.serve_http(c.metrics_port, c.host)
         loop = asyncio.get_running_loop()
         recognizers = await loop.run_in_executor(self._inference, self._load)
-        batcher_config = BatcherConfig(c.max_batch_size, c.max_queue_delay_ms, c.max_queue_size)
         for name, recognizer in recognizers.items():
-            worker = ModelWorker(recognizer, self._inference, batcher_config, self.metrics)
+            worker = ModelWorker(recognizer, self._inference, self._batcher_config, self.metrics)
             worker.batcher.start()
             self.service.workers[name] = worker
         gc.collect()
@@ -100,6 +103,28 @@ class OcrServer:
             await self.health.set(service, SERVING)
         log.info("serving %s on %s:%d", ", ".join(recognizers), c.host, self.port)
         return self.port
+
+    async def load_on_demand(self, name: str) -> None:
+        """Load a model a request names (models folder or registry) once, on the inference thread.
+
+        Concurrent requests for the same name share one load; other models'
+        batches wait while it loads (about a second on CPU).
+        """
+        if name in self.service.workers:
+            return
+        if name not in self._loading:
+            check_capacity(len(self.service.workers) + len(self._loading), self.config)
+            self._loading[name] = asyncio.ensure_future(self._load_worker(name))
+            self._loading[name].add_done_callback(lambda _: self._loading.pop(name, None))
+        await asyncio.shield(self._loading[name])
+
+    async def _load_worker(self, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        recognizer = await loop.run_in_executor(self._inference, load_for_request, name, self.config)
+        worker = ModelWorker(recognizer, self._inference, self._batcher_config, self.metrics)
+        worker.batcher.start()
+        self.service.workers[name] = worker
+        log.info("loaded model %s on request", name)
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain: NOT_SERVING, refuse new calls, answer every accepted one, then release everything."""

@@ -31,6 +31,8 @@ class ServerConfig:
     token: str | None = None
     grace_s: float = 30.0
     prep_threads: int = 2
+    #: A RecognizeRequest.model that is not loaded yet is loaded from the models folder, up to this many models.
+    max_models: int = 4
 
 
 @dataclass(frozen=True)

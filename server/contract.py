@@ -13,7 +13,9 @@ import grpc
 from crnn import Recognizer, Result
 from crnn.errors import UnknownModelError
 from crnn.preprocess import PreparedImage
+from crnn.weights import load_model
 from ocr.v1 import ocr_pb2
+from server.config import ServerConfig
 from server.errors import RequestError
 
 
@@ -23,6 +25,28 @@ def select_model(recognizers: Mapping[str, Recognizer], name: str, default: str)
     if name not in recognizers:
         raise UnknownModelError(f"unknown model {name!r}; this server has: {', '.join(sorted(recognizers))}")
     return name, recognizers[name]
+
+
+def load_for_request(name: str, config: ServerConfig) -> Recognizer:
+    """Load a model a request names (a registered name or a plain name in the models folder), warmed up.
+
+    Never a path: ``allow_paths=False`` keeps network-supplied names inside the models folder.
+    """
+    recognizer = Recognizer(
+        load_model(name, allow_paths=False), device=config.device, precision=config.precision,  # type: ignore[arg-type]
+        threads=config.threads, batch_size=config.max_batch_size,
+    )
+    recognizer.warmup()
+    return recognizer
+
+
+def check_capacity(loaded: int, config: ServerConfig) -> None:
+    """Refuse to load one more model past ``config.max_models``."""
+    if loaded >= config.max_models:
+        raise RequestError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{loaded} models loaded, the limit (--max-models); start the server with --model NAME instead",
+        )
 
 
 def check_request(request: ocr_pb2.RecognizeRequest, recognizer: Recognizer, max_images: int) -> str | None:

@@ -31,7 +31,15 @@ from crnn.preprocess import PreparedImage
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.auth import token_matches
 from server.config import RayOptions, ServerConfig
-from server.contract import check_request, list_models_response, prepare_request, recognize_response, select_model
+from server.contract import (
+    check_capacity,
+    check_request,
+    list_models_response,
+    load_for_request,
+    prepare_request,
+    recognize_response,
+    select_model,
+)
 from server.errors import RequestError, status_for
 from server.service import INLINE_PREPARE_BYTES
 
@@ -62,6 +70,7 @@ class RecognizerDeployment:
         # (measured, with or without Ray; torch's OpenMP pools are per calling thread).
         self._recognizers = self._inference.submit(self._load).result()
         self._default = config.models[0]
+        self._loading = asyncio.Lock()
         self._prep = ThreadPoolExecutor(max_workers=config.prep_threads, thread_name_prefix="prepare")
         self._read_batch.set_max_batch_size(config.max_batch_size)
         self._read_batch.set_batch_wait_timeout_s(config.max_queue_delay_ms / 1000)
@@ -77,6 +86,18 @@ class RecognizerDeployment:
             recognizer.warmup()
         return recognizers
 
+    async def _load_on_demand(self, name: str) -> None:
+        """Load a model a request names, once per replica, on the inference thread (like ``ocr serve``)."""
+        if name in self._recognizers:
+            return
+        async with self._loading:
+            if name not in self._recognizers:
+                check_capacity(len(self._recognizers), self._config)
+                loop = asyncio.get_running_loop()
+                self._recognizers[name] = await loop.run_in_executor(
+                    self._inference, load_for_request, name, self._config
+                )
+
     def _authorize(self, grpc_context) -> None:
         if self._config.token and not token_matches(grpc_context.invocation_metadata(), self._config.token):
             raise RequestError(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
@@ -84,6 +105,7 @@ class RecognizerDeployment:
     async def Recognize(self, request: ocr_pb2.RecognizeRequest, grpc_context) -> ocr_pb2.RecognizeResponse:
         try:
             self._authorize(grpc_context)
+            await self._load_on_demand(request.model or self._default)
             name, recognizer = select_model(self._recognizers, request.model, self._default)
             allowlist = check_request(request, recognizer, self._config.max_images_per_request)
             if sum(len(im.content) for im in request.images) <= INLINE_PREPARE_BYTES:

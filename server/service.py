@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 
 import grpc
@@ -36,6 +37,8 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
     ) -> None:
         self.workers = workers
         self.default_model = default_model
+        #: Loads a model a request names that is not loaded yet (set by the server; None: never).
+        self.loader: Callable[[str], Awaitable[None]] | None = None
         self._prep = prep_executor
         self._metrics = metrics
         self._max_images = max_images
@@ -96,6 +99,8 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
             return False
 
     async def _answer(self, request: ocr_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
+        if (request.model or self.default_model) not in self.workers and self.loader is not None:
+            await self.loader(request.model)
         name, _ = select_model(self.recognizers, request.model, self.default_model)
         worker = self.workers[name]
         allowlist = check_request(request, worker.recognizer, self._max_images)

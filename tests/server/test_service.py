@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 
 import grpc
@@ -211,3 +212,39 @@ def test_metrics_count_requests_items_and_batches(running, stub) -> None:
     assert registry.get_sample_value("ocr_requests_total", {"method": "Recognize", "code": "INVALID_ARGUMENT"}) >= 1
     assert registry.get_sample_value("ocr_inference_batches_total", {"model": "english_g2"}) >= 1
     assert registry.get_sample_value("ocr_compute_duration_seconds_count", {"model": "english_g2"}) >= 1
+
+
+def test_model_named_in_a_request_is_loaded_from_the_models_folder(fp32_recognizer, loaded_model, tmp_path,
+                                                                   monkeypatch) -> None:
+    from crnn.weights import save_checkpoint
+
+    save_checkpoint(
+        tmp_path / "digits" / "model.pt", loaded_model.network, architecture="vgg_bilstm_ctc",
+        alphabet=loaded_model.charset.alphabet, input_height=64, normalization=loaded_model.normalization,
+        provenance={"name": "digits"},
+    )
+    (tmp_path / "outside.pt").write_bytes((tmp_path / "digits" / "model.pt").read_bytes())
+    monkeypatch.setenv("OCR_MODELS", str(tmp_path / "models-root"))
+    (tmp_path / "models-root").mkdir()
+    (tmp_path / "models-root" / "digits").symlink_to(tmp_path / "digits")
+    srv = ServerThread(config(max_models=2), {"english_g2": fp32_recognizer}).start()
+    try:
+        with grpc.insecure_channel(srv.target) as channel:
+            stub = ocr_pb2_grpc.RecognizerStub(channel)
+            crop = real_crops(0)[0]
+            with ThreadPoolExecutor(4) as pool:  # concurrent first requests share one load
+                responses = list(pool.map(lambda _: stub.Recognize(request(crop, model="digits"), timeout=60),
+                                          range(4)))
+            assert {(r.model, r.results[0].text) for r in responses} == {("digits", "HELLO")}
+            listed = stub.ListModels(ocr_pb2.ListModelsRequest(), timeout=30)
+            assert sorted(m.name for m in listed.models) == ["digits", "english_g2"]
+            for name in ("../outside", str(tmp_path / "outside.pt"), "nope"):  # paths never load over gRPC
+                with pytest.raises(grpc.RpcError) as info:
+                    stub.Recognize(request(crop, model=name), timeout=30)
+                assert info.value.code() == grpc.StatusCode.NOT_FOUND, name
+            (tmp_path / "models-root" / "more").symlink_to(tmp_path / "digits")
+            with pytest.raises(grpc.RpcError) as info:  # a third model is over --max-models 2
+                stub.Recognize(request(crop, model="more"), timeout=30)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "max-models" in info.value.details()
+    finally:
+        srv.stop()
