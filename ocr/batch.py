@@ -259,8 +259,9 @@ def run_batch(config: BatchConfig, progress: bool = True) -> BatchSummary:
     return summary
 
 
-def print_summary(summary: BatchSummary, out_path: Path, file=sys.stdout) -> None:
+def print_summary(summary: BatchSummary, out_path: Path, file=None) -> None:
     """The end-of-run report: counts, failures by reason (with an example id) and throughput."""
+    file = file or sys.stdout
     failed = sum(summary.failures.values())
     print(f"{out_path}: {summary.done} read now, {summary.skipped} already there, {summary.total} in the input; "
           f"{failed} failed", file=file)

@@ -206,7 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("data", type=Path, metavar="DIR")
     adapt.add_argument("--out", type=Path, help="output folder (default: $OCR_MODELS or ./models, /DIR's name)")
     adapt.add_argument("--model", default=DEFAULT_MODEL, help=f"base model (default: {DEFAULT_MODEL})")
-    adapt.add_argument("--holdout", type=float, default=0.25, help="share held out for evaluation (default: 0.25)")
+    split = adapt.add_mutually_exclusive_group()
+    split.add_argument("--holdout", type=float, default=0.25, help="share held out for evaluation (default: 0.25)")
+    split.add_argument("--folds", type=_positive_int, metavar="K",
+                       help="K-fold cross-validation instead: K fold models (each image held out once), then the "
+                       "installed model on all images; the K+1 fits share --max-minutes")
     adapt.add_argument("--seed", type=int, default=0)
     adapt.add_argument("--max-minutes", type=float, default=3.0, help="wall-time budget (default: 3)")
     adapt.add_argument("--max-steps", type=_positive_int, default=400, help="training steps at most (default: 400)")
@@ -383,7 +387,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         raise ValueError("--max-minutes must be positive")
     out = args.out or models_dir() / args.data.resolve().name
     config = AdaptConfig(
-        data=args.data, out=out, base_model=args.model, holdout=args.holdout, seed=args.seed,
+        data=args.data, out=out, base_model=args.model, holdout=args.holdout, folds=args.folds, seed=args.seed,
         max_minutes=args.max_minutes, max_steps=args.max_steps, fonts=tuple(args.fonts),
         synthetic_ratio=args.synthetic_ratio, allow=args.allow, device=args.device,
         normalize=tuple(args.normalize), general=args.general, preview=args.preview, force=args.force,

@@ -17,7 +17,7 @@ from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.auth import BearerTokenInterceptor
 from server.batcher import BatcherConfig
 from server.config import ServerConfig
-from server.contract import check_capacity, load_for_request
+from server.contract import check_loadable, load_for_request
 from server.metrics import Metrics
 from server.service import RecognizerService
 from server.worker import ModelWorker
@@ -113,7 +113,7 @@ class OcrServer:
         if name in self.service.workers:
             return
         if name not in self._loading:
-            check_capacity(len(self.service.workers) + len(self._loading), self.config)
+            check_loadable(name, len(self.service.workers) + len(self._loading), self.config)
             self._loading[name] = asyncio.ensure_future(self._load_worker(name))
             self._loading[name].add_done_callback(lambda _: self._loading.pop(name, None))
         await asyncio.shield(self._loading[name])

@@ -13,7 +13,8 @@ import grpc
 from crnn import Recognizer, Result
 from crnn.errors import UnknownModelError
 from crnn.preprocess import PreparedImage
-from crnn.weights import load_model
+from crnn.specs import MODEL_SPECS
+from crnn.weights import find_model_file, load_model
 from ocr.v1 import ocr_pb2
 from server.config import ServerConfig
 from server.errors import RequestError
@@ -40,8 +41,10 @@ def load_for_request(name: str, config: ServerConfig) -> Recognizer:
     return recognizer
 
 
-def check_capacity(loaded: int, config: ServerConfig) -> None:
-    """Refuse to load one more model past ``config.max_models``."""
+def check_loadable(name: str, loaded: int, config: ServerConfig) -> None:
+    """A model a request names can be loaded: it exists (NOT_FOUND otherwise) and fits ``config.max_models``."""
+    if name not in MODEL_SPECS and find_model_file(name) is None:
+        raise UnknownModelError(f"unknown model {name!r}: not registered and not in the models folder")
     if loaded >= config.max_models:
         raise RequestError(
             grpc.StatusCode.RESOURCE_EXHAUSTED,

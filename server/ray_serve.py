@@ -32,7 +32,7 @@ from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.auth import token_matches
 from server.config import RayOptions, ServerConfig
 from server.contract import (
-    check_capacity,
+    check_loadable,
     check_request,
     list_models_response,
     load_for_request,
@@ -92,7 +92,7 @@ class RecognizerDeployment:
             return
         async with self._loading:
             if name not in self._recognizers:
-                check_capacity(len(self._recognizers), self._config)
+                check_loadable(name, len(self._recognizers), self._config)
                 loop = asyncio.get_running_loop()
                 self._recognizers[name] = await loop.run_in_executor(
                     self._inference, load_for_request, name, self._config

@@ -13,7 +13,7 @@ import torch
 from crnn.charset import ENGLISH_G2_ALPHABET, Charset
 from crnn.weights import load_model
 from ocr.adapt import job as adapt_job
-from ocr.adapt.data import LabelledImage, load_labelled, split_holdout
+from ocr.adapt.data import LabelledImage, load_labelled, split_folds, split_holdout
 from ocr.adapt.job import AdaptConfig, run_adapt
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import is_better
@@ -135,6 +135,27 @@ def test_bootstrap_and_verdict() -> None:
     assert a["loose"].value == 0.75 and a["loose"].low <= 0.75 <= a["loose"].high
     assert z["cer"].value == pytest.approx(9 / 12)
     assert is_better(a, z) and not is_better(z, a) and not is_better(a, a)
+
+
+def test_folds_cover_every_sample_once_stratified_and_seeded() -> None:
+    samples = [LabelledImage(str(i), np.zeros((4, 4), np.uint8), "x" * (1 + i % 4)) for i in range(80)]
+    folds = split_folds(samples, 4, seed=3)
+    assert sorted(i for fold in folds for i in fold) == list(range(80))
+    assert all(sorted(len(samples[i].label) for i in fold) == sorted([1, 2, 3, 4] * 5) for fold in folds)
+    assert split_folds(samples, 4, seed=3) == folds and split_folds(samples, 4, seed=4) != folds
+    with pytest.raises(ValueError, match="--folds"):
+        split_folds(samples, 1, seed=0)
+
+
+def test_tiny_cross_validated_run(tmp_path: Path) -> None:
+    data = copy_examples(tmp_path)
+    out = tmp_path / "models" / "cv"
+    report = run_adapt(tiny_config(data, out, folds=4, force=True), progress=False)
+    folds = report["holdout"]["folds"]
+    assert report["holdout"]["n"] == 8 == sum(f["n"] for f in folds) and len(folds) == 4
+    assert all(f["train"] == 6 for f in folds)
+    assert report["installed"] and load_model("cv", directory=tmp_path / "models").name == "cv"
+    assert "Cross-validated" in (out / "report.md").read_text()
 
 
 def test_tiny_run_writes_a_loadable_checkpoint_and_report(tmp_path: Path) -> None:

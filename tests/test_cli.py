@@ -12,7 +12,7 @@ import pytest
 from ocr.cli import build_parser, main
 from tests.conftest import EXAMPLES, ROOT
 
-COMMANDS = ["read", "eval", "bench", "serve", "adapt", "compare", "client"]
+COMMANDS = ["read", "batch", "eval", "bench", "serve", "adapt", "compare", "client"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -106,3 +106,25 @@ def test_client_against_a_running_server(capsys) -> None:
 def test_serve_rejects_half_tls_config(tmp_path: Path, capsys) -> None:
     assert main(["serve", "--tls-cert", str(tmp_path / "cert.pem")]) == 2
     assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
+
+
+def test_batch_and_serve_ray_option_errors(tmp_path, capsys) -> None:
+    assert main(["batch", str(EXAMPLES), "--out", str(tmp_path / "out.csv"), "--engine", "local"]) == 2
+    assert "--out must end in .jsonl or .parquet" in capsys.readouterr().err
+    assert main(["batch", str(tmp_path / "missing"), "--out", str(tmp_path / "o.jsonl"), "--engine", "local"]) == 2
+    assert "input not found" in capsys.readouterr().err
+    assert main(["serve", "--ray", "--metrics-port", "9100"]) == 2
+    assert "--ray" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", "--ray", "--autoscale", "3:1"])
+    assert "MIN <= MAX" in capsys.readouterr().err
+
+
+def test_batch_local_writes_rows_and_summary(tmp_path, capsys) -> None:
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    code = main(["batch", str(EXAMPLES), "--out", str(out), "--engine", "local", "--precision", "fp32",
+                 "--summary", str(summary)])
+    assert code == 0
+    assert "8 read now, 0 already there, 8 in the input; 0 failed" in capsys.readouterr().out
+    assert json.loads(summary.read_text())["done"] == 8
+    assert [json.loads(line)["text"] for line in out.read_text().splitlines()][0] == "HELLO"

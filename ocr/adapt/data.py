@@ -89,11 +89,8 @@ def load_labelled(
     return samples
 
 
-def split_holdout(samples: list[LabelledImage], share: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices (train, held-out), stratified by label length so both see similar lengths."""
-    if not 0 < share < 1:
-        raise ValueError("--holdout must be between 0 and 1")
-    rng = random.Random(seed)
+def _length_ordered(samples: list[LabelledImage], rng: random.Random) -> list[int]:
+    """Indices sorted by label length, shuffled within each length."""
     by_length: dict[int, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         by_length[len(s.label)].append(i)
@@ -102,6 +99,27 @@ def split_holdout(samples: list[LabelledImage], share: float, seed: int) -> tupl
         group = by_length[length]
         rng.shuffle(group)
         ordered.extend(group)
+    return ordered
+
+
+def split_folds(samples: list[LabelledImage], k: int, seed: int) -> list[list[int]]:
+    """``k`` disjoint held-out folds covering every sample once, each stratified by label length."""
+    if not 2 <= k <= len(samples):
+        raise ValueError(f"--folds must be between 2 and the number of images ({len(samples)}), got {k}")
+    rng = random.Random(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    offset = rng.randrange(k)
+    for position, i in enumerate(_length_ordered(samples, rng)):
+        folds[(position + offset) % k].append(i)
+    return [sorted(fold) for fold in folds]
+
+
+def split_holdout(samples: list[LabelledImage], share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices (train, held-out), stratified by label length so both see similar lengths."""
+    if not 0 < share < 1:
+        raise ValueError("--holdout must be between 0 and 1")
+    rng = random.Random(seed)
+    ordered = _length_ordered(samples, rng)
     # Every k-th of the length-sorted list goes to held-out: proportional in every length band.
     n_hold = max(1, round(share * len(samples)))
     step = len(ordered) / n_hold
@@ -127,7 +145,7 @@ def data_hash(samples: list[LabelledImage]) -> str:
     return digest.hexdigest()
 
 
-def split_key(fingerprint: str, seed: int, holdout: float) -> str:
+def split_key(fingerprint: str, seed: int, holdout: float | str) -> str:
     """Cache folder name for one data set split one way (the split depends on seed and share)."""
     return hashlib.sha256(f"{fingerprint}|{seed}|{holdout!r}".encode()).hexdigest()[:16]
 

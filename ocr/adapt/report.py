@@ -110,6 +110,22 @@ def render_markdown(r: dict) -> str:
     ]
     for key in ("exact", "loose", "cer"):
         lines.append(f"| {key} (95% CI) | {z[key]} | {a[key]} |")
+    folds = r["holdout"].get("folds")
+    if folds:
+        lines += [
+            "",
+            f"Cross-validated: each image was held out once, by one of {len(folds)} fold models trained on the "
+            "other folds; the figures above pool those readings. The installed model was then trained on all "
+            f"images for {r['training']['steps']} steps (the folds' median best step), so it has no held-out "
+            "images of its own: the figures estimate the procedure.",
+            "",
+            "| fold | train | held out | zero-shot loose | adapted loose | best step |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ] + [
+            f"| {f['fold']} | {f['train']} | {f['n']} | {f['zero_shot_loose']:.3f} | {f['adapted_loose']:.3f} "
+            f"| {f['best_step']} |"
+            for f in folds
+        ]
     if g:
         lines += [
             "",

@@ -38,6 +38,8 @@ class TrainConfig:
     #: Which layers learn: "all", "features" (the convolutional stack) or "sequence" (BiLSTMs + classifier).
     trainable: str = "all"
     distill_weight: float = 4.0
+    #: Keep the last weights instead of the best held-out ones (a fit whose step count was chosen elsewhere).
+    keep_last: bool = False
 
 
 @dataclass
@@ -201,7 +203,7 @@ def fine_tune(
                 best, stale = (cer, step, copy.deepcopy(network.state_dict())), 0
             else:
                 stale += 1
-            if stale >= config.patience:
+            if stale >= config.patience and not config.keep_last:
                 stopped = f"no held-out CER gain in {config.patience} evaluations"
                 break
         if out_of_time:
@@ -209,5 +211,7 @@ def fine_tune(
             break
     bar.close()
     network.eval().cpu()
-    best_state = {k: v.cpu() for k, v in best[2].items()}
+    if config.keep_last:
+        best = (cer, step, network.state_dict())
+    best_state = {k: v.detach().cpu().clone() for k, v in best[2].items()}
     return TrainResult(best_state, best[1], step, time.perf_counter() - start, stopped, curve)
