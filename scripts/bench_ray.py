@@ -59,8 +59,14 @@ def image_list(n: int, folder: Path) -> Path:
             paths += [Path(loc.path) for loc in open_dataset(SHARED / name).locations()]
     if not paths:
         paths = sorted((ROOT / "examples" / "images").glob("*.png"))
+    links = folder / "crops"
+    links.mkdir(exist_ok=True)
+    names = []
+    for k, path in enumerate(islice((p for _ in range(n) for p in paths), n)):
+        names.append(f"crops/{k:06d}{path.suffix}")  # links: every id unique, even when crops repeat
+        (folder / names[-1]).symlink_to(path)
     listing = folder / "images.txt"
-    listing.write_text("\n".join(str(p) for p in islice((p for _ in range(n) for p in paths), n)) + "\n")
+    listing.write_text("\n".join(names) + "\n")
     return listing
 
 
