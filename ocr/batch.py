@@ -44,7 +44,8 @@ def list_items(source: Path) -> list[dict]:
     """
     if not source.exists():
         raise FileNotFoundError(f"input not found: {source}")
-    if is_labelled(source):
+    labelled = is_labelled(source)
+    if labelled:
         locations = open_dataset(source).locations()
     elif source.is_dir():
         locations = [Location(str(p.relative_to(source)), "", "file", str(p)) for p in expand_inputs((source,))]
@@ -54,11 +55,9 @@ def list_items(source: Path) -> list[dict]:
         locations = [Location(source.name, "", "file", str(source))]
     else:
         locations = _list_file(source)
-    seen: set[str] = set()
-    duplicates = [loc.name for loc in locations if loc.name in seen or seen.add(loc.name)]  # type: ignore[func-returns-value]
+    duplicates = [name for name, count in Counter(loc.name for loc in locations).items() if count > 1]
     if duplicates:
         raise DatasetError(f"{source}: {len(duplicates)} duplicate ids, e.g. {duplicates[:3]}; ids must be unique")
-    labelled = is_labelled(source)
     return [
         {"id": loc.name, "label": loc.label if labelled else None, "source": loc.source, "path": loc.path,
          "index": loc.index}

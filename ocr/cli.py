@@ -10,6 +10,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from crnn import MODEL_SPECS, CrnnError
@@ -361,8 +362,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     threads = args.threads
     if threads is None and args.engine != "local":
         threads = max(1, math.ceil(args.cpus_per_worker))
-    options = ModelOptions(model=args.model, weights=args.weights, device=args.device, precision=args.precision,
-                           threads=threads, batch_size=min(32, args.batch_size))
+    options = replace(_model_options(args), threads=threads, batch_size=min(32, args.batch_size))
     config = BatchConfig(
         input=args.input, out=args.out, allow=args.allow, engine=args.engine, ray_address=args.ray_address,
         concurrency=args.concurrency, batch_size=args.batch_size, cpus_per_worker=args.cpus_per_worker,

@@ -17,7 +17,7 @@ from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.auth import BearerTokenInterceptor
 from server.batcher import BatcherConfig
 from server.config import ServerConfig
-from server.contract import check_loadable, load_for_request
+from server.contract import build_recognizer, check_loadable, load_for_request
 from server.metrics import Metrics
 from server.service import RecognizerService
 from server.worker import ModelWorker
@@ -54,14 +54,11 @@ class OcrServer:
 
     def _load(self) -> dict[str, Recognizer]:
         recognizers = dict(self._given or {})
-        for name in self.config.models:
-            if name not in recognizers:
-                recognizers[name] = Recognizer(
-                    name, device=self.config.device, precision=self.config.precision,  # type: ignore[arg-type]
-                    threads=self.config.threads, batch_size=self.config.max_batch_size,
-                )
         for recognizer in recognizers.values():
             recognizer.warmup()
+        for name in self.config.models:
+            if name not in recognizers:
+                recognizers[name] = build_recognizer(name, self.config)
         return recognizers
 
     async def start(self) -> int:

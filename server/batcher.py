@@ -199,12 +199,7 @@ class DynamicBatcher(Generic[T, R]):
         self.stats.batch_sizes.append(len(live))
         if self._on_batch is not None:
             self._on_batch(len(live), max(now - p.enqueued for p in live))
-        try:
-            results = await self._run_batch([p.item for p in live])
-            if len(results) != len(live):
-                raise RuntimeError(f"run_batch returned {len(results)} results for {len(live)} items")
-        except Exception:
-            results = [await self._run_one(p.item) for p in live]
+        results = await run_isolated(self._run_batch, [p.item for p in live])
         for p, result in zip(live, results):
             if p.future.done():
                 continue
@@ -213,9 +208,24 @@ class DynamicBatcher(Generic[T, R]):
             else:
                 p.future.set_result(result)
 
-    async def _run_one(self, item: T) -> Any:
-        try:
-            (result,) = await self._run_batch([item])
-            return result
-        except Exception as exc:
-            return exc
+
+async def run_isolated(run_batch: Callable[[list[T]], Awaitable[Sequence[R]]], items: list[T]) -> list[R | Exception]:
+    """Run ``items`` as one batch; if that fails, run them one by one so only a failing item gets its exception.
+
+    Returns one result per item, in order: a value, or the exception that item raised alone.
+    """
+    try:
+        results = list(await run_batch(items))
+        if len(results) != len(items):
+            raise RuntimeError(f"run_batch returned {len(results)} results for {len(items)} items")
+        return results  # type: ignore[return-value]
+    except Exception:
+        return [await _run_one(run_batch, item) for item in items]
+
+
+async def _run_one(run_batch: Callable[[list[T]], Awaitable[Sequence[R]]], item: T) -> R | Exception:
+    try:
+        (result,) = await run_batch([item])
+        return result
+    except Exception as exc:
+        return exc

@@ -19,6 +19,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import grpc
 import ray
@@ -30,18 +31,19 @@ from crnn import Recognizer, Result
 from crnn.preprocess import PreparedImage
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.auth import token_matches
+from server.batcher import run_isolated
 from server.config import RayOptions, ServerConfig
 from server.contract import (
+    build_recognizer,
     check_loadable,
     check_request,
     list_models_response,
     load_for_request,
-    prepare_request,
+    prepare_off_loop,
     recognize_response,
     select_model,
 )
 from server.errors import RequestError, status_for
-from server.service import INLINE_PREPARE_BYTES
 
 log = logging.getLogger(__name__)
 APP_NAME = "ocr"
@@ -76,15 +78,7 @@ class RecognizerDeployment:
         self._read_batch.set_batch_wait_timeout_s(config.max_queue_delay_ms / 1000)
 
     def _load(self) -> dict[str, Recognizer]:
-        c = self._config
-        recognizers = {
-            name: Recognizer(name, device=c.device, precision=c.precision,  # type: ignore[arg-type]
-                             threads=c.threads, batch_size=c.max_batch_size)
-            for name in c.models
-        }
-        for recognizer in recognizers.values():
-            recognizer.warmup()
-        return recognizers
+        return {name: build_recognizer(name, self._config) for name in self._config.models}
 
     async def _load_on_demand(self, name: str) -> None:
         """Load a model a request names, once per replica, on the inference thread (like ``ocr serve``)."""
@@ -108,11 +102,7 @@ class RecognizerDeployment:
             await self._load_on_demand(request.model or self._default)
             name, recognizer = select_model(self._recognizers, request.model, self._default)
             allowlist = check_request(request, recognizer, self._config.max_images_per_request)
-            if sum(len(im.content) for im in request.images) <= INLINE_PREPARE_BYTES:
-                prepared = prepare_request(recognizer, request)
-            else:
-                loop = asyncio.get_running_loop()
-                prepared = await loop.run_in_executor(self._prep, prepare_request, recognizer, request)
+            prepared = await prepare_off_loop(recognizer, request, self._prep)
             results = await asyncio.gather(*(self._read_batch(_Item(name, im, allowlist)) for im in prepared))
             for result in results:
                 if isinstance(result, Exception):
@@ -128,26 +118,20 @@ class RecognizerDeployment:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def _read_batch(self, items: list[_Item]) -> list[Result | Exception]:
-        return await asyncio.get_running_loop().run_in_executor(self._inference, self._compute, items)
-
-    def _compute(self, items: list[_Item]) -> list[Result | Exception]:
-        """Read a batch; if it fails, read its images one by one so one bad item fails only its request."""
-        results: list[Result | Exception] = [RuntimeError("not read")] * len(items)
+        """One Ray Serve batch: each model's images read together; a failing item fails only its request."""
+        results: list[Result | Exception | None] = [None] * len(items)
         for name in {item.model for item in items}:
             rows = [i for i, item in enumerate(items) if item.model == name]
-            recognizer = self._recognizers[name]
-            try:
-                images, allowlists = [items[i].image for i in rows], [items[i].allowlist for i in rows]
-                for i, result in zip(rows, recognizer.recognize_prepared(images, allowlists)):
-                    results[i] = result
-            except Exception:
-                log.exception("batch of %d failed; reading its images one by one", len(rows))
-                for i in rows:
-                    try:
-                        results[i] = recognizer.recognize_prepared([items[i].image], items[i].allowlist)[0]
-                    except Exception as exc:
-                        results[i] = exc
-        return results
+            read = await run_isolated(partial(self._compute, name), [items[i] for i in rows])
+            for i, result in zip(rows, read):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    async def _compute(self, name: str, items: list[_Item]) -> list[Result]:
+        recognizer = self._recognizers[name]
+        return await asyncio.get_running_loop().run_in_executor(
+            self._inference, recognizer.recognize_prepared, [i.image for i in items], [i.allowlist for i in items]
+        )
 
     async def ListModels(self, request: ocr_pb2.ListModelsRequest, grpc_context) -> ocr_pb2.ListModelsResponse:
         try:

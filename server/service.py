@@ -13,14 +13,12 @@ import grpc
 from crnn import Recognizer
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.batcher import Clock
-from server.contract import check_request, list_models_response, prepare_request, recognize_response, select_model
+from server.contract import check_request, list_models_response, prepare_off_loop, recognize_response, select_model
 from server.errors import RequestError, status_for
 from server.metrics import Metrics
 from server.worker import ModelWorker
 
 log = logging.getLogger(__name__)
-#: Requests with at most this many image bytes are decoded on the event loop (~0.3 ms), bigger ones on a thread.
-INLINE_PREPARE_BYTES = 64 * 1024
 
 
 class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
@@ -101,16 +99,11 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
     async def _answer(self, request: ocr_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
         if (request.model or self.default_model) not in self.workers and self.loader is not None:
             await self.loader(request.model)
-        name, _ = select_model(self.recognizers, request.model, self.default_model)
-        worker = self.workers[name]
+        _, worker = select_model(self.workers, request.model, self.default_model)
         allowlist = check_request(request, worker.recognizer, self._max_images)
         remaining = context.time_remaining()
         deadline = self._clock.now() + remaining if remaining is not None else None
-        loop = asyncio.get_running_loop()
-        if sum(len(im.content) for im in request.images) <= INLINE_PREPARE_BYTES:
-            prepared = prepare_request(worker.recognizer, request)  # cheaper than a thread hop
-        else:
-            prepared = await loop.run_in_executor(self._prep, prepare_request, worker.recognizer, request)
+        prepared = await prepare_off_loop(worker.recognizer, request, self._prep)
         results = await worker.recognize(prepared, allowlist, deadline)
         return recognize_response(request, worker.name, results)
 
