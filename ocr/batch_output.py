@@ -42,15 +42,16 @@ class JsonlResults:
         done: set[str] = set()
         keep = 0  # bytes of complete, valid lines
         with self.path.open("rb") as f:
-            for line in f:
+            for number, line in enumerate(f, start=1):
                 if not line.endswith(b"\n"):
-                    break
+                    break  # the last line, cut short by a crash: it is redone
                 try:
                     row = json.loads(line)
                 except ValueError:
-                    break
+                    row = None
                 if not isinstance(row, dict) or "id" not in row:
-                    raise ValueError(f"{self.path}: not ocr batch output (a line has no 'id'); choose another --out")
+                    raise ValueError(f"{self.path}:{number}: not ocr batch output (no JSON row with an 'id'); "
+                                     "choose another --out, this file is left as it is")
                 done.add(row["id"])
                 keep += len(line)
         if keep < self.path.stat().st_size:

@@ -87,6 +87,11 @@ def test_rerun_skips_what_is_there_and_torn_line_is_redone(tmp_path) -> None:
         f.write('{"id": "images/05.png", "te')  # a write cut off by a crash
     assert JsonlResults(out).done_ids() == {f"images/0{i}.png" for i in range(5)}
     second = run_batch(batch_config(EXAMPLES, out), progress=False)
+    other = tmp_path / "notes.jsonl"
+    other.write_text("my notes\n")  # not ours: refused, never truncated
+    with pytest.raises(ValueError, match="not ocr batch output"):
+        run_batch(batch_config(EXAMPLES, other), progress=False)
+    assert other.read_text() == "my notes\n"
     assert (second.skipped, second.done) == (5, 3)
     ids = [r["id"] for r in read_rows(out)]
     assert len(ids) == len(set(ids)) == 8
