@@ -13,6 +13,7 @@ import torch
 from crnn.charset import ENGLISH_G2_ALPHABET, Charset
 from crnn.weights import load_model
 from ocr.adapt import job as adapt_job
+from ocr.adapt.augment import Augmenter
 from ocr.adapt.data import LabelledImage, load_labelled, split_folds, split_holdout
 from ocr.adapt.job import AdaptConfig, run_adapt
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
@@ -216,3 +217,27 @@ def test_a_worse_model_is_not_installed_unless_forced(tmp_path: Path, monkeypatc
     assert "NOT better" in (out / "report.md").read_text()
     forced = run_adapt(tiny_config(data, out, force=True), progress=False)
     assert forced["installed"] and (out / "model.pt").is_file()
+
+
+def _ink_blocks(image: np.ndarray) -> int:
+    """Blocks of at least 4 columns that stand out from the background (light or dark ink)."""
+    deviation = np.abs(image.astype(float) - np.median(image)).max(axis=0)
+    marked = np.convolve(deviation > deviation.max() / 2, np.ones(5), "same") > 0  # bridge 1-2 column gaps
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], marked.astype(int), [0]])))
+    return int(np.count_nonzero(edges[1::2] - edges[::2] >= 4))
+
+
+@pytest.mark.parametrize("native_height", [16, 120])
+def test_augmentation_never_cuts_off_the_ends_of_a_line(native_height: int) -> None:
+    # A tightly cropped 20:1 line whose first and last "characters" touch the edges:
+    # a transform that crops, rotates or shears them out of the frame would make its label wrong.
+    width = native_height * 20
+    line = np.full((native_height, width), 220, np.uint8)
+    block = max(3, native_height // 2)
+    for x in (0, width // 2, width - block):
+        line[native_height // 5: native_height - native_height // 5, x: x + block] = 30
+    augmenter = Augmenter(seed=0, height=64)
+    for _ in range(150):
+        out = augmenter(line)
+        assert out.dtype == np.uint8 and 48 <= out.shape[0] <= 90
+        assert _ink_blocks(out) == 3

@@ -1,4 +1,13 @@
-"""Contrast and geometry augmentation of grey text images (albumentations)."""
+"""Contrast and geometry augmentation of grey text lines (albumentations), at the model's input height.
+
+Lines are first scaled to the model's input height, so every pixel amount
+below means the same thing for a 13-pixel receipt line and a 120-pixel plate.
+Geometry never moves text out of the frame: affine and perspective enlarge the
+canvas instead of cropping, shear is horizontal only, rotation shrinks as lines
+get longer (a 3-degree turn of a 20:1 line lifts its ends by half its height),
+and crops take at most a few pixels of margin. A transform that cut off a
+character would leave its label wrong.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +15,35 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from crnn.preprocess import resize_to_height
 
-def build_augmenter(seed: int) -> A.Compose:
-    """Brightness/contrast, gamma, CLAHE, inversion, blur, noise, JPEG, small affine/perspective, crop/pad."""
+#: Lines wider than this many heights get only a slight rotation.
+LONG_LINE_ASPECT = 4.0
+
+
+def _geometry(height: int, rotate: float, seed: int) -> A.Compose:
+    margin = max(1, height // 32)
     return A.Compose(
         [
-            A.CropAndPad(percent=(-0.06, 0.06), keep_size=False, border_mode=cv2.BORDER_REPLICATE, p=0.5),
-            A.Affine(scale=(0.92, 1.05), rotate=(-3, 3), shear=(-6, 6), border_mode=cv2.BORDER_REPLICATE,
-                     fit_output=False, p=0.5),
-            A.Perspective(scale=(0.01, 0.04), border_mode=cv2.BORDER_REPLICATE, p=0.3),
+            A.CropAndPad(px=((-margin, height // 10), (-margin, height // 4), (-margin, height // 10),
+                             (-margin, height // 4)),
+                         keep_size=False, border_mode=cv2.BORDER_REPLICATE, p=0.5),
+            A.Affine(scale=(0.92, 1.05), keep_ratio=True, rotate=(-rotate, rotate), shear={"x": (-8, 8), "y": 0},
+                     fit_output=True, border_mode=cv2.BORDER_REPLICATE, p=0.5),
+            A.Perspective(scale=(0.01, 0.03), fit_output=True, border_mode=cv2.BORDER_REPLICATE, p=0.3),
+        ],
+        seed=seed,
+    )
+
+
+def _appearance(seed: int) -> A.Compose:
+    return A.Compose(
+        [
             A.OneOf([A.RandomBrightnessContrast((-0.3, 0.3), (-0.4, 0.3)), A.RandomGamma((60, 160)),
                      A.CLAHE(clip_limit=(1, 3))], p=0.8),
             A.InvertImg(p=0.1),
-            A.OneOf([A.GaussianBlur(sigma_limit=(0.3, 1.2)), A.MotionBlur(blur_limit=(3, 5))], p=0.3),
+            A.Downscale(scale_range=(0.25, 0.6), p=0.2),
+            A.OneOf([A.GaussianBlur(sigma_limit=(0.5, 2.0)), A.MotionBlur(blur_limit=(3, 7))], p=0.3),
             A.GaussNoise(std_range=(0.01, 0.06), p=0.3),
             A.ImageCompression(quality_range=(30, 90), p=0.3),
         ],
@@ -26,9 +51,20 @@ def build_augmenter(seed: int) -> A.Compose:
     )
 
 
-def augment(augmenter: A.Compose, gray: np.ndarray) -> np.ndarray:
-    """One augmented copy of a uint8 grey image (never empty)."""
-    out = augmenter(image=gray)["image"]
-    if out.ndim == 3:
-        out = out[:, :, 0]
-    return out if out.size and min(out.shape) > 0 else gray
+class Augmenter:
+    """Random, label-preserving variants of grey text lines, scaled to ``height`` rows (seeded)."""
+
+    def __init__(self, seed: int, height: int) -> None:
+        self.height = height
+        self._short = _geometry(height, 3.0, seed)
+        self._long = _geometry(height, 0.5, seed + 1)
+        self._appearance = _appearance(seed + 2)
+
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        """One augmented copy of a uint8 grey image, about ``height`` rows high (never empty)."""
+        line = resize_to_height(gray, self.height)
+        geometry = self._short if line.shape[1] <= LONG_LINE_ASPECT * self.height else self._long
+        out = self._appearance(image=geometry(image=line)["image"])["image"]
+        if out.ndim == 3:
+            out = out[:, :, 0]
+        return out if out.size and min(out.shape) > 0 else line

@@ -16,7 +16,7 @@ from crnn import InvalidImageError, Recognizer
 from crnn.preprocess import prepare, to_gray
 from crnn.runtime import cpu_supports_bf16, resolve_device
 from crnn.weights import LoadedModel, load_model, save_checkpoint
-from ocr.adapt.augment import augment, build_augmenter
+from ocr.adapt.augment import Augmenter
 from ocr.adapt.data import (
     LabelledImage,
     data_hash,
@@ -93,21 +93,21 @@ class _Synthesis:
     train: list[LabelledImage]
     renderer: Renderer
     sampler: TextSampler
-    augmenter: object
+    augmenter: Augmenter
 
     @classmethod
-    def build(cls, config: AdaptConfig, fonts, train: list[LabelledImage]) -> _Synthesis:
+    def build(cls, config: AdaptConfig, fonts, train: list[LabelledImage], height: int) -> _Synthesis:
         renderer = Renderer(fonts, [estimate_style(s.gray) for s in train], config.seed)
         return cls(train, renderer, TextSampler([s.label for s in train], config.seed, config.allow),
-                   build_augmenter(config.seed))
+                   Augmenter(config.seed, height))
 
     def draw_real(self, rng) -> tuple[np.ndarray, str]:
         s = self.train[rng.randrange(len(self.train))]
-        return augment(self.augmenter, s.gray), s.label
+        return self.augmenter(s.gray), s.label
 
     def draw_synthetic(self, rng) -> tuple[np.ndarray, str]:
         text = self.sampler.sample()
-        return augment(self.augmenter, self.renderer.render(text)), text
+        return self.augmenter(self.renderer.render(text)), text
 
 
 def _fit(
@@ -115,12 +115,12 @@ def _fit(
     scorer: _Scorer, train_config: TrainConfig, progress: bool,
 ) -> tuple[torch.nn.Module, TrainResult, _Synthesis]:
     """Fine-tune a copy of the base network on ``train``; ``scorer`` drives early stopping."""
-    synthesis = _Synthesis.build(config, fonts, train)
+    synthesis = _Synthesis.build(config, fonts, train, base.input_height)
     general_renderer = Renderer(fonts, [], config.seed + 1)
     general_texts = general_lines(5000, config.seed + 1)
 
     def draw_general(rng) -> np.ndarray:
-        return augment(synthesis.augmenter, general_renderer.render(rng.choice(general_texts)))
+        return synthesis.augmenter(general_renderer.render(rng.choice(general_texts)))
 
     network = copy.deepcopy(base.network)
     for p in network.parameters():
@@ -236,8 +236,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         picks = [synthesis.train[int(i)] for i in rng.integers(0, len(synthesis.train), 6)]
         preview_grid(config.out / "preview.png", [
             ("real", [s.gray for s in picks]),
-            ("augmented", [augment(synthesis.augmenter, s.gray) for s in picks]),
-            ("synthetic", [augment(synthesis.augmenter, synthesis.renderer.render(synthesis.sampler.sample()))
+            ("augmented", [synthesis.augmenter(s.gray) for s in picks]),
+            ("synthetic", [synthesis.augmenter(synthesis.renderer.render(synthesis.sampler.sample()))
                            for _ in range(6)]),
         ])
     report["wall_seconds"] = time.perf_counter() - start
