@@ -19,17 +19,52 @@ ENGLISH_G2_ALPHABET = (
 )
 
 
+#: Letter case a model can be told to write (it then reads letters case-insensitively).
+CASES = ("upper", "lower")
+
+
 @dataclass(frozen=True)
 class Charset:
-    """A CTC alphabet: class 0 is the blank, class ``i`` (1-based) is ``alphabet[i-1]``."""
+    """A CTC alphabet: class 0 is the blank, class ``i`` (1-based) is ``alphabet[i-1]``.
+
+    With ``case`` ("upper" or "lower") letters are read case-insensitively and
+    written in that case: each letter's two classes are merged into the one of
+    that case (their probabilities add up), the way a domain whose labels are
+    all capitals (receipts, plates) is read and trained.
+    """
 
     alphabet: str
+    case: str | None = None
 
     def __post_init__(self) -> None:
         if not self.alphabet:
             raise ValueError("an alphabet needs at least one character")
         if len(set(self.alphabet)) != len(self.alphabet):
             raise ValueError("alphabet has repeated characters")
+        if self.case is not None and self.case not in CASES:
+            raise ValueError(f"case must be one of {CASES} or None, not {self.case!r}")
+
+    @cached_property
+    def case_fold(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(kept, merged)`` class indices: ``merged[i]`` folds into ``kept[i]``; None without ``case``."""
+        if self.case is None:
+            return None
+        pairs = [
+            (self._index[self._cased(ch)], self._index[ch]) for ch in self.alphabet
+            if self._cased(ch) != ch and self._cased(ch) in self._index
+        ]
+        if not pairs:
+            return None
+        kept, merged = zip(*pairs)
+        return np.array(kept), np.array(merged)
+
+    def _cased(self, ch: str) -> str:
+        folded = ch.upper() if self.case == "upper" else ch.lower() if self.case == "lower" else ch
+        return folded if len(folded) == 1 else ch
+
+    def in_case(self, text: str) -> str:
+        """``text`` with letters in the charset's case (where the alphabet has that letter)."""
+        return "".join(self._cased(ch) if self._cased(ch) in self._index else ch for ch in text)
 
     @property
     def num_classes(self) -> int:
@@ -60,7 +95,8 @@ class Charset:
 
         Raises ``InvalidAllowlistError`` if ``allowlist`` is empty-after-dedup or
         holds characters the model cannot produce, so a typo never silently
-        turns into "allow nothing".
+        turns into "allow nothing". With ``case``, letters allow their class
+        in that case (``"abc"`` allows ``ABC`` for an upper-case model).
         """
         if allowlist is None or allowlist == "":
             return None
@@ -71,6 +107,6 @@ class Charset:
             )
         mask = np.zeros(self.num_classes, dtype=bool)
         mask[0] = True
-        for ch in allowlist:
+        for ch in self.in_case(allowlist):
             mask[self._index[ch]] = True
         return mask

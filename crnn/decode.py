@@ -5,7 +5,8 @@ What a confidence means
 The network emits, for every frame (a 4-pixel-wide column band of the
 resized image), a probability over the blank and every allowed character
 (disallowed classes are removed and the rest renormalised, so probabilities
-always sum to 1 over what the caller allows). Greedy decoding takes the most
+always sum to 1 over what the caller allows; a model that writes one letter
+case first adds each letter's two case classes together). Greedy decoding takes the most
 likely class per frame, merges repeats and drops blanks.
 
 * A **character's confidence** is the highest probability the model gave that
@@ -60,17 +61,36 @@ class Result:
     chars: list[CharResult] = field(default_factory=list)
 
 
-def masked_probabilities(logits: torch.Tensor, mask: np.ndarray | None) -> torch.Tensor:
-    """Softmax over classes with disallowed classes removed: ``(N, T, C)`` -> same shape, float32.
+def class_log_probs(
+    logits: torch.Tensor,
+    mask: np.ndarray | None,
+    fold: tuple[np.ndarray, np.ndarray] | None = None,
+    floor: float = float("-inf"),
+) -> torch.Tensor:
+    """Log-softmax over classes ``(N, T, C)``, float32, with letter cases folded and disallowed classes removed.
 
-    Setting disallowed logits to ``-inf`` before the softmax is the same as
-    zeroing their probabilities and renormalising the rest.
+    ``fold`` (``Charset.case_fold``) adds each merged class's probability to
+    its kept twin and removes it; ``mask`` then removes disallowed classes,
+    which is the same as zeroing their probabilities and renormalising the
+    rest. Removed classes get ``floor`` (training passes a finite one: -inf
+    turns CTC gradients into NaN).
     """
-    logits = logits.float()
+    scores = logits.float()
+    if fold is not None:
+        kept, merged = (torch.as_tensor(i, device=scores.device) for i in fold)
+        scores = scores.log_softmax(-1)
+        both = torch.logaddexp(scores.index_select(-1, kept), scores.index_select(-1, merged))
+        scores = scores.index_copy(-1, kept, both).index_fill(-1, merged, floor)
     if mask is not None:
-        allowed = torch.as_tensor(mask, device=logits.device)
-        logits = logits.masked_fill(~allowed, float("-inf"))
-    return torch.softmax(logits, dim=-1)
+        scores = scores.masked_fill(~torch.as_tensor(mask, device=scores.device), floor)
+    return scores.log_softmax(-1)
+
+
+def masked_probabilities(
+    logits: torch.Tensor, mask: np.ndarray | None, fold: tuple[np.ndarray, np.ndarray] | None = None
+) -> torch.Tensor:
+    """Probabilities over classes ``(N, T, C)``: :func:`class_log_probs`, exponentiated."""
+    return class_log_probs(logits, mask, fold).exp()
 
 
 def greedy_decode(

@@ -160,7 +160,7 @@ class Recognizer:
                 by_mask.setdefault(id(masks[i]), []).append(row)
             for rows in by_mask.values():
                 mask = masks[batch[rows[0]]]
-                probs = masked_probabilities(logits[rows], mask).numpy()
+                probs = masked_probabilities(logits[rows], mask, self.charset.case_fold).numpy()
                 for k, row in enumerate(rows):
                     image = images[batch[row]]
                     frames = frames_covering(image.width, probs.shape[1])

@@ -136,8 +136,13 @@ def save_checkpoint(
     provenance: dict[str, Any],
     metrics: dict[str, Any] | None = None,
     architecture_kwargs: dict[str, int] | None = None,
+    case: str | None = None,
 ) -> Path:
-    """Write a self-describing checkpoint atomically (temp file + rename); returns ``path``."""
+    """Write a self-describing checkpoint atomically (temp file + rename); returns ``path``.
+
+    ``case`` ("upper"/"lower") records that the model reads letters
+    case-insensitively and writes them in that case (see ``Charset``).
+    """
     state_dict = {k: v.detach().cpu() for k, v in network.state_dict().items()}
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -145,6 +150,7 @@ def save_checkpoint(
         "architecture": architecture,
         "architecture_kwargs": dict(architecture_kwargs or {}),
         "alphabet": alphabet,
+        "case": case,
         "input_height": input_height,
         "normalization": {"mean": normalization.mean, "std": normalization.std},
         "provenance": provenance,
@@ -187,7 +193,7 @@ def load_checkpoint(path: Path) -> LoadedModel:
         raise WeightsError(
             f"checksum mismatch for {path}: weights digest expected {payload.get('weights_sha256')}, got {digest}"
         )
-    charset = Charset(payload["alphabet"])
+    charset = Charset(payload["alphabet"], payload.get("case"))
     network = build_network(payload["architecture"], charset.num_classes, payload.get("architecture_kwargs", {}))
     _load_strict(network, state_dict, path)
     norm = payload.get("normalization", {})

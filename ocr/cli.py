@@ -219,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra fonts for synthetic text (repeatable)")
     adapt.add_argument("--synthetic-ratio", type=float, default=0.5, help="share of synthetic lines per batch")
     adapt.add_argument("--allow", metavar="CHARS", help="the domain alphabet (used when reading and rendering)")
+    adapt.add_argument("--case", choices=("auto", "keep", "upper", "lower"), default="auto",
+                       help="auto (default): when every label letter is upper-case (or every one lower-case), read "
+                       "letters case-insensitively and write them in that case; keep: learn case from the labels")
     adapt.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     adapt.add_argument("--normalize", action="append", choices=NORMALIZATIONS, default=[],
                        help="fix labels before checking them (repeatable, applied in order)")
@@ -391,7 +394,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes, max_steps=args.max_steps, fonts=tuple(args.fonts),
         synthetic_ratio=args.synthetic_ratio, allow=args.allow, device=args.device,
         normalize=tuple(args.normalize), general=args.general, preview=args.preview, force=args.force,
-        batch_size=args.batch_size, lr=args.lr,
+        batch_size=args.batch_size, lr=args.lr, case=args.case,
     )
     report = run_adapt(config, progress=sys.stderr.isatty())
     z, a = report["holdout"]["zero_shot"], report["holdout"]["adapted"]

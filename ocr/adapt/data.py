@@ -46,6 +46,22 @@ def normalize_label(label: str, steps: tuple[str, ...], charset: Charset) -> str
     return label
 
 
+def label_case(labels: list[str], alphabet: str) -> str | None:
+    """"upper" or "lower" when every letter of the labels is in that case and the alphabet has both cases.
+
+    Such labels (receipts transcribed in capitals) say nothing about the case
+    printed, so the model should read letters case-insensitively and write
+    them in the labels' case rather than learn to turn "Total" into TOTAL.
+    """
+    letters = {ch for label in labels for ch in label if ch.upper() != ch.lower()}
+    for case, convert in (("upper", str.upper), ("lower", str.lower)):
+        if letters and all(convert(ch) == ch for ch in letters) and any(
+            ch.swapcase() in alphabet for ch in letters
+        ):
+            return case
+    return None
+
+
 def load_labelled(
     path: Path, charset: Charset, normalize: tuple[str, ...] = (), warn=None
 ) -> list[LabelledImage]:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from crnn import InvalidImageError, Recognizer
+from crnn.charset import Charset
 from crnn.preprocess import prepare, to_gray
 from crnn.runtime import cpu_supports_bf16, resolve_device
 from crnn.weights import LoadedModel, load_model, save_checkpoint
@@ -20,6 +21,7 @@ from ocr.adapt.augment import Augmenter
 from ocr.adapt.data import (
     LabelledImage,
     data_hash,
+    label_case,
     load_labelled,
     read_cache,
     split_folds,
@@ -60,6 +62,8 @@ class AdaptConfig:
     batch_size: int = 16
     lr: float = 1e-4
     trainable: str = "all"
+    #: "auto" (fold case when every label letter is one case), "keep", "upper" or "lower".
+    case: str = "auto"
 
 
 def _log(message: str) -> None:
@@ -67,17 +71,24 @@ def _log(message: str) -> None:
 
 
 class _Scorer:
-    """Reads a fixed list of images with any network, through the same Recognizer as inference."""
+    """Reads a fixed list of images with any network, through the same Recognizer as inference.
 
-    def __init__(self, images: list[np.ndarray], labels: list[str], base: LoadedModel, allow: str | None) -> None:
+    ``charset`` is the adapted model's (it may fold letter case); pass the
+    base model's to :meth:`predict` to read as zero-shot.
+    """
+
+    def __init__(
+        self, images: list[np.ndarray], labels: list[str], base: LoadedModel, allow: str | None, charset: Charset,
+    ) -> None:
         self.prepared = [prepare(im, base.input_height) for im in images]
         self.labels = labels
         self.base = base
         self.allow = allow
+        self.charset = charset
 
-    def predict(self, network: torch.nn.Module) -> list[str]:
-        model = copy.copy(self.base)
-        model.network = copy.deepcopy(network).eval()
+    def predict(self, network: torch.nn.Module, charset: Charset | None = None) -> list[str]:
+        """Texts read by ``network`` with ``charset`` (default: the adapted model's)."""
+        model = replace(self.base, network=copy.deepcopy(network).eval(), charset=charset or self.charset)
         recognizer = Recognizer(model, device="cpu", precision="fp32")
         return [r.text for r in recognizer.recognize_prepared(self.prepared, self.allow)]
 
@@ -114,7 +125,10 @@ def _fit(
     config: AdaptConfig, base: LoadedModel, device: torch.device, fonts, train: list[LabelledImage],
     scorer: _Scorer, train_config: TrainConfig, progress: bool,
 ) -> tuple[torch.nn.Module, TrainResult, _Synthesis]:
-    """Fine-tune a copy of the base network on ``train``; ``scorer`` drives early stopping."""
+    """Fine-tune a copy of the base network on ``train``; ``scorer`` drives early stopping.
+
+    The loss reads classes as ``scorer.charset`` does (case folding, allowlist).
+    """
     synthesis = _Synthesis.build(config, fonts, train, base.input_height)
     general_renderer = Renderer(fonts, [], config.seed + 1)
     general_texts = general_lines(5000, config.seed + 1)
@@ -125,8 +139,9 @@ def _fit(
     network = copy.deepcopy(base.network)
     for p in network.parameters():
         p.requires_grad_(True)
-    result = fine_tune(network, synthesis.draw_real, synthesis.draw_synthetic, scorer, draw_general, base.charset,
-                       base.input_height, base.normalization, train_config, base.charset.allow_mask(config.allow),
+    charset = scorer.charset
+    result = fine_tune(network, synthesis.draw_real, synthesis.draw_synthetic, scorer, draw_general, charset,
+                       base.input_height, base.normalization, train_config, charset.allow_mask(config.allow),
                        progress, device)
     network.load_state_dict(result.best_state)
     return network, result, synthesis
@@ -137,8 +152,13 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     start = time.perf_counter()
     device = resolve_device(config.device)
     base = load_model(config.base_model)
-    charset = base.charset
-    samples = load_labelled(config.data, charset, config.normalize, warn=_log)
+    samples = load_labelled(config.data, base.charset, config.normalize, warn=_log)
+    case = label_case([s.label for s in samples], base.charset.alphabet) if config.case == "auto" else (
+        None if config.case == "keep" else config.case)
+    charset = Charset(base.charset.alphabet, case)
+    if case:
+        _log(f"adapt: reading letters case-insensitively and writing them {case}-case, as the labels are "
+             f"(--case keep to learn case)")
     if config.allow:
         charset.allow_mask(config.allow)
         outside = sorted({ch for s in samples for ch in s.label if ch not in config.allow and ch != " "})
@@ -181,9 +201,9 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     for k, (train, held) in enumerate(zip(train_sets, held_sets)):
         if config.folds:
             _log(f"adapt: fold {k + 1}/{config.folds}: {len(train)} training, {len(held)} held-out")
-        scorer = _Scorer([s.gray for s in held], [s.label for s in held], base, config.allow)
+        scorer = _Scorer([s.gray for s in held], [s.label for s in held], base, config.allow, charset)
         network, result, synthesis = _fit(config, base, device, fonts, train, scorer, train_config, progress)
-        zero, adapted = scorer.predict(base.network), scorer.predict(network)
+        zero, adapted = scorer.predict(base.network, base.charset), scorer.predict(network)
         zero_shot_predictions += zero
         adapted_predictions += adapted
         labels += scorer.labels
@@ -196,7 +216,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         steps = int(np.median([row["best_step"] for row in fold_rows]))
         _log(f"adapt: final fit on all {len(cached)} images for {steps} steps (median best step of the folds)")
         final_config = replace(train_config, max_steps=max(1, steps), keep_last=True)
-        scorer = _Scorer([s.gray for s in cached], [s.label for s in cached], base, config.allow)
+        scorer = _Scorer([s.gray for s in cached], [s.label for s in cached], base, config.allow, charset)
         if steps:
             network, result, synthesis = _fit(config, base, device, fonts, cached, scorer, final_config, progress)
         else:
@@ -208,7 +228,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     }
     if config.folds:
         holdout["folds"] = fold_rows
-    general = _forgetting_check(config, base, network, fonts)
+    general = _forgetting_check(config, base, network, fonts, charset)
     better = is_better(holdout["adapted"], holdout["zero_shot"])
     installed = better or config.force
     name = config.out.name
@@ -244,7 +264,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     if installed:
         save_checkpoint(
             config.out / "model.pt", network, architecture=str(base.metadata.get("architecture", "vgg_bilstm_ctc")),
-            alphabet=charset.alphabet, input_height=base.input_height, normalization=base.normalization,
+            alphabet=charset.alphabet, case=charset.case, input_height=base.input_height,
+            normalization=base.normalization,
             provenance={"name": name, "base_model": base.name, "base_sha256": base.sha256,
                         "training_data_sha256": fingerprint, "created": report["created"],
                         "options": report["options"]},
@@ -254,7 +275,9 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     return report
 
 
-def _forgetting_check(config: AdaptConfig, base: LoadedModel, network: torch.nn.Module, fonts) -> dict:
+def _forgetting_check(
+    config: AdaptConfig, base: LoadedModel, network: torch.nn.Module, fonts, charset: Charset
+) -> dict:
     """Loose accuracy on general text before and after (whole alphabet, no allowlist)."""
     if config.general is not None:
         images, labels, source = [], [], str(config.general)
@@ -267,10 +290,10 @@ def _forgetting_check(config: AdaptConfig, base: LoadedModel, network: torch.nn.
     else:
         images, labels = rendered_general_set(fonts)
         source = "rendered general text"
-    scorer = _Scorer(images, labels, base, None)
+    scorer = _Scorer(images, labels, base, None, charset)
     return {
         "source": source,
         "n": len(labels),
-        "zero_shot": bootstrap(scorer.predict(base.network), labels, config.seed),
+        "zero_shot": bootstrap(scorer.predict(base.network, base.charset), labels, config.seed),
         "adapted": bootstrap(scorer.predict(network), labels, config.seed),
     }

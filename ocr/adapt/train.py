@@ -15,7 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from crnn.charset import Charset
-from crnn.decode import frames_covering
+from crnn.decode import class_log_probs, frames_covering
 from crnn.model import CRNN
 from crnn.preprocess import bucket_width, resize_to_height, stack_batch
 from crnn.specs import Normalization
@@ -72,7 +72,7 @@ def make_batch(
     batch = stack_batch(resized, width, norm)
     frames = CRNN.sequence_length(width)
     input_lengths = torch.tensor([frames_covering(r.shape[1], frames) for r in resized], dtype=torch.long)
-    encoded = [charset.encode(label) for label in labels]
+    encoded = [charset.encode(charset.in_case(label)) for label in labels]
     targets = torch.tensor([i for e in encoded for i in e], dtype=torch.long)
     target_lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
     return torch.from_numpy(batch), targets, input_lengths, target_lengths
@@ -116,9 +116,10 @@ def fine_tune(
     """Fine-tune every layer; keep the weights with the lowest held-out CER seen.
 
     ``evaluate(network) -> (loose accuracy, CER)`` on the held-out images.
-    With ``allow_mask`` (the domain allowlist) the CTC loss is computed over
-    the allowed classes only, as they are read at inference, so training does
-    not push down characters the domain never uses but general text needs.
+    The CTC loss reads classes as inference does: with ``charset.case`` a
+    letter's two cases count as one, and with ``allow_mask`` (the domain
+    allowlist) only allowed classes compete, so training does not push down
+    characters the domain never uses but general text needs.
     ``draw_general`` supplies general-text images on which the network is
     kept close to the frozen starting weights (KL divergence of per-frame
     class distributions), so it learns the domain without forgetting the rest.
@@ -148,7 +149,6 @@ def fine_tune(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     n_synthetic = round(config.batch_size * config.synthetic_ratio)
-    allowed = torch.as_tensor(allow_mask, device=device) if allow_mask is not None else None
     start = time.perf_counter()
     loose, cer = evaluate(network)
     curve = [CurvePoint(0, None, loose, cer)]
@@ -167,10 +167,7 @@ def fine_tune(
             )
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 logits = network(images.to(device))
-            logits = logits.float()
-            if allowed is not None:
-                logits = logits.masked_fill(~allowed, -1e4)  # finite: -inf turns CTC gradients into NaN
-            log_probs = logits.log_softmax(2).transpose(0, 1)
+            log_probs = class_log_probs(logits, allow_mask, charset.case_fold, floor=-1e4).transpose(0, 1)
             loss = loss + ctc(log_probs, targets, input_lengths, target_lengths) * len(chunk) / len(pairs)
         if teacher is not None:
             general = [draw_general(rng) for _ in range(config.general_per_step)]
