@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from crnn import Recognizer
 from crnn.charset import ENGLISH_G2_ALPHABET, Charset
 from crnn.weights import load_model
 from ocr.adapt import job as adapt_job
 from ocr.adapt.augment import Augmenter
-from ocr.adapt.data import LabelledImage, load_labelled, split_folds, split_holdout
+from ocr.adapt.data import LabelledImage, label_case, load_labelled, split_folds, split_holdout
 from ocr.adapt.job import AdaptConfig, run_adapt
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import is_better
@@ -173,6 +174,32 @@ def test_tiny_run_writes_a_loadable_checkpoint_and_report(tmp_path: Path) -> Non
     assert "holdout" in loaded.metadata["metrics"]
     assert json.loads((out / "report.json").read_text())["training"]["steps"] == 3
     assert "held-out" in (out / "report.md").read_text()
+
+
+def test_label_case_is_detected_only_when_every_letter_agrees() -> None:
+    alphabet = ENGLISH_G2_ALPHABET
+    assert label_case(["TOTAL (RM) :", "12.00", "QTY"], alphabet) == "upper"
+    assert label_case(["total", "4 kg"], alphabet) == "lower"
+    assert label_case(["Total", "QTY"], alphabet) is None
+    assert label_case(["12.00", "3"], alphabet) is None  # no letters: nothing to fold
+    assert label_case(["ABC"], "ABC") is None  # the alphabet has no lower case to fold
+
+
+def test_upper_case_labels_give_a_case_folding_model(tmp_path: Path) -> None:
+    data = copy_examples(tmp_path)
+    gt = data / "gt.tsv"
+    rows = [line.split("\t") for line in gt.read_text(encoding="utf-8").splitlines()]
+    gt.write_text("".join(f"{name}\t{label.upper()}\n" for name, label in rows), encoding="utf-8")
+    out = tmp_path / "models" / "caps"
+    run_adapt(tiny_config(data, out, force=True), progress=False)
+    loaded = load_model("caps", directory=tmp_path / "models")
+    assert loaded.charset.case == "upper"
+    texts = [r.text for r in Recognizer(loaded, device="cpu", precision="fp32").recognize(
+        [(EXAMPLES / "images" / f"0{i}.png").read_bytes() for i in range(8)])]
+    assert any(t.strip() for t in texts) and all(t == t.upper() for t in texts)
+    kept = tmp_path / "models" / "kept"
+    run_adapt(tiny_config(data, kept, force=True, case="keep"), progress=False)
+    assert load_model("kept", directory=tmp_path / "models").charset.case is None
 
 
 def test_same_seed_same_weights(tmp_path: Path) -> None:

@@ -79,3 +79,24 @@ def test_allowlist_rejects_unknown_characters() -> None:
     with pytest.raises(InvalidAllowlistError, match="'z'"):
         CHARSET.allow_mask("az")
     assert CHARSET.allow_mask("") is None
+
+
+def test_case_folding_adds_both_cases_and_writes_one() -> None:
+    charset = Charset("aAb", case="upper")  # classes: 0 blank, 1 a, 2 A, 3 b
+    logits = torch.log(torch.tensor([[[0.05, 0.3, 0.25, 0.4]]]))  # 'b' wins unless a and A count as one
+    assert greedy_decode(masked_probabilities(logits, None)[0].numpy(), charset).text == "b"
+    probs = masked_probabilities(logits, None, charset.case_fold)[0].numpy()
+    assert probs[0, 1] == 0.0 and np.isclose(probs[0, 2], 0.55) and np.isclose(probs[0].sum(), 1.0)
+    assert greedy_decode(probs, charset).text == "A"
+    assert charset.allow_mask("ab").tolist() == [True, False, True, True]  # 'a' allows its upper-case class
+    assert charset.in_case("a-b") == "A-b"  # no 'B' in the alphabet: 'b' stays
+    lower = Charset("aAb", case="lower")
+    assert [i.tolist() for i in lower.case_fold] == [[1], [2]]
+    assert Charset("aAb").case_fold is None
+
+
+def test_unknown_case_is_rejected() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="case"):
+        Charset("aA", case="title")

@@ -96,6 +96,20 @@ def test_checkpoint_round_trip_reads_the_same(tmp_path: Path, loaded_model) -> N
     assert copy.text == base.text and copy.confidence == pytest.approx(base.confidence, abs=1e-5)
 
 
+def test_checkpoint_keeps_the_case_it_writes(tmp_path: Path, loaded_model) -> None:
+    path = save_checkpoint(
+        tmp_path / "caps.pt", loaded_model.network, architecture="vgg_bilstm_ctc",
+        alphabet=loaded_model.charset.alphabet, input_height=64, normalization=loaded_model.normalization,
+        provenance={"name": "caps"}, case="upper",
+    )
+    again = load_checkpoint(path)
+    assert again.charset.case == "upper"
+    image = example_bytes(4)  # "recognition", printed in lower case
+    base = Recognizer(loaded_model, device="cpu", precision="fp32").recognize([image])[0]
+    caps = Recognizer(again, device="cpu", precision="fp32").recognize([image])[0]
+    assert base.text == "recognition" and caps.text == "RECOGNITION"
+
+
 def test_corrupted_checkpoint_weights_are_detected(tmp_path: Path, loaded_model) -> None:
     path = save_checkpoint(
         tmp_path / "m.pt", loaded_model.network, architecture="vgg_bilstm_ctc",

@@ -239,7 +239,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         "better": better,
         "installed": installed,
         "data": {"source": str(config.data), "train": len(cached) if config.folds else len(train_sets[0]),
-                 "sha256": fingerprint},
+                 "sha256": fingerprint, "case": charset.case},
         "holdout": holdout,
         "general": general,
         "training": {

@@ -100,7 +100,9 @@ def render_markdown(r: dict) -> str:
         verdict,
         "",
         f"Data: {r['data']['train']} training images, {r['holdout']['n']} held-out (never trained on), "
-        f"from `{r['data']['source']}`. Allowlist: `{r['options'].get('allow') or 'the whole alphabet'}`.",
+        f"from `{r['data']['source']}`. Allowlist: `{r['options'].get('allow') or 'the whole alphabet'}`. "
+        + (f"Letters are read case-insensitively and written {r['data']['case']}-case, as the labels are."
+           if r["data"].get("case") else "Letter case is learnt from the labels."),
         f"Training: {r['training']['steps']} steps in {r['training']['seconds']:.0f} s "
         f"(best at step {r['training']['best_step']}; stopped: {r['training']['stopped']}); "
         f"whole run {r['wall_seconds']:.0f} s.",

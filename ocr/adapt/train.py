@@ -20,6 +20,15 @@ from crnn.model import CRNN
 from crnn.preprocess import bucket_width, resize_to_height, stack_batch
 from crnn.specs import Normalization
 
+#: Layer groups that learn, by name: the convolutional stack (FeatureExtraction),
+#: the BiLSTMs (SequenceModeling) and the per-frame classifier (Prediction).
+TRAINABLE_LAYERS = {
+    "all": ("FeatureExtraction", "SequenceModeling", "Prediction"),
+    "body": ("FeatureExtraction", "SequenceModeling"),
+    "features": ("FeatureExtraction",),
+    "sequence": ("SequenceModeling", "Prediction"),
+}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -35,7 +44,7 @@ class TrainConfig:
     bf16: bool = False
     #: General-text lines per step distilled from the frozen base model (learning without forgetting).
     general_per_step: int = 6
-    #: Which layers learn: "all", "features" (the convolutional stack) or "sequence" (BiLSTMs + classifier).
+    #: Which layers learn: a key of ``TRAINABLE_LAYERS``.
     trainable: str = "all"
     distill_weight: float = 4.0
     #: Keep the last weights instead of the best held-out ones (a fit whose step count was chosen elsewhere).
@@ -134,10 +143,12 @@ def fine_tune(
     if teacher is not None:
         for p in teacher.parameters():
             p.requires_grad_(False)
-    params = [
-        p for name, p in network.named_parameters()
-        if config.trainable == "all" or name.startswith("FeatureExtraction") == (config.trainable == "features")
-    ]
+    learning = TRAINABLE_LAYERS[config.trainable]
+    params = []
+    for name, p in network.named_parameters():
+        p.requires_grad_(name.split(".")[0] in learning)
+        if p.requires_grad:
+            params.append(p)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
 
     def schedule(step: int) -> float:
