@@ -194,12 +194,15 @@ def test_upper_case_labels_give_a_case_folding_model(tmp_path: Path) -> None:
     run_adapt(tiny_config(data, out, force=True), progress=False)
     loaded = load_model("caps", directory=tmp_path / "models")
     assert loaded.charset.case == "upper"
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "written upper-case" in report and "case-folded" in report
     texts = [r.text for r in Recognizer(loaded, device="cpu", precision="fp32").recognize(
         [(EXAMPLES / "images" / f"0{i}.png").read_bytes() for i in range(8)])]
     assert any(t.strip() for t in texts) and all(t == t.upper() for t in texts)
     kept = tmp_path / "models" / "kept"
     run_adapt(tiny_config(data, kept, force=True, case="keep"), progress=False)
     assert load_model("kept", directory=tmp_path / "models").charset.case is None
+    assert "Letter case is learnt from the labels." in (kept / "report.md").read_text(encoding="utf-8")
 
 
 def test_same_seed_same_weights(tmp_path: Path) -> None:

@@ -136,4 +136,8 @@ def render_markdown(r: dict) -> str:
             f"({100 * (g['adapted']['loose'].value - g['zero_shot']['loose'].value):+.1f} points).",
         ]
     lines += ["", "![learning curve](learning_curve.png)", ""]
+    if r["data"].get("case"):
+        lines += ["Step 0 of the curve is the pretrained network read the adapted model's way (letters "
+                  "case-folded), so it can differ from the zero-shot line, which reads as the pretrained model "
+                  "is shipped.", ""]
     return "\n".join(lines)
