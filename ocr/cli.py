@@ -19,7 +19,7 @@ from crnn.runtime import PRECISIONS
 from crnn.specs import DEFAULT_MODEL
 from crnn.weights import WEIGHTS_ENV, write_atomically
 from ocr.adapt.data import NORMALIZATIONS
-from ocr.config import BatchConfig, BenchConfig, EvalConfig, ModelOptions, ReadConfig
+from ocr.config import AdaptConfig, BatchConfig, BenchConfig, EvalConfig, ModelOptions, ReadConfig
 from ocr.datasets import FORMATS_HELP, DatasetError
 from ocr.metrics import bootstrap
 from server.config import DEFAULT_MAX_IMAGES, DEFAULT_MAX_MESSAGE_BYTES, TOKEN_ENV, RayOptions, ServerConfig
@@ -198,9 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     adapt = commands.add_parser(
         "adapt", help="fine-tune on a few dozen labelled images of your domain, with held-out proof",
-        description="Fine-tune the pretrained model on DIR (any layout `ocr eval` reads), mixing real images "
-        "(augmented) with font-rendered synthetic lines; report zero-shot vs adapted on held-out images "
-        "and a forgetting check. The model is installed only if it beats zero-shot on held-out (or --force). "
+        description="Fine-tune the pretrained model on DIR (any layout `ocr eval` reads): a fit on the training "
+        "share chooses how far to move from the pretrained weights (weight-space interpolation, judged on the "
+        "held-out images), then the installed model learns from every image and keeps its estimated "
+        "general-text drop within --max-forgetting. Reports zero-shot vs adapted on the held-out images, "
+        "compared image by image. The model is installed only if it beats zero-shot on held-out (or --force). "
         "Exit status: 0 installed, 3 not installed (not better), 2 bad input.",
         epilog=FORMATS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -208,16 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--out", type=Path, help="output folder (default: $OCR_MODELS or ./models, /DIR's name)")
     adapt.add_argument("--model", default=DEFAULT_MODEL, help=f"base model (default: {DEFAULT_MODEL})")
     split = adapt.add_mutually_exclusive_group()
-    split.add_argument("--holdout", type=float, default=0.25, help="share held out for evaluation (default: 0.25)")
+    split.add_argument("--holdout", type=float, default=0.25,
+                       help="share held out to choose the interpolation weight and judge the result (default: 0.25)")
     split.add_argument("--folds", type=_positive_int, metavar="K",
                        help="K-fold cross-validation instead: K fold models (each image held out once), then the "
                        "installed model on all images; the K+1 fits share --max-minutes")
     adapt.add_argument("--seed", type=int, default=0)
     adapt.add_argument("--max-minutes", type=float, default=3.0, help="wall-time budget (default: 3)")
-    adapt.add_argument("--max-steps", type=_positive_int, default=400, help="training steps at most (default: 400)")
+    adapt.add_argument("--max-steps", type=_positive_int, default=AdaptConfig.max_steps,
+                       help=f"training steps per fit at most (default: {AdaptConfig.max_steps})")
     adapt.add_argument("--fonts", type=Path, action="append", default=[], metavar="DIR",
                        help="extra fonts for synthetic text (repeatable)")
-    adapt.add_argument("--synthetic-ratio", type=float, default=0.5, help="share of synthetic lines per batch")
+    adapt.add_argument("--synthetic-ratio", type=float, default=AdaptConfig.synthetic_ratio,
+                       help=f"share of rendered synthetic lines per batch (default: {AdaptConfig.synthetic_ratio})")
     adapt.add_argument("--allow", metavar="CHARS", help="the domain alphabet (used when reading and rendering)")
     adapt.add_argument("--case", choices=("auto", "keep", "upper", "lower"), default="auto",
                        help="auto (default): when every label letter is upper-case (or every one lower-case), read "
@@ -226,11 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--normalize", action="append", choices=NORMALIZATIONS, default=[],
                        help="fix labels before checking them (repeatable, applied in order)")
     adapt.add_argument("--general", type=Path, metavar="DIR",
-                       help="labelled general-text set for the forgetting check (default: rendered general text)")
+                       help="labelled general-text images for the forgetting estimate (default: damaged rendered "
+                       "general text)")
+    adapt.add_argument("--max-forgetting", type=float, default=AdaptConfig.max_forgetting, metavar="DROP",
+                       help="largest estimated drop of general-text loose accuracy the installed model may show, "
+                       f"as a fraction (default: {AdaptConfig.max_forgetting}); 1 means domain accuracy only")
+    adapt.add_argument("--unlabeled", type=Path, metavar="DIR",
+                       help="unlabelled domain images (a folder, or a labelled set whose labels are ignored): "
+                       "confident readings become pseudo-labels for one round of self-training")
     adapt.add_argument("--preview", action="store_true", help="write preview.png: real, augmented, synthetic")
     adapt.add_argument("--force", action="store_true", help="install the model even if it is not better")
     adapt.add_argument("--batch-size", type=_positive_int, default=16)
-    adapt.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
+    adapt.add_argument("--lr", type=float, default=AdaptConfig.lr,
+                       help=f"peak learning rate (default: {AdaptConfig.lr})")
 
     compare = commands.add_parser(
         "compare", help="zero-shot CRNN vs linear baselines trained on the same few digit images",
@@ -382,7 +395,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from crnn.weights import models_dir
-    from ocr.adapt.job import AdaptConfig, run_adapt
+    from ocr.adapt.job import run_adapt
 
     if not 0 <= args.synthetic_ratio < 1:
         raise ValueError("--synthetic-ratio must be in [0, 1)")
@@ -394,14 +407,18 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes, max_steps=args.max_steps, fonts=tuple(args.fonts),
         synthetic_ratio=args.synthetic_ratio, allow=args.allow, device=args.device,
         normalize=tuple(args.normalize), general=args.general, preview=args.preview, force=args.force,
-        batch_size=args.batch_size, lr=args.lr, case=args.case,
+        batch_size=args.batch_size, lr=args.lr, case=args.case, max_forgetting=args.max_forgetting,
+        unlabeled=args.unlabeled,
     )
     report = run_adapt(config, progress=sys.stderr.isatty())
     z, a = report["holdout"]["zero_shot"], report["holdout"]["adapted"]
     print(f"held-out n={report['holdout']['n']}: loose {z['loose']} -> {a['loose']}; CER {z['cer']} -> {a['cer']}")
-    if report["general"]:
-        g = report["general"]
-        print(f"general text n={g['n']}: loose {g['zero_shot']['loose']} -> {g['adapted']['loose']}")
+    paired = report["holdout"]["paired"]
+    print(f"paired: {paired['gains']} held-out images gained, {paired['losses']} lost, McNemar p = "
+          f"{paired['p_value']:.3g} ({paired['verdict']})")
+    g, sel = report["general"], report["selection"]
+    print(f"general text n={g['n']}: loose {g['zero_shot']['loose']} -> {g['adapted']['loose']} "
+          f"(estimated drop {100 * g['estimated_drop']:.1f} points; interpolation weight {sel['weight']})")
     print(f"report: {config.out / 'report.md'}")
     if report["installed"]:
         print(f"model: {config.out / 'model.pt'} (use --model {config.out.name} with $OCR_MODELS or ./models, "

@@ -71,3 +71,43 @@ class BatchConfig:
     gpus_per_worker: float
     limit: int | None
     model: ModelOptions
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """``ocr adapt``: the data, the recipe (defaults chosen by scripts/adapt_study.py) and the outputs."""
+
+    data: Path
+    out: Path
+    base_model: str = "english_g2"
+    holdout: float = 0.25
+    #: K-fold cross-validation instead of one held-out share (None: use ``holdout``).
+    folds: int | None = None
+    seed: int = 0
+    max_minutes: float = 3.0
+    max_steps: int = 400
+    fonts: tuple[Path, ...] = ()
+    synthetic_ratio: float = 0.0
+    allow: str | None = None
+    device: str = "auto"
+    normalize: tuple[str, ...] = ()
+    general: Path | None = None
+    preview: bool = False
+    force: bool = False
+    batch_size: int = 16
+    lr: float = 1e-4
+    trainable: str = "all"
+    #: "auto" (fold case when every label letter is one case), "keep", "upper" or "lower".
+    case: str = "auto"
+    #: Largest estimated drop of general-text loose accuracy allowed (1: domain accuracy only).
+    max_forgetting: float = 0.03
+    #: Unlabelled domain images for one round of self-training (None: labelled images only).
+    unlabeled: Path | None = None
+    #: Confidence a reading of an unlabelled image needs to become a pseudo-label.
+    pseudo_confidence: float = 0.9
+    #: Weight of the L2 pull toward the pretrained weights during fine-tuning (0: none).
+    l2_pull: float = 0.0
+    #: Share of each batch given to rendered general text with its labels (replay against forgetting).
+    replay_ratio: float = 0.0
+    #: Weight of distillation on rendered general text (0: none).
+    distill_weight: float = 0.0

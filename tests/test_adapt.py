@@ -1,4 +1,5 @@
-"""`ocr adapt`: input checks, the split, a tiny real run, interruption safety, the refuse-if-worse rule."""
+"""`ocr adapt`: input checks, the split, interpolation and its weight, the paired verdict, the forgetting probe,
+self-training inputs, a tiny real run, interruption safety, the refuse-if-worse rule."""
 
 from __future__ import annotations
 
@@ -15,10 +16,19 @@ from crnn.charset import ENGLISH_G2_ALPHABET, Charset
 from crnn.weights import load_model
 from ocr.adapt import job as adapt_job
 from ocr.adapt.augment import Augmenter
-from ocr.adapt.data import LabelledImage, label_case, load_labelled, split_folds, split_holdout
-from ocr.adapt.job import AdaptConfig, run_adapt
+from ocr.adapt.data import (
+    LabelledImage,
+    label_case,
+    load_labelled,
+    load_unlabelled,
+    split_folds,
+    split_holdout,
+)
+from ocr.adapt.general import PROBE_CHARS, hard_general_set
+from ocr.adapt.job import WEIGHTS, AdaptConfig, choose_weight, run_adapt
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
-from ocr.adapt.report import is_better
+from ocr.adapt.report import compare_paired, is_better, render_markdown
+from ocr.adapt.train import interpolate
 from ocr.cli import main
 from ocr.datasets import DatasetError
 from ocr.lmdb_io import write_lmdb
@@ -139,6 +149,75 @@ def test_bootstrap_and_verdict() -> None:
     assert is_better(a, z) and not is_better(z, a) and not is_better(a, a)
 
 
+def test_paired_comparison_counts_disagreements_and_tests_them() -> None:
+    labels = [f"w{i}" for i in range(30)]
+    zero = [f"w{i}" if i < 15 else "x" for i in range(30)]
+    # The adapted model gains images 15-26 and loses none: 12 discordant pairs, all one way.
+    adapted = [f"w{i}" if i < 27 else "x" for i in range(30)]
+    paired = compare_paired(zero, adapted, labels, seed=0)
+    assert (paired["gains"], paired["losses"]) == (12, 0)
+    assert paired["p_value"] == pytest.approx(2 * 0.5**12) and paired["verdict"] == "better"
+    assert paired["difference"].value == pytest.approx(0.4) and 0 < paired["difference"].low <= 0.4
+    # Two gains and one loss on three images is no evidence either way.
+    thin = compare_paired(["a", "x", "x"], ["x", "b", "c"], ["a", "b", "c"], seed=0)
+    assert (thin["gains"], thin["losses"], thin["verdict"]) == (2, 1, "inconclusive") and thin["p_value"] == 1.0
+    worse = compare_paired(adapted, zero, labels, seed=0)
+    assert worse["verdict"] == "worse" and worse["difference"].value < 0
+
+
+def test_interpolation_is_a_straight_line_between_the_two_networks() -> None:
+    pretrained = {"w": torch.zeros(3), "n": torch.tensor(5)}
+    tuned = {"w": torch.tensor([1.0, 2.0, 4.0]), "n": torch.tensor(7)}
+    assert torch.equal(interpolate(pretrained, tuned, 1.0)["w"], tuned["w"])
+    assert torch.equal(interpolate(pretrained, tuned, 0.0)["w"], pretrained["w"])
+    half = interpolate(pretrained, tuned, 0.5)
+    assert torch.allclose(half["w"], torch.tensor([0.5, 1.0, 2.0])) and int(half["n"]) == 7
+    with pytest.raises(ValueError, match="interpolation weight"):
+        interpolate(pretrained, tuned, 1.5)
+
+
+def test_weight_is_lowered_until_the_estimated_drop_fits() -> None:
+    asked = []
+
+    def drop(weight: float) -> float:  # forgetting grows with the weight: 0.1 per 0.1 above 0.5
+        asked.append(weight)
+        return max(0.0, weight - 0.5)
+
+    weight, drops = choose_weight(0.9, drop, max_forgetting=0.2)
+    assert weight == 0.7 and asked == [0.9, 0.8, 0.7] and set(drops) == {0.9, 0.8, 0.7}
+    assert choose_weight(1.0, drop, max_forgetting=1.0)[0] == 1.0  # "domain only": the candidate stands
+    lowest, tried = choose_weight(1.0, lambda w: 0.5, max_forgetting=0.03)
+    assert lowest == min(WEIGHTS) and len(tried) == len(WEIGHTS)
+
+
+def test_forgetting_probe_is_fixed_and_damaged() -> None:
+    fonts = find_fonts(PROBE_CHARS)
+    images, labels = hard_general_set(fonts, count=20)
+    again, labels_again = hard_general_set(fonts, count=20)
+    assert labels == labels_again and all(np.array_equal(a, b) for a, b in zip(images, again))
+    assert all(im.dtype == np.uint8 and im.ndim == 2 and im.size for im in images)
+    # Both polarities: some lines are light text on a dark background.
+    dark = [float(np.median(im)) < 128 for im in images]
+    assert any(dark) and not all(dark)
+
+
+def test_unlabelled_images_from_a_folder_or_a_labelled_set(tmp_path: Path) -> None:
+    folder = tmp_path / "unlabelled"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(3):
+        shutil.copy(EXAMPLES / "images" / f"0{i}.png", folder / "sub" / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    warnings = []
+    images = load_unlabelled(folder, warn=warnings.append)
+    assert [im.name for im in images] == ["sub/0.png", "sub/1.png", "sub/2.png"]
+    assert all(im.label == "" for im in images)
+    assert "broken.png" in warnings[0]
+    assert len(load_unlabelled(EXAMPLES)) == 8  # a labelled set: its labels are ignored
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no readable images"):
+        load_unlabelled(tmp_path / "empty")
+
+
 def test_folds_cover_every_sample_once_stratified_and_seeded() -> None:
     samples = [LabelledImage(str(i), np.zeros((4, 4), np.uint8), "x" * (1 + i % 4)) for i in range(80)]
     folds = split_folds(samples, 4, seed=3)
@@ -164,7 +243,7 @@ def test_tiny_run_writes_a_loadable_checkpoint_and_report(tmp_path: Path) -> Non
     data = copy_examples(tmp_path)
     out = tmp_path / "models" / "mine"
     report = run_adapt(tiny_config(data, out, force=True, preview=True), progress=False)
-    assert report["installed"] and report["holdout"]["n"] == 2 and report["data"]["train"] == 6
+    assert report["installed"] and report["holdout"]["n"] == 2 and report["data"]["train"] == 8
     for name in ("model.pt", "report.json", "report.md", "learning_curve.png", "preview.png"):
         assert (out / name).is_file(), name
     assert (out / "cache").is_dir() and list((out / "cache").rglob("data.mdb"))
@@ -174,6 +253,29 @@ def test_tiny_run_writes_a_loadable_checkpoint_and_report(tmp_path: Path) -> Non
     assert "holdout" in loaded.metadata["metrics"]
     assert json.loads((out / "report.json").read_text())["training"]["steps"] == 3
     assert "held-out" in (out / "report.md").read_text()
+    selection = report["selection"]
+    assert selection["weight"] in WEIGHTS and selection["weight"] <= selection["candidate"]
+    assert loaded.metadata["provenance"]["interpolation_weight"] == report["selection"]["weight"]
+    assert report["general"]["n"] == 300 and "estimated_drop" in report["general"]
+
+
+def test_tiny_run_with_unlabelled_images_self_trains(tmp_path: Path) -> None:
+    data = copy_examples(tmp_path)
+    out = tmp_path / "models" / "self"
+    report = run_adapt(tiny_config(data, out, force=True, unlabeled=EXAMPLES, pseudo_confidence=0.0),
+                       progress=False)
+    st = report["self_training"]
+    assert st["read"] == 8 and 0 < st["kept"] <= 8
+    assert "Self-training" in (out / "report.md").read_text()
+
+
+def test_report_says_when_held_out_images_are_too_few_to_tell(tmp_path: Path) -> None:
+    data = copy_examples(tmp_path)
+    report = run_adapt(tiny_config(data, tmp_path / "m", force=True), progress=False)
+    report = {**report, "better": True, "installed": True,
+              "holdout": {**report["holdout"], "paired": compare_paired(["a", "x"], ["a", "b"], ["a", "b"], 0)}}
+    text = render_markdown(report)
+    assert "too few to tell" in text and "--folds 4" in text and "McNemar p = 1" in text
 
 
 def test_label_case_is_detected_only_when_every_letter_agrees() -> None:
@@ -236,7 +338,7 @@ def test_a_worse_model_is_not_installed_unless_forced(tmp_path: Path, monkeypatc
 
     def sabotaged(network, *args, **kwargs):
         result = real_fine_tune(network, *args, **kwargs)
-        result.best_state = {k: (torch.randn_like(v) if k.startswith("Prediction") else v)
+        result.best_state = {k: (100 * torch.randn_like(v) if k.startswith("Prediction") else v)
                              for k, v in result.best_state.items()}
         return result
 

@@ -17,7 +17,7 @@ import numpy as np
 from crnn.charset import Charset
 from crnn.errors import InvalidImageError
 from crnn.preprocess import to_gray
-from ocr.datasets import DatasetError, open_dataset
+from ocr.datasets import DatasetError, is_labelled, open_dataset
 from ocr.lmdb_io import read_lmdb, write_lmdb
 
 #: Abort when more than this share of the images cannot be read.
@@ -103,6 +103,33 @@ def load_labelled(
     if len(samples) < 4:
         raise DatasetError(f"{path}: only {len(samples)} usable samples; adaptation needs at least 4")
     return samples
+
+
+def load_unlabelled(path: Path, warn=None) -> list[LabelledImage]:
+    """Images of a folder (recursively) or of a labelled set (labels ignored), for self-training.
+
+    Unreadable images are skipped with one warning; none readable is an error.
+    """
+    from ocr.read import expand_inputs
+
+    warn = warn or (lambda message: print(message, file=sys.stderr))
+    if is_labelled(path):
+        sources = ((s.name, s.image) for s in open_dataset(path))
+    elif path.is_dir():
+        sources = ((str(p.relative_to(path)), p.read_bytes()) for p in expand_inputs((path,)))
+    else:
+        raise DatasetError(f"--unlabeled: {path} is not a folder of images or a labelled set")
+    images, bad = [], []
+    for name, image in sources:
+        try:
+            images.append(LabelledImage(name, to_gray(image), ""))
+        except InvalidImageError as exc:
+            bad.append(f"{name} ({exc})")
+    if bad:
+        warn(f"warning: --unlabeled: skipping {len(bad)} unreadable images:\n  " + "\n  ".join(bad[:20]))
+    if not images:
+        raise DatasetError(f"--unlabeled: no readable images in {path}")
+    return images
 
 
 def _length_ordered(samples: list[LabelledImage], rng: random.Random) -> list[int]:

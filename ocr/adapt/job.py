@@ -1,4 +1,20 @@
-"""Orchestrates ``ocr adapt``: data -> cache -> split -> synthesis -> fine-tuning -> report -> checkpoint."""
+"""Orchestrates ``ocr adapt``: data -> cache -> split -> choose on held-out -> fit on everything -> report.
+
+The recipe, chosen by ``scripts/adapt_study.py`` (see docs/adapt.md):
+
+1. a selection fit on the training share (or one per fold) draws the
+   learning curve and gives held-out readings of the fine-tuned network
+   interpolated toward the pretrained one at every weight in ``WEIGHTS``;
+2. the weight with the best held-out loose accuracy (then CER, then the
+   lower weight) is the candidate;
+3. the installed model is fit once more on every labelled image (plus
+   confident pseudo-labels with ``--unlabeled``), for the steps the
+   selection fit ran;
+4. its weight is the candidate, lowered until the estimated general-text
+   drop stays within ``--max-forgetting``;
+5. the verdict compares zero-shot and adapted readings of the held-out
+   images pairwise.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +22,14 @@ import copy
 import datetime as dt
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from crnn import InvalidImageError, Recognizer
 from crnn.charset import Charset
-from crnn.preprocess import prepare, to_gray
 from crnn.runtime import cpu_supports_bf16, resolve_device
 from crnn.weights import LoadedModel, load_model, save_checkpoint
 from ocr.adapt.augment import Augmenter
@@ -23,133 +38,136 @@ from ocr.adapt.data import (
     data_hash,
     label_case,
     load_labelled,
+    load_unlabelled,
     read_cache,
     split_folds,
     split_holdout,
     split_key,
     store_split,
 )
-from ocr.adapt.general import general_lines, rendered_general_set
+from ocr.adapt.forgetting import ForgettingProbe
+from ocr.adapt.general import general_lines
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
-from ocr.adapt.report import is_better, plain, plot_curve, preview_grid, write_report
-from ocr.adapt.train import TrainConfig, TrainResult, fine_tune
-from ocr.datasets import DatasetError, open_dataset
+from ocr.adapt.report import compare_paired, is_better, plain, plot_curve, preview_grid, write_report
+from ocr.adapt.scoring import Scorer
+from ocr.adapt.train import TrainConfig, TrainResult, fine_tune, interpolate
+from ocr.config import AdaptConfig
+from ocr.datasets import DatasetError
 from ocr.metrics import bootstrap, score
 
 #: Seconds kept back from --max-minutes for the final evaluations and writing.
 RESERVE_SECONDS = 20.0
-
-
-@dataclass(frozen=True)
-class AdaptConfig:
-    data: Path
-    out: Path
-    base_model: str = "english_g2"
-    holdout: float = 0.25
-    #: K-fold cross-validation instead of one held-out share (None: use ``holdout``).
-    folds: int | None = None
-    seed: int = 0
-    max_minutes: float = 3.0
-    max_steps: int = 400
-    fonts: tuple[Path, ...] = ()
-    synthetic_ratio: float = 0.5
-    allow: str | None = None
-    device: str = "auto"
-    normalize: tuple[str, ...] = ()
-    general: Path | None = None
-    preview: bool = False
-    force: bool = False
-    batch_size: int = 16
-    lr: float = 1e-4
-    trainable: str = "all"
-    #: "auto" (fold case when every label letter is one case), "keep", "upper" or "lower".
-    case: str = "auto"
+#: Interpolation weights tried: 1 is the fine-tuned network, 0 the pretrained one.
+WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-class _Scorer:
-    """Reads a fixed list of images with any network, through the same Recognizer as inference.
-
-    ``charset`` is the adapted model's (it may fold letter case); pass the
-    base model's to :meth:`predict` to read as zero-shot.
-    """
-
-    def __init__(
-        self, images: list[np.ndarray], labels: list[str], base: LoadedModel, allow: str | None, charset: Charset,
-    ) -> None:
-        self.prepared = [prepare(im, base.input_height) for im in images]
-        self.labels = labels
-        self.base = base
-        self.allow = allow
-        self.charset = charset
-
-    def predict(self, network: torch.nn.Module, charset: Charset | None = None) -> list[str]:
-        """Texts read by ``network`` with ``charset`` (default: the adapted model's)."""
-        model = replace(self.base, network=copy.deepcopy(network).eval(), charset=charset or self.charset)
-        recognizer = Recognizer(model, device="cpu", precision="fp32")
-        return [r.text for r in recognizer.recognize_prepared(self.prepared, self.allow)]
-
-    def __call__(self, network: torch.nn.Module) -> tuple[float, float]:
-        s = score(self.predict(network), self.labels)
-        return s.loose, s.cer
-
-
 @dataclass
 class _Synthesis:
-    """What one training set draws from: its augmented images, rendered lines and general text."""
+    """What one training set draws from: its augmented images, rendered domain lines and general text."""
 
     train: list[LabelledImage]
     renderer: Renderer
     sampler: TextSampler
     augmenter: Augmenter
+    #: Share of the rendered lines that are general text (replay) rather than domain text.
+    general_share: float
+    general_renderer: Renderer
+    general_texts: list[str]
 
     @classmethod
     def build(cls, config: AdaptConfig, fonts, train: list[LabelledImage], height: int) -> _Synthesis:
         renderer = Renderer(fonts, [estimate_style(s.gray) for s in train], config.seed)
+        rendered = config.synthetic_ratio + config.replay_ratio
         return cls(train, renderer, TextSampler([s.label for s in train], config.seed, config.allow),
-                   Augmenter(config.seed, height))
+                   Augmenter(config.seed, height), config.replay_ratio / rendered if rendered else 0.0,
+                   Renderer(fonts, [], config.seed + 1), general_lines(5000, config.seed + 1))
 
     def draw_real(self, rng) -> tuple[np.ndarray, str]:
         s = self.train[rng.randrange(len(self.train))]
         return self.augmenter(s.gray), s.label
 
     def draw_synthetic(self, rng) -> tuple[np.ndarray, str]:
+        if self.general_share and rng.random() < self.general_share:
+            text = rng.choice(self.general_texts)
+            return self.augmenter(self.general_renderer.render(text)), text
         text = self.sampler.sample()
         return self.augmenter(self.renderer.render(text)), text
+
+    def draw_general(self, rng) -> np.ndarray:
+        return self.augmenter(self.general_renderer.render(rng.choice(self.general_texts)))
 
 
 def _fit(
     config: AdaptConfig, base: LoadedModel, device: torch.device, fonts, train: list[LabelledImage],
-    scorer: _Scorer, train_config: TrainConfig, progress: bool,
-) -> tuple[torch.nn.Module, TrainResult, _Synthesis]:
-    """Fine-tune a copy of the base network on ``train``; ``scorer`` drives early stopping.
+    charset: Charset, scorer: Scorer | None, train_config: TrainConfig, progress: bool,
+) -> tuple[dict[str, torch.Tensor], TrainResult, _Synthesis]:
+    """Fine-tune a copy of the base network on ``train``; returns the last weights.
 
-    The loss reads classes as ``scorer.charset`` does (case folding, allowlist).
+    The loss reads classes as ``charset`` does (case folding, allowlist);
+    ``scorer`` (held-out images) draws the learning curve.
     """
     synthesis = _Synthesis.build(config, fonts, train, base.input_height)
-    general_renderer = Renderer(fonts, [], config.seed + 1)
-    general_texts = general_lines(5000, config.seed + 1)
-
-    def draw_general(rng) -> np.ndarray:
-        return synthesis.augmenter(general_renderer.render(rng.choice(general_texts)))
-
+    draw_general = synthesis.draw_general if train_config.general_per_step else None
     network = copy.deepcopy(base.network)
     for p in network.parameters():
         p.requires_grad_(True)
-    charset = scorer.charset
     result = fine_tune(network, synthesis.draw_real, synthesis.draw_synthetic, scorer, draw_general, charset,
                        base.input_height, base.normalization, train_config, charset.allow_mask(config.allow),
                        progress, device)
-    network.load_state_dict(result.best_state)
-    return network, result, synthesis
+    return result.best_state, result, synthesis
+
+
+def _network(base: LoadedModel, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    network = copy.deepcopy(base.network)
+    network.load_state_dict(state)
+    return network.eval()
+
+
+def _preference(predictions: list[str], labels: list[str], weight: float) -> tuple[float, float, float]:
+    """Sort key of a candidate weight: higher loose accuracy, then lower CER, then the lower weight."""
+    s = score(predictions, labels)
+    return (-s.loose, s.cer, weight)
+
+
+def choose_weight(
+    candidate: float, estimated_drop: Callable[[float], float], max_forgetting: float
+) -> tuple[float, dict[float, float]]:
+    """The highest weight in ``WEIGHTS`` up to ``candidate`` whose estimated drop is within ``max_forgetting``.
+
+    Weights are tried from ``candidate`` down and the search stops at the
+    first that fits (forgetting shrinks toward the pretrained end); if none
+    fits, the lowest weight is returned. Also returns every estimate made.
+    """
+    drops: dict[float, float] = {}
+    weight = candidate
+    for weight in [w for w in WEIGHTS if w <= candidate]:
+        drops[weight] = estimated_drop(weight)
+        if drops[weight] <= max_forgetting:
+            break
+    return weight, drops
+
+
+def _pseudo_labels(
+    config: AdaptConfig, base: LoadedModel, network: torch.nn.Module, charset: Charset
+) -> tuple[list[LabelledImage], int]:
+    """Confident readings of the ``--unlabeled`` images as training samples; returns them and the total read."""
+    images = load_unlabelled(config.unlabeled, warn=_log)
+    reader = Scorer([im.gray for im in images], [""] * len(images), base, config.allow, charset)
+    results = reader.read(network)
+    kept = [LabelledImage(im.name, im.gray, r.text) for im, r in zip(images, results)
+            if r.confidence >= config.pseudo_confidence and r.text.strip()]
+    return kept, len(images)
 
 
 def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     """Run the whole job; returns the report (also written to ``config.out``)."""
     start = time.perf_counter()
+    if not 0 <= config.max_forgetting <= 1:
+        raise ValueError("--max-forgetting must be between 0 and 1")
     device = resolve_device(config.device)
     base = load_model(config.base_model)
     samples = load_labelled(config.data, base.charset, config.normalize, warn=_log)
@@ -170,65 +188,97 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         cache = config.out / "cache" / split_key(fingerprint, config.seed, f"folds{config.folds}")
         if not cache.is_dir():
             store_split(cache, samples, [])
-        cached = read_cache(cache / "train")
-        held_sets = [[cached[i] for i in fold] for fold in folds]
-        train_sets = [[s for i, s in enumerate(cached) if i not in held] for held in map(set, folds)]
-        _log(f"adapt: {len(cached)} images from {config.data} in {config.folds} folds (cache {cache})")
+        everything = read_cache(cache / "train")
+        held_sets = [[everything[i] for i in fold] for fold in folds]
+        train_sets = [[s for i, s in enumerate(everything) if i not in held] for held in map(set, folds)]
+        _log(f"adapt: {len(everything)} images from {config.data} in {config.folds} folds (cache {cache})")
     else:
         train_idx, held_idx = split_holdout(samples, config.holdout, config.seed)
         cache = config.out / "cache" / split_key(fingerprint, config.seed, config.holdout)
         if not cache.is_dir():
             store_split(cache, [samples[i] for i in train_idx], [samples[i] for i in held_idx])
         train_sets, held_sets = [read_cache(cache / "train")], [read_cache(cache / "holdout")]
-        cached = train_sets[0]
-        _log(f"adapt: {len(cached)} training and {len(held_sets[0])} held-out images from {config.data} "
-             f"(cache {cache})")
+        everything = train_sets[0] + held_sets[0]
+        _log(f"adapt: {len(train_sets[0])} training and {len(held_sets[0])} held-out images from {config.data} "
+             f"(cache {cache}); the installed model then learns from all {len(everything)}")
 
     label_chars = "".join(sorted({ch for s in samples for ch in s.label} | set(config.allow or "")))
     fonts = find_fonts(label_chars, config.fonts)
+    probe = ForgettingProbe.build(base, charset, config.general, seed=config.seed)
     bf16 = cpu_supports_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
-    # K folds and one final fit on everything share the budget; a single split gets it all.
-    fits = len(train_sets) + (1 if config.folds else 0)
+    # The selection fits, the final fit and (with --unlabeled) a self-training fit share the budget.
+    fits = len(train_sets) + 1 + (1 if config.unlabeled else 0)
     budget = max(10.0, config.max_minutes * 60 - (time.perf_counter() - start) - RESERVE_SECONDS) / fits
     train_config = TrainConfig(
         max_steps=config.max_steps, seconds=budget, batch_size=config.batch_size,
-        synthetic_ratio=config.synthetic_ratio, lr=config.lr, seed=config.seed, trainable=config.trainable, bf16=bf16,
+        synthetic_ratio=config.synthetic_ratio + config.replay_ratio, lr=config.lr, seed=config.seed,
+        trainable=config.trainable, bf16=bf16, l2_pull=config.l2_pull, distill_weight=config.distill_weight,
+        general_per_step=6 if config.distill_weight else 0,
     )
-    zero_shot_predictions: list[str] = []
-    adapted_predictions: list[str] = []
+    pretrained = base.network.state_dict()
+
+    # 1. Selection: held-out readings at every interpolation weight.
+    zero_shot: list[str] = []
+    by_weight: dict[float, list[str]] = {w: [] for w in WEIGHTS}
     labels: list[str] = []
-    fold_rows = []
+    fold_rows, step_counts = [], []
     for k, (train, held) in enumerate(zip(train_sets, held_sets)):
         if config.folds:
             _log(f"adapt: fold {k + 1}/{config.folds}: {len(train)} training, {len(held)} held-out")
-        scorer = _Scorer([s.gray for s in held], [s.label for s in held], base, config.allow, charset)
-        network, result, synthesis = _fit(config, base, device, fonts, train, scorer, train_config, progress)
-        zero, adapted = scorer.predict(base.network, base.charset), scorer.predict(network)
-        zero_shot_predictions += zero
-        adapted_predictions += adapted
+        scorer = Scorer([s.gray for s in held], [s.label for s in held], base, config.allow, charset)
+        tuned, result, synthesis = _fit(config, base, device, fonts, train, charset, scorer, train_config, progress)
+        step_counts.append(result.steps)
+        zero = scorer.predict(base.network, base.charset)
+        zero_shot += zero
         labels += scorer.labels
-        fold_rows.append({"fold": k + 1, "train": len(train), "n": len(held), "best_step": result.best_step,
+        for w in WEIGHTS:
+            by_weight[w] += scorer.predict(_network(base, interpolate(pretrained, tuned, w)))
+        fold_rows.append({"fold": k + 1, "train": len(train), "n": len(held), "steps": result.steps,
                           "zero_shot_loose": score(zero, scorer.labels).loose,
-                          "adapted_loose": score(adapted, scorer.labels).loose})
+                          "adapted_loose": score(by_weight[1.0][-len(held):], scorer.labels).loose})
     curve = result.curve
-    if config.folds:
-        # The installed model: all images, for the median number of steps that held-out folds chose.
-        steps = int(np.median([row["best_step"] for row in fold_rows]))
-        _log(f"adapt: final fit on all {len(cached)} images for {steps} steps (median best step of the folds)")
-        final_config = replace(train_config, max_steps=max(1, steps), keep_last=True)
-        scorer = _Scorer([s.gray for s in cached], [s.label for s in cached], base, config.allow, charset)
-        if steps:
-            network, result, synthesis = _fit(config, base, device, fonts, cached, scorer, final_config, progress)
-        else:
-            network = copy.deepcopy(base.network)
+    candidate = min(WEIGHTS, key=lambda w: _preference(by_weight[w], labels, w))
+    steps = max(1, int(np.median(step_counts)))
+
+    # 2. The installed model: every labelled image (and confident pseudo-labels), same number of steps.
+    final_config = replace(train_config, max_steps=steps)
+    _log(f"adapt: final fit on all {len(everything)} labelled images for {steps} steps")
+    tuned, final_result, synthesis = _fit(config, base, device, fonts, everything, charset, None, final_config,
+                                          progress)
+    self_training = None
+    if config.unlabeled:
+        pseudo, read = _pseudo_labels(config, base, _network(base, tuned), charset)
+        self_training = {"source": str(config.unlabeled), "read": read, "kept": len(pseudo),
+                         "min_confidence": config.pseudo_confidence}
+        _log(f"adapt: self-training with {len(pseudo)} of {read} unlabelled images read with confidence >= "
+             f"{config.pseudo_confidence}")
+        if pseudo:
+            tuned, final_result, synthesis = _fit(config, base, device, fonts, everything + pseudo, charset, None,
+                                                  final_config, progress)
+
+    # 3. Interpolation weight: the candidate, lowered until the estimated forgetting is within the limit.
+    weight, drops = choose_weight(
+        candidate, lambda w: probe.drop(_network(base, interpolate(pretrained, tuned, w))), config.max_forgetting)
+    network = _network(base, interpolate(pretrained, tuned, weight))
+    adapted = by_weight[weight]
     holdout = {
         "n": len(labels),
-        "zero_shot": bootstrap(zero_shot_predictions, labels, config.seed),
-        "adapted": bootstrap(adapted_predictions, labels, config.seed),
+        "zero_shot": bootstrap(zero_shot, labels, config.seed),
+        "adapted": bootstrap(adapted, labels, config.seed),
+        "paired": compare_paired(zero_shot, adapted, labels, config.seed),
+        "by_weight": {str(w): score(by_weight[w], labels).as_dict() for w in WEIGHTS},
     }
     if config.folds:
         holdout["folds"] = fold_rows
-    general = _forgetting_check(config, base, network, fonts, charset)
+    within = drops[weight] <= config.max_forgetting
+    selection = {
+        "candidate": candidate, "weight": weight, "max_forgetting": config.max_forgetting,
+        "estimated_drops": {str(w): d for w, d in drops.items()}, "within_limit": within,
+    }
+    if not within:
+        _log(f"adapt: warning: even weight {weight} leaves an estimated general-text drop of "
+             f"{100 * drops[weight]:.1f} points (limit {100 * config.max_forgetting:.1f})")
+    general = probe.report(network, config.seed)
     better = is_better(holdout["adapted"], holdout["zero_shot"])
     installed = better or config.force
     name = config.out.name
@@ -238,13 +288,15 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "better": better,
         "installed": installed,
-        "data": {"source": str(config.data), "train": len(cached) if config.folds else len(train_sets[0]),
+        "data": {"source": str(config.data), "train": len(everything), "held_out": len(labels),
                  "sha256": fingerprint, "case": charset.case},
         "holdout": holdout,
+        "selection": selection,
         "general": general,
+        "self_training": self_training,
         "training": {
-            "steps": result.steps, "best_step": result.best_step, "seconds": result.seconds,
-            "stopped": result.stopped, "fonts": len(fonts), "bf16": bf16,
+            "steps": final_result.steps, "selection_steps": step_counts, "seconds": final_result.seconds,
+            "stopped": final_result.stopped, "fonts": len(fonts), "bf16": bf16,
             "curve": [asdict(p) for p in curve],
         },
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
@@ -268,32 +320,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
             normalization=base.normalization,
             provenance={"name": name, "base_model": base.name, "base_sha256": base.sha256,
                         "training_data_sha256": fingerprint, "created": report["created"],
-                        "options": report["options"]},
-            metrics=plain({"holdout": holdout, "general": general}),
+                        "interpolation_weight": weight, "options": report["options"]},
+            metrics=plain({"holdout": {k: v for k, v in holdout.items() if k != "by_weight"}, "general": general}),
         )
     write_report(config.out, report)
     return report
-
-
-def _forgetting_check(
-    config: AdaptConfig, base: LoadedModel, network: torch.nn.Module, fonts, charset: Charset
-) -> dict:
-    """Loose accuracy on general text before and after (whole alphabet, no allowlist)."""
-    if config.general is not None:
-        images, labels, source = [], [], str(config.general)
-        for _, sample in zip(range(500), open_dataset(config.general)):
-            try:
-                images.append(to_gray(sample.image))
-                labels.append(sample.label)
-            except InvalidImageError:
-                continue  # an unreadable image says nothing about forgetting
-    else:
-        images, labels = rendered_general_set(fonts)
-        source = "rendered general text"
-    scorer = _Scorer(images, labels, base, None, charset)
-    return {
-        "source": source,
-        "n": len(labels),
-        "zero_shot": bootstrap(scorer.predict(base.network, base.charset), labels, config.seed),
-        "adapted": bootstrap(scorer.predict(network), labels, config.seed),
-    }

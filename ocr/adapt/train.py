@@ -1,4 +1,4 @@
-"""The fine-tuning loop: CTC on real (augmented) and synthetic lines, early stopping on held-out CER."""
+"""The fine-tuning loop (CTC on real augmented and synthetic lines) and weight-space interpolation."""
 
 from __future__ import annotations
 
@@ -35,20 +35,23 @@ class TrainConfig:
     max_steps: int = 400
     seconds: float = 150.0
     batch_size: int = 16
-    synthetic_ratio: float = 0.5
+    synthetic_ratio: float = 0.0
     lr: float = 1e-4
     warmup_steps: int = 20
     eval_every: int = 25
-    patience: int = 4
+    #: Stop when held-out CER has not improved for this many evaluations (None: run every step).
+    patience: int | None = None
     seed: int = 0
     bf16: bool = False
-    #: General-text lines per step distilled from the frozen base model (learning without forgetting).
-    general_per_step: int = 6
+    #: General-text lines per step distilled from the frozen base model (0: no distillation).
+    general_per_step: int = 0
     #: Which layers learn: a key of ``TRAINABLE_LAYERS``.
     trainable: str = "all"
     distill_weight: float = 4.0
-    #: Keep the last weights instead of the best held-out ones (a fit whose step count was chosen elsewhere).
-    keep_last: bool = False
+    #: Weight of the L2 pull toward the pretrained weights (L2-SP; 0: none).
+    l2_pull: float = 0.0
+    #: Keep the last weights instead of the best held-out ones.
+    keep_last: bool = True
 
 
 @dataclass
@@ -67,6 +70,22 @@ class TrainResult:
     seconds: float
     stopped: str
     curve: list[CurvePoint] = field(default_factory=list)
+
+
+def interpolate(
+    pretrained: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], weight: float
+) -> dict[str, torch.Tensor]:
+    """``weight * tuned + (1 - weight) * pretrained`` for every floating-point tensor (weight-space ensembling).
+
+    ``weight`` 1 is the fine-tuned network and 0 the pretrained one; integer
+    buffers (BatchNorm's batch counter) are taken from ``tuned``.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"interpolation weight must be in [0, 1], got {weight}")
+    return {
+        name: torch.lerp(pretrained[name].to(t.dtype), t, weight) if t.is_floating_point() else t.clone()
+        for name, t in tuned.items()
+    }
 
 
 def make_batch(
@@ -112,7 +131,7 @@ def fine_tune(
     network: nn.Module,
     draw_real: Callable[[random.Random], tuple[np.ndarray, str]],
     draw_synthetic: Callable[[random.Random], tuple[np.ndarray, str]],
-    evaluate: Callable[[nn.Module], tuple[float, float]],
+    evaluate: Callable[[nn.Module], tuple[float, float]] | None,
     draw_general: Callable[[random.Random], np.ndarray] | None,
     charset: Charset,
     height: int,
@@ -122,9 +141,12 @@ def fine_tune(
     progress: bool = True,
     device: torch.device | None = None,
 ) -> TrainResult:
-    """Fine-tune every layer; keep the weights with the lowest held-out CER seen.
+    """Fine-tune the ``config.trainable`` layers for ``max_steps`` (or ``seconds``); returns the weights.
 
-    ``evaluate(network) -> (loose accuracy, CER)`` on the held-out images.
+    ``evaluate(network) -> (loose accuracy, CER)`` on held-out images draws
+    the learning curve every ``eval_every`` steps (None: no held-out images).
+    With ``keep_last`` (the default) the last weights are returned, otherwise
+    the ones with the lowest held-out CER seen.
     The CTC loss reads classes as inference does: with ``charset.case`` a
     letter's two cases count as one, and with ``allow_mask`` (the domain
     allowlist) only allowed classes compete, so training does not push down
@@ -132,8 +154,9 @@ def fine_tune(
     ``draw_general`` supplies general-text images on which the network is
     kept close to the frozen starting weights (KL divergence of per-frame
     class distributions), so it learns the domain without forgetting the rest.
-    Stops at ``max_steps``, after ``seconds``, or when held-out CER has not
-    improved for ``patience`` evaluations.
+    ``l2_pull`` adds a squared-distance penalty toward the starting weights.
+    Stops at ``max_steps``, after ``seconds``, or (with ``patience``) when
+    held-out CER has not improved for that many evaluations.
     """
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
@@ -150,6 +173,7 @@ def fine_tune(
         if p.requires_grad:
             params.append(p)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
+    anchors = [p.detach().clone() for p in params] if config.l2_pull else []
 
     def schedule(step: int) -> float:
         if step < config.warmup_steps:
@@ -161,7 +185,7 @@ def fine_tune(
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     n_synthetic = round(config.batch_size * config.synthetic_ratio)
     start = time.perf_counter()
-    loose, cer = evaluate(network)
+    loose, cer = evaluate(network) if evaluate else (math.nan, math.nan)
     curve = [CurvePoint(0, None, loose, cer)]
     best = (cer, 0, copy.deepcopy(network.state_dict()))
     stale, losses, stopped, step = 0, [], "max steps", 0
@@ -191,6 +215,8 @@ def fine_tune(
             valid = (torch.arange(student.shape[1], device=device)[None, :] < frames[:, None]).float()
             kl = (target.exp() * (target - student)).sum(2)
             loss = loss + config.distill_weight * (kl * valid).sum() / valid.sum()
+        if anchors:
+            loss = loss + config.l2_pull * sum(((p - a) ** 2).sum() for p, a in zip(params, anchors))
         optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
             bar.update()
@@ -202,7 +228,7 @@ def fine_tune(
         losses.append(float(loss.detach()))
         bar.update()
         out_of_time = time.perf_counter() - start > config.seconds
-        if step % config.eval_every == 0 or step == config.max_steps or out_of_time:
+        if evaluate and (step % config.eval_every == 0 or step == config.max_steps or out_of_time):
             network.eval()
             loose, cer = evaluate(network)
             curve.append(CurvePoint(step, float(np.mean(losses[-config.eval_every :])), loose, cer))
@@ -211,7 +237,7 @@ def fine_tune(
                 best, stale = (cer, step, copy.deepcopy(network.state_dict())), 0
             else:
                 stale += 1
-            if stale >= config.patience and not config.keep_last:
+            if config.patience and stale >= config.patience and not config.keep_last:
                 stopped = f"no held-out CER gain in {config.patience} evaluations"
                 break
         if out_of_time:

@@ -1,0 +1,50 @@
+"""Reading a fixed list of images with any candidate network, through the same Recognizer as inference."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from crnn import Recognizer
+from crnn.charset import Charset
+from crnn.decode import Result
+from crnn.preprocess import prepare
+from crnn.weights import LoadedModel
+from ocr.metrics import score
+
+
+class Scorer:
+    """Reads fixed images with any network of the base model's shape.
+
+    ``charset`` is the adapted model's (it may fold letter case); pass the
+    base model's to :meth:`read` or :meth:`predict` to read as zero-shot.
+    """
+
+    def __init__(
+        self, images: list[np.ndarray], labels: list[str], base: LoadedModel, allow: str | None, charset: Charset,
+        precision: str = "fp32",
+    ) -> None:
+        self.prepared = [prepare(im, base.input_height) for im in images]
+        self.labels = labels
+        self.base = base
+        self.allow = allow
+        self.charset = charset
+        self.precision = precision
+
+    def read(self, network: torch.nn.Module, charset: Charset | None = None) -> list[Result]:
+        """Readings by ``network`` with ``charset`` (default: the adapted model's), in image order."""
+        model = replace(self.base, network=copy.deepcopy(network).eval(), charset=charset or self.charset)
+        recognizer = Recognizer(model, device="cpu", precision=self.precision)  # type: ignore[arg-type]
+        return recognizer.recognize_prepared(self.prepared, self.allow)
+
+    def predict(self, network: torch.nn.Module, charset: Charset | None = None) -> list[str]:
+        """Texts read by ``network`` with ``charset`` (default: the adapted model's)."""
+        return [r.text for r in self.read(network, charset)]
+
+    def __call__(self, network: torch.nn.Module) -> tuple[float, float]:
+        """(loose accuracy, CER) of ``network`` on these images."""
+        s = score(self.predict(network), self.labels)
+        return s.loose, s.cer

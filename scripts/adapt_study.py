@@ -1,0 +1,230 @@
+"""Run `ocr adapt` recipes on several splits of the shared sets and print one comparison table.
+
+    python scripts/adapt_study.py --sets plates,mnist,receipts --seeds 1,2,3 --recipes default,domain-only
+
+Each (set, seed) split gives 80 labelled images to adapt on and a disjoint
+unseen part of the same source; every recipe is run on it through
+``run_adapt`` exactly as a user would run ``ocr adapt`` (forced install), and
+the installed model is read on the unseen part and on real general words
+(IIIT5K test, loose) to measure forgetting. One JSON line per run goes to
+OUT/runs.jsonl (a rerun skips runs already there), and the table compares
+recipes: unseen accuracy mean and spread over seeds, gain over zero-shot,
+real general-text drop next to the adapt job's own forgetting estimate,
+wall time and steps.
+
+Sets (from ../shared/data):
+  plates    openalpr_us_plates_part1: 80 random plates / the rest (loose)
+  crops     openalpr_endtoend_plate_crops_part1: 80 / the rest (loose)
+  mnist     mnist_t10k_first5000: 8 per digit / the rest, --allow 0-9 (exact)
+  receipts  sroie_receipt_lines_part1: up to 80 lines of two receipts / every line of the others (loose)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from crnn import Recognizer  # noqa: E402
+from crnn.weights import load_checkpoint  # noqa: E402
+from ocr.adapt.job import AdaptConfig, run_adapt  # noqa: E402
+from ocr.datasets import open_dataset  # noqa: E402
+from ocr.metrics import score  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+DIGITS = "0123456789"
+
+#: Named recipes: AdaptConfig fields that differ from the defaults.
+RECIPES: dict[str, dict] = {
+    "default": {},
+    "domain-only": {"max_forgetting": 1.0},
+    "synthetic": {"synthetic_ratio": 0.25},
+    "l2-pull": {"l2_pull": 0.01},
+    "replay": {"replay_ratio": 0.25},
+    "features": {"trainable": "features"},
+    "distill": {"distill_weight": 4.0},
+    "lr3e-4": {"lr": 3e-4},
+    "lr5e-5": {"lr": 5e-5},
+    "batch8": {"batch_size": 8},
+    "self-train": {"unlabeled": "UNSEEN", "max_minutes": 4.0},
+    "folds": {"folds": 4},
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    """80 labelled images to adapt on (a gt.tsv folder) and the unseen rest of the same source."""
+
+    name: str
+    adapt_dir: Path
+    unseen: list[tuple[np.ndarray | bytes, str]]
+    allow: str | None
+    metric: str  # "loose" or "exact"
+
+
+def _write_folder(folder: Path, rows: list[tuple[str, str]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "gt.tsv").write_text("".join(f"{path}\t{label}\n" for path, label in rows), encoding="utf-8")
+
+
+def _tsv_rows(dataset: Path) -> list[tuple[str, str]]:
+    lines = (dataset / "gt.tsv").read_text(encoding="utf-8").splitlines()
+    return [(str(dataset / name), label) for name, label in (line.split("\t", 1) for line in lines if line)]
+
+
+def _read(rows: list[tuple[str, str]]) -> list[tuple[bytes, str]]:
+    return [(Path(path).read_bytes(), label) for path, label in rows]
+
+
+def make_split(name: str, seed: int, out: Path) -> Split:
+    """The (set, seed) split, written under ``out`` (deterministic)."""
+    rng = random.Random(seed)
+    folder = out / "splits" / f"{name}-{seed}"
+    if name in ("plates", "crops"):
+        source = {"plates": "openalpr_us_plates_part1", "crops": "openalpr_endtoend_plate_crops_part1"}[name]
+        rows = _tsv_rows(DATA / source)
+        rng.shuffle(rows)
+        _write_folder(folder / "adapt", rows[:80])
+        return Split(name, folder / "adapt", _read(rows[80:]), None, "loose")
+    if name == "receipts":
+        rows = _tsv_rows(DATA / "sroie_receipt_lines_part1")
+        by_receipt = defaultdict(list)
+        for row in rows:
+            by_receipt[Path(row[0]).name.split("_")[0]].append(row)
+        chosen = rng.sample(sorted(by_receipt), 2)
+        lines = [row for receipt in chosen for row in by_receipt[receipt]]
+        rng.shuffle(lines)
+        _write_folder(folder / "adapt", lines[:80])
+        unseen = [row for receipt in sorted(by_receipt) if receipt not in chosen for row in by_receipt[receipt]]
+        return Split(f"receipts({'+'.join(chosen)})", folder / "adapt", _read(unseen), None, "loose")
+    if name == "mnist":
+        samples = list(open_dataset(DATA / "mnist_t10k_first5000"))
+        by_digit = defaultdict(list)
+        for i, s in enumerate(samples):
+            by_digit[s.label].append(i)
+        picked = {i for digit in sorted(by_digit) for i in rng.sample(by_digit[digit], 8)}
+        images = folder / "adapt" / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for i in sorted(picked):
+            path = images / f"{i:05d}.png"
+            cv2.imwrite(str(path), np.asarray(samples[i].image, dtype=np.uint8))
+            rows.append((str(path), samples[i].label))
+        _write_folder(folder / "adapt", rows)
+        unseen = [(s.image, s.label) for i, s in enumerate(samples) if i not in picked]
+        return Split(name, folder / "adapt", unseen, DIGITS, "exact")
+    raise SystemExit(f"unknown set {name!r}")
+
+
+def accuracy(recognizer: Recognizer, data: list[tuple], allow: str | None, metric: str) -> float:
+    predictions = [r.text for r in recognizer.recognize([image for image, _ in data], allow)]
+    s = score(predictions, [label for _, label in data])
+    return s.exact if metric == "exact" else s.loose
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default="plates,mnist,receipts")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--recipes", default="default", help="comma-separated from " + ",".join(RECIPES))
+    parser.add_argument("--general", type=Path, default=DATA / "iiit5k_test_even_scenes",
+                        help="real general words for the forgetting measure (loose)")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/adapt_study"))
+    parser.add_argument("--table-only", action="store_true", help="print the table from OUT/runs.jsonl")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "runs.jsonl"
+    done = {(r["set"], r["seed"], r["recipe"]): r for r in map(json.loads, log.open()) } if log.exists() else {}
+    if not args.table_only:
+        general = [(s.image, s.label) for s in open_dataset(args.general)]
+        base = Recognizer("english_g2", precision="fp32")
+        zero_general = accuracy(base, general, None, "loose")
+        for set_name in args.sets.split(","):
+            for seed in map(int, args.seeds.split(",")):
+                split = None
+                for recipe in args.recipes.split(","):
+                    if (set_name, seed, recipe) in done:
+                        continue
+                    split = split or make_split(set_name, seed, args.out)
+                    overrides = dict(RECIPES[recipe])
+                    if overrides.get("unlabeled") == "UNSEEN":
+                        unlabeled = args.out / "splits" / f"{set_name}-{seed}" / "unseen"
+                        if not unlabeled.is_dir():
+                            unlabeled.mkdir(parents=True)
+                            for k, (image, _) in enumerate(split.unseen):
+                                data = image if isinstance(image, bytes) else cv2.imencode(".png", image)[1].tobytes()
+                                (unlabeled / f"{k:05d}.png").write_bytes(data)
+                        overrides["unlabeled"] = unlabeled
+                    model_dir = args.out / "models" / f"{set_name}-{seed}-{recipe}"
+                    config = AdaptConfig(data=split.adapt_dir, out=model_dir, seed=seed, allow=split.allow,
+                                         force=True, **overrides)
+                    start = time.perf_counter()
+                    report = run_adapt(config, progress=False)
+                    wall = time.perf_counter() - start
+                    adapted = Recognizer(load_checkpoint(model_dir / "model.pt"), precision="fp32")
+                    row = {
+                        "set": set_name, "split": split.name, "seed": seed, "recipe": recipe,
+                        "unseen_n": len(split.unseen),
+                        "zero_shot": accuracy(base, split.unseen, split.allow, split.metric),
+                        "adapted": accuracy(adapted, split.unseen, split.allow, split.metric),
+                        "general_zero_shot": zero_general,
+                        "general_adapted": accuracy(adapted, general, None, "loose"),
+                        "estimated_drop": report["general"]["estimated_drop"],
+                        "weight": report["selection"]["weight"], "candidate": report["selection"]["candidate"],
+                        "estimated_drops": report["selection"]["estimated_drops"],
+                        "holdout_by_weight": {w: v["loose"] for w, v in report["holdout"]["by_weight"].items()},
+                        "verdict": report["holdout"]["paired"]["verdict"],
+                        "steps": report["training"]["steps"], "wall_seconds": wall,
+                    }
+                    row["real_drop"] = row["general_zero_shot"] - row["general_adapted"]
+                    done[(set_name, seed, recipe)] = row
+                    with log.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(f"{set_name} seed {seed} {recipe}: unseen {row['zero_shot']:.3f} -> {row['adapted']:.3f}, "
+                          f"general drop {100 * row['real_drop']:+.1f} (est. {100 * row['estimated_drop']:+.1f}), "
+                          f"weight {row['weight']}, {row['steps']} steps, {wall:.0f} s", flush=True)
+    print_table([r for r in done.values() if r["set"] in args.sets.split(",")])
+
+
+def _mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+
+
+def print_table(rows: list[dict]) -> None:
+    """Per set and recipe: means over seeds; then every run's real and estimated drop."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["set"], r["recipe"])].append(r)
+    print("\n| set | recipe | seeds | zero-shot | adapted (mean ± sd) | gain (points) | IIIT5K drop (points) "
+          "| estimated drop | weight | steps | wall s (max) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (set_name, recipe), rs in sorted(groups.items()):
+        gain = statistics.mean(r["adapted"] - r["zero_shot"] for r in rs)
+        print(f"| {set_name} | {recipe} | {','.join(str(r['seed']) for r in rs)} | "
+              f"{statistics.mean(r['zero_shot'] for r in rs):.3f} | {_mean_sd([r['adapted'] for r in rs])} | "
+              f"{100 * gain:+.1f} | {100 * statistics.mean(r['real_drop'] for r in rs):.1f} | "
+              f"{100 * statistics.mean(r['estimated_drop'] for r in rs):.1f} | "
+              f"{statistics.mean(r['weight'] for r in rs):.2f} | {statistics.mean(r['steps'] for r in rs):.0f} | "
+              f"{max(r['wall_seconds'] for r in rs):.0f} |")
+    print("\n| run | weight | real IIIT5K drop | estimated drop |")
+    print("| --- | --- | --- | --- |")
+    for r in sorted(rows, key=lambda r: (r["set"], r["recipe"], r["seed"])):
+        print(f"| {r['set']} {r['recipe']} seed {r['seed']} | {r['weight']} | {100 * r['real_drop']:+.1f} | "
+              f"{100 * r['estimated_drop']:+.1f} |")
+
+
+if __name__ == "__main__":
+    main()
