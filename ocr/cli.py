@@ -263,9 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--test-size", type=_positive_int, default=1000,
                          help="fixed test images (default: 1000, or half the images of the classes if fewer)")
-    compare.add_argument("--adapt-minutes", type=float, default=1.0, help="budget of each adapt run (default: 1)")
-    compare.add_argument("--adapt-repeats", type=_positive_int, default=2,
-                         help="repeats per size for the slow adapted method (default: 2)")
+    compare.add_argument("--adapt-minutes", type=float, default=AdaptConfig.max_minutes,
+                         help=f"budget of each adapt run (default: {AdaptConfig.max_minutes:g}, as ocr adapt)")
+    compare.add_argument("--adapt-repeats", type=_positive_int, default=3,
+                         help="repeats per size for the slow adapted method (default: 3)")
 
     client = commands.add_parser("client", help="send images to a running server",
                                  description="Recognise images through a running `ocr serve`.")

@@ -53,11 +53,8 @@ RECIPES: dict[str, dict] = {
     "synthetic": {"synthetic_ratio": 0.25},
     "l2-pull": {"l2_pull": 0.01},
     "replay": {"replay_ratio": 0.25},
-    "features": {"trainable": "features"},
     "distill": {"distill_weight": 4.0},
     "lr3e-4": {"lr": 3e-4},
-    "lr5e-5": {"lr": 5e-5},
-    "batch8": {"batch_size": 8},
     "self-train": {"unlabeled": "UNSEEN", "max_minutes": 4.0},
     "folds": {"folds": 4},
 }

@@ -15,8 +15,12 @@ from ocr.adapt.general import PROBE_CHARS, hard_general_set
 from ocr.adapt.render import find_fonts
 from ocr.adapt.scoring import Scorer
 from ocr.datasets import open_dataset
-from ocr.metrics import bootstrap, score
+from ocr.metrics import bootstrap, loose, score
 
+#: Loss rate of the rendered probe at which real words show no drop: the intercept of the real IIIT5K drop
+#: against the probe's loss rate, fitted over interpolation weights 0.4-1 of one plates model (split seed 0;
+#: docs/adapt.md).
+PROBE_FLOOR = 0.016
 #: Images read from a user's ``--general`` folder.
 MAX_GENERAL_IMAGES = 500
 
@@ -27,15 +31,24 @@ class ForgettingProbe:
 
     Built on the user's ``--general`` images when given, otherwise on a fixed,
     deliberately damaged rendered set (``hard_general_set``) that the
-    pretrained model reads about as well as real scene words. The estimate is
-    the drop in loose accuracy (case-insensitive alphanumerics, no allowlist)
-    from the pretrained model to the candidate; docs/adapt.md compares it with
-    the real drop on IIIT5K words.
+    pretrained model reads about as well as real scene words.
+
+    With ``--general`` images the drop in loose accuracy (case-insensitive
+    alphanumerics, no allowlist) is measured directly. On the rendered probe
+    it is estimated as the share of probe images the pretrained model reads
+    right and the candidate misreads, less ``PROBE_FLOOR``: the probe's
+    borderline images flip both ways under any small change of weights, so its
+    gains stay near 4.5% even for weights close to the pretrained ones and its
+    net change sits 2-4 points below the real drop, while its losses track the
+    real drop with a slope near 1. docs/adapt.md sets the estimate beside the
+    real drop on IIIT5K words, run by run.
     """
 
     scorer: Scorer
     source: str
     zero_shot: list[str]
+    #: True for the user's own labelled images (the drop is measured, not estimated).
+    real: bool
 
     @classmethod
     def build(cls, base: LoadedModel, charset: Charset, general: Path | None, seed: int = 0) -> ForgettingProbe:
@@ -54,19 +67,26 @@ class ForgettingProbe:
             images, labels = hard_general_set(find_fonts(PROBE_CHARS))
             source = "rendered general text (damaged)"
         scorer = Scorer(images, labels, base, None, charset, precision="auto")
-        return cls(scorer, source, scorer.predict(base.network, base.charset))
+        return cls(scorer, source, scorer.predict(base.network, base.charset), general is not None)
 
     @property
     def labels(self) -> list[str]:
         return self.scorer.labels
 
+    def _estimate(self, predictions: list[str]) -> float:
+        if self.real:
+            return score(self.zero_shot, self.labels).loose - score(predictions, self.labels).loose
+        pairs = zip(self.zero_shot, predictions, self.labels)
+        losses = sum(loose(z) == loose(t) != loose(p) for z, p, t in pairs) / max(1, len(self.labels))
+        return max(0.0, losses - PROBE_FLOOR)
+
     def drop(self, network: torch.nn.Module) -> float:
-        """Loose accuracy of the pretrained model minus that of ``network`` on the probe."""
-        return score(self.zero_shot, self.labels).loose - score(self.scorer.predict(network), self.labels).loose
+        """The estimated drop in general-text loose accuracy from the pretrained model to ``network``."""
+        return self._estimate(self.scorer.predict(network))
 
     def report(self, network: torch.nn.Module, seed: int) -> dict:
         """Before/after accuracy with bootstrap intervals, and the estimated drop."""
         adapted = self.scorer.predict(network)
         before, after = bootstrap(self.zero_shot, self.labels, seed), bootstrap(adapted, self.labels, seed)
         return {"source": self.source, "n": len(self.labels), "zero_shot": before, "adapted": after,
-                "estimated_drop": before["loose"].value - after["loose"].value}
+                "estimated_drop": self._estimate(adapted)}

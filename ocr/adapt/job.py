@@ -8,8 +8,7 @@ The recipe, chosen by ``scripts/adapt_study.py`` (see docs/adapt.md):
 2. the weight with the best held-out loose accuracy (then CER, then the
    lower weight) is the candidate;
 3. the installed model is fit once more on every labelled image (plus
-   confident pseudo-labels with ``--unlabeled``), for the steps the
-   selection fit ran;
+   confident pseudo-labels with ``--unlabeled``) in the rest of the time;
 4. its weight is the candidate, lowered until the estimated general-text
    drop stays within ``--max-forgetting``;
 5. the verdict compares zero-shot and adapted readings of the held-out
@@ -56,7 +55,9 @@ from ocr.datasets import DatasetError
 from ocr.metrics import bootstrap, score
 
 #: Seconds kept back from --max-minutes for the final evaluations and writing.
-RESERVE_SECONDS = 20.0
+RESERVE_SECONDS = 30.0
+#: Share of the training time given to the selection fit(s); the final fit gets the rest (it is worth more).
+SELECTION_SHARE = 0.4
 #: Interpolation weights tried: 1 is the fine-tuned network, 0 the pretrained one.
 WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
 
@@ -206,11 +207,12 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     fonts = find_fonts(label_chars, config.fonts)
     probe = ForgettingProbe.build(base, charset, config.general, seed=config.seed)
     bf16 = cpu_supports_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
-    # The selection fits, the final fit and (with --unlabeled) a self-training fit share the budget.
-    fits = len(train_sets) + 1 + (1 if config.unlabeled else 0)
-    budget = max(10.0, config.max_minutes * 60 - (time.perf_counter() - start) - RESERVE_SECONDS) / fits
+    # The selection fits share SELECTION_SHARE of the budget; the final fit (and the self-training fit) the rest.
+    budget = max(10.0, config.max_minutes * 60 - (time.perf_counter() - start) - RESERVE_SECONDS)
+    final_fits = 2 if config.unlabeled else 1
     train_config = TrainConfig(
-        max_steps=config.max_steps, seconds=budget, batch_size=config.batch_size,
+        max_steps=config.max_steps, seconds=budget * SELECTION_SHARE / len(train_sets),
+        batch_size=config.batch_size,
         synthetic_ratio=config.synthetic_ratio + config.replay_ratio, lr=config.lr, seed=config.seed,
         trainable=config.trainable, bf16=bf16, l2_pull=config.l2_pull, distill_weight=config.distill_weight,
         general_per_step=6 if config.distill_weight else 0,
@@ -238,11 +240,10 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
                           "adapted_loose": score(by_weight[1.0][-len(held):], scorer.labels).loose})
     curve = result.curve
     candidate = min(WEIGHTS, key=lambda w: _preference(by_weight[w], labels, w))
-    steps = max(1, int(np.median(step_counts)))
 
-    # 2. The installed model: every labelled image (and confident pseudo-labels), same number of steps.
-    final_config = replace(train_config, max_steps=steps)
-    _log(f"adapt: final fit on all {len(everything)} labelled images for {steps} steps")
+    # 2. The installed model: every labelled image (and confident pseudo-labels), in the rest of the budget.
+    final_config = replace(train_config, seconds=budget * (1 - SELECTION_SHARE) / final_fits)
+    _log(f"adapt: final fit on all {len(everything)} labelled images")
     tuned, final_result, synthesis = _fit(config, base, device, fonts, everything, charset, None, final_config,
                                           progress)
     self_training = None

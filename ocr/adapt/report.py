@@ -147,8 +147,9 @@ def render_markdown(r: dict) -> str:
         + (f"Letters are read case-insensitively and written {r['data']['case']}-case, as the labels are."
            if r["data"].get("case") else "Letter case is learnt from the labels."),
         f"Training: the installed model learnt from all {r['data']['train']} labelled images for "
-        f"{r['training']['steps']} steps in {r['training']['seconds']:.0f} s (the steps the held-out "
-        f"fit ran; {r['training']['stopped']}); whole run {r['wall_seconds']:.0f} s.",
+        f"{r['training']['steps']} steps in {r['training']['seconds']:.0f} s (stopped: {r['training']['stopped']}; "
+        f"the held-out fit ran {', '.join(map(str, r['training']['selection_steps']))} steps); "
+        f"whole run {r['wall_seconds']:.0f} s.",
         "",
         "| held-out | zero-shot | adapted |",
         "| --- | --- | --- |",
@@ -184,8 +185,7 @@ def render_markdown(r: dict) -> str:
             "",
             f"Cross-validated: each image was held out once, by one of {len(folds)} fold models trained on the "
             "other folds; the figures above pool those readings. The installed model was then trained on all "
-            f"images for {r['training']['steps']} steps (the folds' median step count), so it has no held-out "
-            "images of its own: the figures estimate the procedure.",
+            "images, so it has no held-out images of its own: the figures estimate the procedure.",
             "",
             "| fold | train | held out | zero-shot loose | fine-tuned loose (weight 1) | steps |",
             "| --- | --- | --- | --- | --- | --- |",

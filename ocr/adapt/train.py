@@ -30,6 +30,10 @@ TRAINABLE_LAYERS = {
 }
 
 
+#: Steps timed before the length of the learning-rate schedule is fixed.
+TIMING_STEPS = 10
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     max_steps: int = 400
@@ -175,10 +179,14 @@ def fine_tune(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
     anchors = [p.detach().clone() for p in params] if config.l2_pull else []
 
+    # The cosine decay spans the steps the run will make: ``max_steps``, or fewer when the time budget will
+    # end it first (estimated once from the first TIMING_STEPS steps), so the rate has decayed when it stops.
+    planned = config.max_steps
+
     def schedule(step: int) -> float:
         if step < config.warmup_steps:
             return (step + 1) / config.warmup_steps
-        progress_ = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+        progress_ = (step - config.warmup_steps) / max(1, planned - config.warmup_steps)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -224,6 +232,9 @@ def fine_tune(
         loss.backward()
         nn.utils.clip_grad_norm_(network.parameters(), 5.0)
         optimizer.step()
+        if step == TIMING_STEPS:
+            per_step = (time.perf_counter() - start) / step
+            planned = max(TIMING_STEPS, min(config.max_steps, int(config.seconds / per_step)))
         scheduler.step()
         losses.append(float(loss.detach()))
         bar.update()
