@@ -85,7 +85,7 @@ class AdaptConfig:
     folds: int | None = None
     seed: int = 0
     max_minutes: float = 3.0
-    max_steps: int = 400
+    max_steps: int = 1000
     fonts: tuple[Path, ...] = ()
     synthetic_ratio: float = 0.0
     allow: str | None = None

@@ -55,7 +55,7 @@ RECIPES: dict[str, dict] = {
     "replay": {"replay_ratio": 0.25},
     "distill": {"distill_weight": 4.0},
     "lr3e-4": {"lr": 3e-4},
-    "self-train": {"unlabeled": "UNSEEN", "max_minutes": 4.0},
+    "self-train": {"unlabeled": "UNSEEN"},
     "folds": {"folds": 4},
 }
 
@@ -192,7 +192,32 @@ def main() -> None:
                     print(f"{set_name} seed {seed} {recipe}: unseen {row['zero_shot']:.3f} -> {row['adapted']:.3f}, "
                           f"general drop {100 * row['real_drop']:+.1f} (est. {100 * row['estimated_drop']:+.1f}), "
                           f"weight {row['weight']}, {row['steps']} steps, {wall:.0f} s", flush=True)
-    print_table([r for r in done.values() if r["set"] in args.sets.split(",")])
+    rows = [r for r in done.values() if r["set"] in args.sets.split(",")]
+    print_table(rows)
+    if rows:
+        plot_forgetting(rows, args.out / "forgetting.png")
+        print(f"\nplot: {args.out / 'forgetting.png'}")
+
+
+def plot_forgetting(rows: list[dict], path: Path) -> None:
+    """Scatter of the adapt job's estimated general-text drop against the real IIIT5K drop, one point per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for set_name in sorted({r["set"] for r in rows}):
+        rs = [r for r in rows if r["set"] == set_name]
+        ax.scatter([100 * r["real_drop"] for r in rs], [100 * r["estimated_drop"] for r in rs], label=set_name)
+    top = max(4.0, *(100 * max(r["real_drop"], r["estimated_drop"]) for r in rows)) + 1
+    ax.plot([-2, top], [-2, top], color="grey", linestyle="--", linewidth=1, label="estimate = real")
+    ax.set_xlabel("real drop on IIIT5K words (loose, points)")
+    ax.set_ylabel("adapt's estimated drop (points)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _mean_sd(values: list[float]) -> str:

@@ -78,6 +78,16 @@ def test_empty_folder_and_no_labels(tmp_path: Path) -> None:
     assert main(["adapt", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
 
 
+def test_bad_forgetting_limit_and_unlabelled_folder_are_refused(tmp_path: Path, capsys) -> None:
+    data = copy_examples(tmp_path)
+    assert main(["adapt", str(data), "--out", str(tmp_path / "m"), "--max-forgetting", "2"]) == 2
+    assert "--max-forgetting" in capsys.readouterr().err
+    (tmp_path / "nothing").mkdir()
+    assert main(["adapt", str(data), "--out", str(tmp_path / "m"), "--unlabeled", str(tmp_path / "nothing")]) == 2
+    assert "no readable images" in capsys.readouterr().err
+    assert not (tmp_path / "m" / "model.pt").exists()
+
+
 def test_unknown_characters_listed_and_fixable(tmp_path: Path) -> None:
     data = copy_examples(tmp_path)
     gt = data / "gt.tsv"
@@ -338,8 +348,8 @@ def test_a_worse_model_is_not_installed_unless_forced(tmp_path: Path, monkeypatc
 
     def sabotaged(network, *args, **kwargs):
         result = real_fine_tune(network, *args, **kwargs)
-        result.best_state = {k: (100 * torch.randn_like(v) if k.startswith("Prediction") else v)
-                             for k, v in result.best_state.items()}
+        result.state = {k: (100 * torch.randn_like(v) if k.startswith("Prediction") else v)
+                        for k, v in result.state.items()}
         return result
 
     monkeypatch.setattr(adapt_job, "fine_tune", sabotaged)

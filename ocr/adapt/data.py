@@ -22,6 +22,8 @@ from ocr.lmdb_io import read_lmdb, write_lmdb
 
 #: Abort when more than this share of the images cannot be read.
 MAX_BAD_SHARE = 0.10
+#: Unlabelled images used for self-training at most.
+MAX_UNLABELLED = 2000
 NORMALIZATIONS = ("upper", "lower", "drop-unknown")
 
 
@@ -109,6 +111,7 @@ def load_unlabelled(path: Path, warn=None) -> list[LabelledImage]:
     """Images of a folder (recursively) or of a labelled set (labels ignored), for self-training.
 
     Unreadable images are skipped with one warning; none readable is an error.
+    At most ``MAX_UNLABELLED`` images are used (the first, in sorted order).
     """
     from ocr.read import expand_inputs
 
@@ -121,6 +124,9 @@ def load_unlabelled(path: Path, warn=None) -> list[LabelledImage]:
         raise DatasetError(f"--unlabeled: {path} is not a folder of images or a labelled set")
     images, bad = [], []
     for name, image in sources:
+        if len(images) == MAX_UNLABELLED:
+            warn(f"warning: --unlabeled: using the first {MAX_UNLABELLED} images of {path}")
+            break
         try:
             images.append(LabelledImage(name, to_gray(image), ""))
         except InvalidImageError as exc:

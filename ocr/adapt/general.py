@@ -63,13 +63,6 @@ def general_lines(count: int, seed: int, words: list[str] | None = None) -> list
     return lines
 
 
-def rendered_general_set(renderer_fonts, count: int = 200, seed: int = 12345) -> tuple[list[np.ndarray], list[str]]:
-    """``count`` dark-on-light rendered lines of general text and their labels (fixed by ``seed``)."""
-    renderer = Renderer(renderer_fonts, [Style(25.0, 235.0, 0.4, 2.0)], seed)
-    labels = general_lines(count, seed)
-    return [renderer.render(text) for text in labels], labels
-
-
 def _probe_degradation(seed: int) -> A.Compose:
     """Strong, label-preserving damage that brings rendered words down to scene-text difficulty."""
     return A.Compose(

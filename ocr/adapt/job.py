@@ -6,7 +6,7 @@ The recipe, chosen by ``scripts/adapt_study.py`` (see docs/adapt.md):
    learning curve and gives held-out readings of the fine-tuned network
    interpolated toward the pretrained one at every weight in ``WEIGHTS``;
 2. the weight with the best held-out loose accuracy (then CER, then the
-   lower weight) is the candidate;
+   higher weight) is the candidate;
 3. the installed model is fit once more on every labelled image (plus
    confident pseudo-labels with ``--unlabeled``) in the rest of the time;
 4. its weight is the candidate, lowered until the estimated general-text
@@ -119,7 +119,7 @@ def _fit(
     result = fine_tune(network, synthesis.draw_real, synthesis.draw_synthetic, scorer, draw_general, charset,
                        base.input_height, base.normalization, train_config, charset.allow_mask(config.allow),
                        progress, device)
-    return result.best_state, result, synthesis
+    return result.state, result, synthesis
 
 
 def _network(base: LoadedModel, state: dict[str, torch.Tensor]) -> torch.nn.Module:
@@ -129,9 +129,14 @@ def _network(base: LoadedModel, state: dict[str, torch.Tensor]) -> torch.nn.Modu
 
 
 def _preference(predictions: list[str], labels: list[str], weight: float) -> tuple[float, float, float]:
-    """Sort key of a candidate weight: higher loose accuracy, then lower CER, then the lower weight."""
+    """Sort key of a candidate weight: higher loose accuracy, then lower CER, then the higher weight.
+
+    A few held-out images often tie several weights; domain accuracy rarely
+    falls as the weight rises, and forgetting is bounded separately, so a tie
+    goes to the more adapted network.
+    """
     s = score(predictions, labels)
-    return (-s.loose, s.cer, weight)
+    return (-s.loose, s.cer, -weight)
 
 
 def choose_weight(
@@ -153,15 +158,14 @@ def choose_weight(
 
 
 def _pseudo_labels(
-    config: AdaptConfig, base: LoadedModel, network: torch.nn.Module, charset: Charset
-) -> tuple[list[LabelledImage], int]:
-    """Confident readings of the ``--unlabeled`` images as training samples; returns them and the total read."""
-    images = load_unlabelled(config.unlabeled, warn=_log)
+    config: AdaptConfig, base: LoadedModel, network: torch.nn.Module, charset: Charset, images: list[LabelledImage]
+) -> list[LabelledImage]:
+    """Confident readings of the unlabelled ``images`` by ``network``, as training samples."""
     reader = Scorer([im.gray for im in images], [""] * len(images), base, config.allow, charset)
     results = reader.read(network)
     kept = [LabelledImage(im.name, im.gray, r.text) for im, r in zip(images, results)
             if r.confidence >= config.pseudo_confidence and r.text.strip()]
-    return kept, len(images)
+    return kept
 
 
 def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
@@ -183,6 +187,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         outside = sorted({ch for s in samples for ch in s.label if ch not in config.allow and ch != " "})
         if outside:
             raise DatasetError(f"labels use characters outside --allow: {''.join(outside)!r}")
+    unlabelled = load_unlabelled(config.unlabeled, warn=_log) if config.unlabeled else []
     fingerprint = data_hash(samples)
     if config.folds:
         folds = split_folds(samples, config.folds, config.seed)
@@ -247,8 +252,9 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     tuned, final_result, synthesis = _fit(config, base, device, fonts, everything, charset, None, final_config,
                                           progress)
     self_training = None
-    if config.unlabeled:
-        pseudo, read = _pseudo_labels(config, base, _network(base, tuned), charset)
+    if unlabelled:
+        pseudo = _pseudo_labels(config, base, _network(base, tuned), charset, unlabelled)
+        read = len(unlabelled)
         self_training = {"source": str(config.unlabeled), "read": read, "kept": len(pseudo),
                          "min_confidence": config.pseudo_confidence}
         _log(f"adapt: self-training with {len(pseudo)} of {read} unlabelled images read with confidence >= "

@@ -162,7 +162,7 @@ def render_markdown(r: dict) -> str:
         "",
         f"Interpolation: the installed weights are {sel['weight']} x fine-tuned + {1 - sel['weight']:.1f} x "
         f"pretrained. On the held-out images weight {sel['candidate']} read best (loose, then CER, then the "
-        f"lower weight); the weight was then lowered while the estimated general-text drop exceeded "
+        f"higher weight); the weight was then lowered while the estimated general-text drop exceeded "
         f"{100 * sel['max_forgetting']:.1f} points (`--max-forgetting`); estimated drops, in points: {drops}."
         + ("" if sel["within_limit"] else " **No weight tried met the limit; the lowest was used.**"),
         "",

@@ -43,8 +43,6 @@ class TrainConfig:
     lr: float = 1e-4
     warmup_steps: int = 20
     eval_every: int = 25
-    #: Stop when held-out CER has not improved for this many evaluations (None: run every step).
-    patience: int | None = None
     seed: int = 0
     bf16: bool = False
     #: General-text lines per step distilled from the frozen base model (0: no distillation).
@@ -54,8 +52,6 @@ class TrainConfig:
     distill_weight: float = 4.0
     #: Weight of the L2 pull toward the pretrained weights (L2-SP; 0: none).
     l2_pull: float = 0.0
-    #: Keep the last weights instead of the best held-out ones.
-    keep_last: bool = True
 
 
 @dataclass
@@ -68,8 +64,7 @@ class CurvePoint:
 
 @dataclass
 class TrainResult:
-    best_state: dict[str, torch.Tensor]
-    best_step: int
+    state: dict[str, torch.Tensor]  # the last weights, on the CPU
     steps: int
     seconds: float
     stopped: str
@@ -149,8 +144,6 @@ def fine_tune(
 
     ``evaluate(network) -> (loose accuracy, CER)`` on held-out images draws
     the learning curve every ``eval_every`` steps (None: no held-out images).
-    With ``keep_last`` (the default) the last weights are returned, otherwise
-    the ones with the lowest held-out CER seen.
     The CTC loss reads classes as inference does: with ``charset.case`` a
     letter's two cases count as one, and with ``allow_mask`` (the domain
     allowlist) only allowed classes compete, so training does not push down
@@ -159,8 +152,7 @@ def fine_tune(
     kept close to the frozen starting weights (KL divergence of per-frame
     class distributions), so it learns the domain without forgetting the rest.
     ``l2_pull`` adds a squared-distance penalty toward the starting weights.
-    Stops at ``max_steps``, after ``seconds``, or (with ``patience``) when
-    held-out CER has not improved for that many evaluations.
+    Stops at ``max_steps`` or after ``seconds``; returns the last weights.
     """
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
@@ -195,8 +187,7 @@ def fine_tune(
     start = time.perf_counter()
     loose, cer = evaluate(network) if evaluate else (math.nan, math.nan)
     curve = [CurvePoint(0, None, loose, cer)]
-    best = (cer, 0, copy.deepcopy(network.state_dict()))
-    stale, losses, stopped, step = 0, [], "max steps", 0
+    losses, stopped, step = [], "max steps", 0
     bar = tqdm(total=config.max_steps, desc="adapt", unit="step", disable=not progress, leave=False)
     for step in range(1, config.max_steps + 1):
         network.train()
@@ -244,19 +235,10 @@ def fine_tune(
             loose, cer = evaluate(network)
             curve.append(CurvePoint(step, float(np.mean(losses[-config.eval_every :])), loose, cer))
             bar.set_postfix(loss=f"{curve[-1].loss:.3f}", held_loose=f"{loose:.3f}", held_cer=f"{cer:.3f}")
-            if cer < best[0]:
-                best, stale = (cer, step, copy.deepcopy(network.state_dict())), 0
-            else:
-                stale += 1
-            if config.patience and stale >= config.patience and not config.keep_last:
-                stopped = f"no held-out CER gain in {config.patience} evaluations"
-                break
         if out_of_time:
             stopped = "time budget"
             break
     bar.close()
     network.eval().cpu()
-    if config.keep_last:
-        best = (cer, step, network.state_dict())
-    best_state = {k: v.detach().cpu().clone() for k, v in best[2].items()}
-    return TrainResult(best_state, best[1], step, time.perf_counter() - start, stopped, curve)
+    state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+    return TrainResult(state, step, time.perf_counter() - start, stopped, curve)
