@@ -89,4 +89,4 @@ class ForgettingProbe:
         adapted = self.scorer.predict(network)
         before, after = bootstrap(self.zero_shot, self.labels, seed), bootstrap(adapted, self.labels, seed)
         return {"source": self.source, "n": len(self.labels), "zero_shot": before, "adapted": after,
-                "estimated_drop": self._estimate(adapted)}
+                "estimated_drop": self._estimate(adapted), "measured": self.real}

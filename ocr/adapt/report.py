@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from crnn.weights import write_atomically
+from ocr.adapt.forgetting import PROBE_FLOOR
 from ocr.metrics import Interval, loose
 
 #: Two-sided significance level of the paired verdict.
@@ -142,13 +143,14 @@ def render_markdown(r: dict) -> str:
         "",
         verdict,
         "",
-        f"Data: {r['data']['train']} training images, {r['holdout']['n']} held-out (never trained on), "
-        f"from `{r['data']['source']}`. Allowlist: `{r['options'].get('allow') or 'the whole alphabet'}`. "
+        f"Data: {r['data']['train']} labelled images from `{r['data']['source']}`; {r['holdout']['n']} of them "
+        "were held out of the selection fit (never trained on there) to choose the weight and judge the result. "
+        f"Allowlist: `{r['options'].get('allow') or 'the whole alphabet'}`. "
         + (f"Letters are read case-insensitively and written {r['data']['case']}-case, as the labels are."
            if r["data"].get("case") else "Letter case is learnt from the labels."),
         f"Training: the installed model learnt from all {r['data']['train']} labelled images for "
         f"{r['training']['steps']} steps in {r['training']['seconds']:.0f} s (stopped: {r['training']['stopped']}; "
-        f"the held-out fit ran {', '.join(map(str, r['training']['selection_steps']))} steps); "
+        f"the selection fit ran {', '.join(map(str, r['training']['selection_steps']))} steps); "
         f"whole run {r['wall_seconds']:.0f} s.",
         "",
         "| held-out | zero-shot | adapted |",
@@ -161,8 +163,8 @@ def render_markdown(r: dict) -> str:
     lines += [
         "",
         f"Interpolation: the installed weights are {sel['weight']} x fine-tuned + {1 - sel['weight']:.1f} x "
-        f"pretrained. On the held-out images weight {sel['candidate']} read best (loose, then CER, then the "
-        f"higher weight); the weight was then lowered while the estimated general-text drop exceeded "
+        f"pretrained. On the held-out images weight {sel['candidate']} read best (lowest CER, then loose, "
+        f"then the higher weight); the weight was then lowered while the estimated general-text drop exceeded "
         f"{100 * sel['max_forgetting']:.1f} points (`--max-forgetting`); estimated drops, in points: {drops}."
         + ("" if sel["within_limit"] else " **No weight tried met the limit; the lowest was used.**"),
         "",
@@ -171,14 +173,14 @@ def render_markdown(r: dict) -> str:
         "| held-out loose | " + " | ".join(f"{v['loose']:.3f}" for v in r["holdout"]["by_weight"].values()) + " |",
         "| held-out CER | " + " | ".join(f"{v['cer']:.3f}" for v in r["holdout"]["by_weight"].values()) + " |",
         "",
-        "The held-out figures are the held-out fit's readings at the installed weight; the weight was chosen "
+        "The held-out figures are the selection fit's readings at the installed weight; the weight was chosen "
         "on these same images, so they lean slightly optimistic.",
     ]
     st = r.get("self_training")
     if st:
         lines += ["", f"Self-training: {st['kept']} of {st['read']} unlabelled images from `{st['source']}` read "
                   f"with confidence >= {st['min_confidence']} were added as pseudo-labels for the installed model's "
-                  "fit (the held-out figures above come from a fit without them)."]
+                  "fit (the held-out figures above come from the selection fit, without them)."]
     folds = r["holdout"].get("folds")
     if folds:
         lines += [
@@ -197,9 +199,13 @@ def render_markdown(r: dict) -> str:
     if g:
         lines += [
             "",
-            f"Forgetting estimate on general text ({g['source']}, n = {g['n']}): loose accuracy "
-            f"{g['zero_shot']['loose']} before, {g['adapted']['loose']} after "
-            f"({-100 * g['estimated_drop']:+.1f} points).",
+            f"Forgetting on general text ({g['source']}, n = {g['n']}): loose accuracy "
+            f"{g['zero_shot']['loose']} before, {g['adapted']['loose']} after; "
+            + (f"measured drop {100 * g['estimated_drop']:.1f} points."
+               if g.get("measured") else
+               f"estimated drop on real words {100 * g['estimated_drop']:.1f} points (the share of these "
+               "images the pretrained model read right and this one misreads, less the probe's "
+               f"{100 * PROBE_FLOOR:.1f}-point floor; docs/adapt.md compares the estimate with real words)."),
         ]
     lines += ["", "![learning curve](learning_curve.png)", ""]
     if r["data"].get("case"):
