@@ -19,6 +19,7 @@ from crnn.runtime import PRECISIONS
 from crnn.specs import DEFAULT_MODEL
 from crnn.weights import WEIGHTS_ENV, write_atomically
 from ocr.adapt.data import NORMALIZATIONS
+from ocr.compare import CompareConfig
 from ocr.config import AdaptConfig, BatchConfig, BenchConfig, EvalConfig, ModelOptions, ReadConfig
 from ocr.datasets import FORMATS_HELP, DatasetError
 from ocr.metrics import bootstrap
@@ -213,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--holdout", type=float, default=0.25,
                        help="share held out to choose the interpolation weight and judge the result (default: 0.25)")
     split.add_argument("--folds", type=_positive_int, metavar="K",
-                       help="K-fold cross-validation instead: K fold models (each image held out once), then the "
-                       "installed model on all images; the K+1 fits share --max-minutes")
+                       help="K-fold cross-validation instead: K fold models (each image held out once) share 40%% of "
+                       "--max-minutes, then the installed model learns from all images in the rest")
     adapt.add_argument("--seed", type=int, default=0)
     adapt.add_argument("--max-minutes", type=float, default=3.0, help="wall-time budget (default: 3)")
     adapt.add_argument("--max-steps", type=_positive_int, default=AdaptConfig.max_steps,
@@ -263,10 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--test-size", type=_positive_int, default=1000,
                          help="fixed test images (default: 1000, or half the images of the classes if fewer)")
-    compare.add_argument("--adapt-minutes", type=float, default=AdaptConfig.max_minutes,
-                         help=f"budget of each adapt run (default: {AdaptConfig.max_minutes:g}, as ocr adapt)")
-    compare.add_argument("--adapt-repeats", type=_positive_int, default=3,
-                         help="repeats per size for the slow adapted method (default: 3)")
+    compare.add_argument("--adapt-minutes", type=float, default=CompareConfig.adapt_minutes,
+                         help=f"budget of each adapt run (default: {CompareConfig.adapt_minutes:g}, as ocr adapt)")
+    compare.add_argument("--adapt-repeats", type=_positive_int, default=CompareConfig.adapt_repeats,
+                         help=f"repeats per size for the slow adapted method (default: {CompareConfig.adapt_repeats})")
 
     client = commands.add_parser("client", help="send images to a running server",
                                  description="Recognise images through a running `ocr serve`.")
@@ -431,7 +432,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from ocr.compare import CompareConfig, run_compare
+    from ocr.compare import run_compare
 
     if args.methods:
         methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())

@@ -57,13 +57,14 @@ def main() -> None:
             reader = Recognizer(replace(model, network=copy.deepcopy(network)), precision="fp32")
             real = zero - score([r.text for r in reader.recognize([im for im, _ in words])], labels).loose
             right_before = [loose(z) == loose(t) for z, t in zip(probe.zero_shot, probe.labels)]
-            right_after = [loose(p) == loose(t) for p, t in zip(probe.scorer.predict(network), probe.labels)]
+            readings = probe.read(network)
+            right_after = [loose(p) == loose(t) for p, t in zip(readings, probe.labels)]
             n = len(right_before)
             lost = sum(b and not a for b, a in zip(right_before, right_after)) / n
             gained = sum(a and not b for b, a in zip(right_before, right_after)) / n
             print(json.dumps({"model": folder.name, "weight": w, "real_drop": round(real, 4),
                               "probe_loss_rate": round(lost, 4), "probe_gain_rate": round(gained, 4),
-                              "probe_net": round(lost - gained, 4), "estimate": round(probe.drop(network), 4)}),
+                              "probe_net": round(lost - gained, 4), "estimate": round(probe.estimate(readings), 4)}),
                   flush=True)
 
 

@@ -51,7 +51,7 @@ class ForgettingProbe:
     real: bool
 
     @classmethod
-    def build(cls, base: LoadedModel, charset: Charset, general: Path | None, seed: int = 0) -> ForgettingProbe:
+    def build(cls, base: LoadedModel, charset: Charset, general: Path | None) -> ForgettingProbe:
         """The probe for ``base``; ``charset`` is how the adapted model reads (case folding)."""
         if general is not None:
             images, labels, source = [], [], str(general)
@@ -73,20 +73,20 @@ class ForgettingProbe:
     def labels(self) -> list[str]:
         return self.scorer.labels
 
-    def _estimate(self, predictions: list[str]) -> float:
+    def read(self, network: torch.nn.Module) -> list[str]:
+        """The probe's texts as ``network`` reads them."""
+        return self.scorer.predict(network)
+
+    def estimate(self, predictions: list[str]) -> float:
+        """The estimated drop in general-text loose accuracy, from a candidate's readings of the probe."""
         if self.real:
             return score(self.zero_shot, self.labels).loose - score(predictions, self.labels).loose
         pairs = zip(self.zero_shot, predictions, self.labels)
         losses = sum(loose(z) == loose(t) != loose(p) for z, p, t in pairs) / max(1, len(self.labels))
         return max(0.0, losses - PROBE_FLOOR)
 
-    def drop(self, network: torch.nn.Module) -> float:
-        """The estimated drop in general-text loose accuracy from the pretrained model to ``network``."""
-        return self._estimate(self.scorer.predict(network))
-
-    def report(self, network: torch.nn.Module, seed: int) -> dict:
-        """Before/after accuracy with bootstrap intervals, and the estimated drop."""
-        adapted = self.scorer.predict(network)
-        before, after = bootstrap(self.zero_shot, self.labels, seed), bootstrap(adapted, self.labels, seed)
+    def report(self, predictions: list[str], seed: int) -> dict:
+        """Before/after accuracy with bootstrap intervals, and the estimated drop, from a candidate's readings."""
+        before, after = bootstrap(self.zero_shot, self.labels, seed), bootstrap(predictions, self.labels, seed)
         return {"source": self.source, "n": len(self.labels), "zero_shot": before, "adapted": after,
-                "estimated_drop": self._estimate(adapted), "measured": self.real}
+                "estimated_drop": self.estimate(predictions), "measured": self.real}

@@ -212,7 +212,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
 
     label_chars = "".join(sorted({ch for s in samples for ch in s.label} | set(config.allow or "")))
     fonts = find_fonts(label_chars, config.fonts)
-    probe = ForgettingProbe.build(base, charset, config.general, seed=config.seed)
+    probe = ForgettingProbe.build(base, charset, config.general)
     bf16 = cpu_supports_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
     # The selection fits share SELECTION_SHARE of the budget; the final fit (and the self-training fit) the rest.
     budget = max(10.0, config.max_minutes * 60 - (time.perf_counter() - start) - RESERVE_SECONDS)
@@ -266,8 +266,13 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
                                                   final_config, progress)
 
     # 3. Interpolation weight: the candidate, lowered until the estimated forgetting is within the limit.
-    weight, drops = choose_weight(
-        candidate, lambda w: probe.drop(_network(base, interpolate(pretrained, tuned, w))), config.max_forgetting)
+    probe_readings: dict[float, list[str]] = {}
+
+    def estimated_drop(w: float) -> float:
+        probe_readings[w] = probe.read(_network(base, interpolate(pretrained, tuned, w)))
+        return probe.estimate(probe_readings[w])
+
+    weight, drops = choose_weight(candidate, estimated_drop, config.max_forgetting)
     network = _network(base, interpolate(pretrained, tuned, weight))
     adapted = by_weight[weight]
     holdout = {
@@ -287,7 +292,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     if not within:
         _log(f"adapt: warning: even weight {weight} leaves an estimated general-text drop of "
              f"{100 * drops[weight]:.1f} points (limit {100 * config.max_forgetting:.1f})")
-    general = probe.report(network, config.seed)
+    general = probe.report(probe_readings[weight], config.seed)  # the chosen weight was always read
     better = is_better(holdout["adapted"], holdout["zero_shot"])
     installed = better or config.force
     name = config.out.name
