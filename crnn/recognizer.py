@@ -31,6 +31,11 @@ DEFAULT_CONTRAST_RETRY = 0.1
 DEFAULT_COLUMNS_PER_IMAGE = 256
 
 
+def more_confident(own: Result, fallback: Result, below: float) -> Result:
+    """The fallback model's reading where it is surer and the model's own is below ``below``, else its own."""
+    return fallback if own.confidence < below and fallback.confidence > own.confidence else own
+
+
 class Recognizer:
     """Recognise text in cropped single-line images.
 
@@ -73,6 +78,12 @@ class Recognizer:
         self.network = network.to(memory_format=torch.channels_last)
         for p in self.network.parameters():
             p.requires_grad_(False)
+        fallback = self.model.fallback
+        self.fallback = None if fallback is None else Recognizer(
+            fallback.model, device=str(self.device), precision=precision, batch_size=batch_size,
+            batch_columns=batch_columns, contrast_retry=contrast_retry,
+        )
+        self.fallback_below = fallback.below if fallback else 0.0
 
     @property
     def charset(self):
@@ -87,6 +98,8 @@ class Recognizer:
         for width in widths:
             blank = PreparedImage(np.full((self.input_height, width), 255, np.uint8), width, self.input_height)
             self.forward([blank], width)
+        if self.fallback is not None:
+            self.fallback.warmup(widths)
 
     def prepare(self, image: ImageInput) -> PreparedImage:
         """Decode and resize one image for this model (raises ``InvalidImageError``)."""
@@ -133,6 +146,11 @@ class Recognizer:
             for i, again in zip(retry, self._run(stretched, [masks[allowlists[i]] for i in retry])):
                 if again.confidence > results[i].confidence:
                     results[i] = again
+        if self.fallback is not None:
+            unsure = [i for i, r in enumerate(results) if r.confidence < self.fallback_below]
+            others = self.fallback.recognize_prepared([images[i] for i in unsure], [allowlists[i] for i in unsure])
+            for i, other in zip(unsure, others):
+                results[i] = more_confident(results[i], other, self.fallback_below)
         return results
 
     def batches(self, images: Sequence[PreparedImage]) -> Iterator[list[int]]:

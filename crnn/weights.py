@@ -51,6 +51,22 @@ class LoadedModel:
     source: str
     sha256: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: A second model that also reads the lines this one is unsure of (see ``Fallback``).
+    fallback: Fallback | None = None
+
+
+@dataclass
+class Fallback:
+    """The pretrained model an adapted checkpoint falls back on (output-space ensembling).
+
+    Lines the adapted model reads with confidence below ``below`` are read by
+    ``model`` too, and the more confident reading is kept: the adapted model
+    keeps its domain, the pretrained one keeps general text it reads surely.
+    ``model.charset`` reads letters in the adapted model's case.
+    """
+
+    model: LoadedModel
+    below: float
 
 
 def sha256_file(path: Path) -> str:
@@ -137,12 +153,19 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     architecture_kwargs: dict[str, int] | None = None,
     case: str | None = None,
+    fallback: LoadedModel | None = None,
+    fallback_below: float = 1.0,
 ) -> Path:
     """Write a self-describing checkpoint atomically (temp file + rename); returns ``path``.
 
     ``case`` ("upper"/"lower") records that the model reads letters
     case-insensitively and writes them in that case (see ``Charset``).
+    ``fallback`` (a registered model) is recorded by name and SHA-256, not
+    copied: lines read with confidence below ``fallback_below`` are read by it
+    too (see ``Fallback``).
     """
+    if fallback is not None and fallback.name not in MODEL_SPECS:
+        raise ValueError(f"a fallback must be a registered model ({', '.join(MODEL_SPECS)}), not {fallback.name!r}")
     state_dict = {k: v.detach().cpu() for k, v in network.state_dict().items()}
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -155,6 +178,9 @@ def save_checkpoint(
         "normalization": {"mean": normalization.mean, "std": normalization.std},
         "provenance": provenance,
         "metrics": metrics or {},
+        "fallback": (
+            {"model": fallback.name, "sha256": fallback.sha256, "below": float(fallback_below)} if fallback else None
+        ),
         "weights_sha256": state_dict_digest(state_dict),
         "state_dict": state_dict,
     }
@@ -205,8 +231,26 @@ def load_checkpoint(path: Path) -> LoadedModel:
         normalization=Normalization(float(norm.get("mean", 0.5)), float(norm.get("std", 0.5))),
         source=f"checkpoint {path}",
         sha256=sha256_file(path),
-        metadata={k: payload[k] for k in ("architecture", "provenance", "metrics") if k in payload},
+        metadata={k: payload[k] for k in ("architecture", "provenance", "metrics", "fallback") if payload.get(k)},
+        fallback=_load_fallback(payload.get("fallback"), charset, path),
     )
+
+
+def _load_fallback(entry: dict[str, Any] | None, charset: Charset, path: Path) -> Fallback | None:
+    """The registered model a checkpoint falls back on, refused if it is not the one it was adapted with."""
+    if not entry:
+        return None
+    name = str(entry.get("model"))
+    if name not in MODEL_SPECS:
+        raise WeightsError(f"{path}: falls back on model {name!r}, which is not registered here")
+    model = load_registered(MODEL_SPECS[name])
+    if model.sha256 != entry.get("sha256"):
+        raise WeightsError(
+            f"{path}: falls back on {name} with SHA-256 {entry.get('sha256')}, but the installed {name} has "
+            f"{model.sha256}; refusing to pair them"
+        )
+    model.charset = Charset(model.charset.alphabet, charset.case)
+    return Fallback(model, float(entry.get("below", 1.0)))
 
 
 def models_dir() -> Path:

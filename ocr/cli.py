@@ -420,7 +420,9 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
           f"{paired['p_value']:.3g} ({paired['verdict']})")
     g, sel = report["general"], report["selection"]
     print(f"general text n={g['n']}: loose {g['zero_shot']['loose']} -> {g['adapted']['loose']} "
-          f"(estimated drop {100 * g['estimated_drop']:.1f} points; interpolation weight {sel['weight']})")
+          f"(estimated drop {100 * g['estimated_drop']:.1f} points; interpolation weight {sel['weight']}"
+          + (f", falling back on {report['base']['model']} below confidence {sel['fallback_below']})"
+             if sel.get("fallback") else ")"))
     print(f"report: {config.out / 'report.md'}")
     if report["installed"]:
         print(f"model: {config.out / 'model.pt'} (use --model {config.out.name} with $OCR_MODELS or ./models, "

@@ -111,3 +111,5 @@ class AdaptConfig:
     replay_ratio: float = 0.0
     #: Weight of distillation on rendered general text (0: none).
     distill_weight: float = 0.0
+    #: The final fit continues from the (last) selection fit's weights instead of the pretrained ones.
+    warm_start: bool = False

@@ -57,6 +57,7 @@ RECIPES: dict[str, dict] = {
     "lr3e-4": {"lr": 3e-4},
     "self-train": {"unlabeled": "UNSEEN"},
     "folds": {"folds": 4},
+    "warm-start": {"warm_start": True},
 }
 
 
@@ -180,6 +181,7 @@ def main() -> None:
                         "general_adapted": accuracy(adapted, general, None, "loose"),
                         "estimated_drop": report["general"]["estimated_drop"],
                         "weight": report["selection"]["weight"], "candidate": report["selection"]["candidate"],
+                        "fallback": report["selection"]["fallback"],
                         "estimated_drops": report["selection"]["estimated_drops"],
                         "holdout_by_weight": {w: v["loose"] for w, v in report["holdout"]["by_weight"].items()},
                         "verdict": report["holdout"]["paired"]["verdict"],
@@ -191,7 +193,8 @@ def main() -> None:
                         f.write(json.dumps(row) + "\n")
                     print(f"{set_name} seed {seed} {recipe}: unseen {row['zero_shot']:.3f} -> {row['adapted']:.3f}, "
                           f"general drop {100 * row['real_drop']:+.1f} (est. {100 * row['estimated_drop']:+.1f}), "
-                          f"weight {row['weight']}, {row['steps']} steps, {wall:.0f} s", flush=True)
+                          f"weight {row['weight']}{' + fallback' if row['fallback'] else ''}, {row['steps']} steps, "
+                          f"{wall:.0f} s", flush=True)
     rows = [r for r in done.values() if r["set"] in args.sets.split(",")]
     print_table(rows)
     if rows:

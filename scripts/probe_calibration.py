@@ -57,7 +57,7 @@ def main() -> None:
             reader = Recognizer(replace(model, network=copy.deepcopy(network)), precision="fp32")
             real = zero - score([r.text for r in reader.recognize([im for im, _ in words])], labels).loose
             right_before = [loose(z) == loose(t) for z, t in zip(probe.zero_shot, probe.labels)]
-            readings = probe.read(network)
+            readings = [r.text for r in probe.read(network)]
             right_after = [loose(p) == loose(t) for p, t in zip(readings, probe.labels)]
             n = len(right_before)
             lost = sum(b and not a for b, a in zip(right_before, right_after)) / n

@@ -13,6 +13,7 @@ import torch
 
 from crnn import Recognizer
 from crnn.charset import ENGLISH_G2_ALPHABET, Charset
+from crnn.decode import Result
 from crnn.weights import load_model
 from ocr.adapt import job as adapt_job
 from ocr.adapt.augment import Augmenter
@@ -25,7 +26,7 @@ from ocr.adapt.data import (
     split_holdout,
 )
 from ocr.adapt.general import PROBE_CHARS, hard_general_set
-from ocr.adapt.job import WEIGHTS, AdaptConfig, choose_weight, run_adapt
+from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, run_adapt, with_fallback
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, render_markdown
 from ocr.adapt.train import interpolate
@@ -186,18 +187,25 @@ def test_interpolation_is_a_straight_line_between_the_two_networks() -> None:
         interpolate(pretrained, tuned, 1.5)
 
 
-def test_weight_is_lowered_until_the_estimated_drop_fits() -> None:
+def test_options_go_down_from_the_candidate_alone_then_with_the_fallback() -> None:
     asked = []
 
-    def drop(weight: float) -> float:  # forgetting grows with the weight: 0.1 per 0.1 above 0.5
-        asked.append(weight)
-        return max(0.0, weight - 0.5)
+    def drop(option: Option) -> float:  # forgetting grows with the weight; the fallback halves it
+        asked.append(option)
+        return max(0.0, option.weight - 0.5) / (2 if option.fallback else 1)
 
-    weight, drops = choose_weight(0.9, drop, max_forgetting=0.2)
-    assert weight == 0.7 and asked == [0.9, 0.8, 0.7] and set(drops) == {0.9, 0.8, 0.7}
-    assert choose_weight(1.0, drop, max_forgetting=1.0)[0] == 1.0  # "domain only": the candidate stands
-    lowest, tried = choose_weight(1.0, lambda w: 0.5, max_forgetting=0.03)
-    assert lowest == min(WEIGHTS) and len(tried) == len(WEIGHTS)
+    option, drops = choose_option(0.9, drop, max_forgetting=0.16)
+    assert option == Option(0.8, True) and set(drops) == set(asked)
+    assert asked == [Option(0.9), Option(0.9, True), Option(0.8), Option(0.8, True)]
+    assert choose_option(1.0, drop, max_forgetting=1.0)[0] == Option(1.0)  # "domain only": the candidate stands
+    last, tried = choose_option(1.0, lambda o: 0.5, max_forgetting=0.03)
+    assert last == Option(min(WEIGHTS), True) and len(tried) == 2 * len(WEIGHTS)
+
+
+def test_fallback_keeps_the_more_confident_reading_only_below_the_threshold() -> None:
+    own = [Result("A", 0.99), Result("B", 0.5), Result("C", 0.5)]
+    other = [Result("x", 1.0), Result("y", 0.9), Result("z", 0.4)]
+    assert [r.text for r in with_fallback(own, other)] == ["A", "y", "C"]
 
 
 def test_forgetting_probe_is_fixed_and_damaged() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -108,6 +109,29 @@ def test_checkpoint_keeps_the_case_it_writes(tmp_path: Path, loaded_model) -> No
     base = Recognizer(loaded_model, device="cpu", precision="fp32").recognize([image])[0]
     caps = Recognizer(again, device="cpu", precision="fp32").recognize([image])[0]
     assert base.text == "recognition" and caps.text == "RECOGNITION"
+
+
+def test_checkpoint_falls_back_on_the_pretrained_model_where_unsure(tmp_path: Path, loaded_model) -> None:
+    broken = copy.deepcopy(loaded_model.network)
+    with torch.no_grad():  # every frame uniform over the classes: confidence near zero
+        broken.Prediction.weight.zero_()
+        broken.Prediction.bias.zero_()
+    common = dict(architecture="vgg_bilstm_ctc", alphabet=loaded_model.charset.alphabet, input_height=64,
+                  normalization=loaded_model.normalization, provenance={}, case="upper")
+    alone = load_checkpoint(save_checkpoint(tmp_path / "alone.pt", broken, **common))
+    path = save_checkpoint(tmp_path / "paired.pt", broken, fallback=loaded_model, fallback_below=0.95, **common)
+    paired = load_checkpoint(path)
+    assert alone.fallback is None and paired.fallback is not None and paired.fallback.below == 0.95
+    image = example_bytes(4)  # "recognition"
+    unsure = Recognizer(alone, device="cpu", precision="fp32").recognize([image])[0]
+    assert unsure.text != "RECOGNITION" and unsure.confidence < 0.5
+    read = Recognizer(paired, device="cpu", precision="fp32").recognize([image])[0]
+    assert read.text == "RECOGNITION"  # the fallback's reading, in the adapted model's case
+    payload = torch.load(path, weights_only=True)
+    payload["fallback"]["sha256"] = "0" * 64
+    torch.save(payload, path)
+    with pytest.raises(WeightsError, match="refusing to pair"):
+        load_checkpoint(path)
 
 
 def test_corrupted_checkpoint_weights_are_detected(tmp_path: Path, loaded_model) -> None:

@@ -19,16 +19,19 @@ from crnn.preprocess import resize_to_height
 
 #: Lines wider than this many heights get only a slight rotation.
 LONG_LINE_ASPECT = 4.0
+#: Images at most this many heights wide hold a glyph or two (a digit box): they get more rotation and scale.
+GLYPH_ASPECT = 1.5
+GLYPH_ROTATE = 12.0
 
 
-def _geometry(height: int, rotate: float, seed: int) -> A.Compose:
+def _geometry(height: int, rotate: float, seed: int, scale: tuple[float, float] = (0.92, 1.05)) -> A.Compose:
     margin = max(1, height // 32)
     return A.Compose(
         [
             A.CropAndPad(px=((-margin, height // 10), (-margin, height // 4), (-margin, height // 10),
                              (-margin, height // 4)),
                          keep_size=False, border_mode=cv2.BORDER_REPLICATE, p=0.5),
-            A.Affine(scale=(0.92, 1.05), keep_ratio=True, rotate=(-rotate, rotate), shear={"x": (-8, 8), "y": 0},
+            A.Affine(scale=scale, keep_ratio=True, rotate=(-rotate, rotate), shear={"x": (-8, 8), "y": 0},
                      fit_output=True, border_mode=cv2.BORDER_REPLICATE, p=0.5),
             A.Perspective(scale=(0.01, 0.03), fit_output=True, border_mode=cv2.BORDER_REPLICATE, p=0.3),
         ],
@@ -58,12 +61,14 @@ class Augmenter:
         self.height = height
         self._short = _geometry(height, 3.0, seed)
         self._long = _geometry(height, 0.5, seed + 1)
+        self._glyph = _geometry(height, GLYPH_ROTATE, seed + 3, (0.8, 1.1))
         self._appearance = _appearance(seed + 2)
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         """One augmented copy of a uint8 grey image, about ``height`` rows high (never empty)."""
         line = resize_to_height(gray, self.height)
-        geometry = self._short if line.shape[1] <= LONG_LINE_ASPECT * self.height else self._long
+        aspect = line.shape[1] / line.shape[0]
+        geometry = self._glyph if aspect <= GLYPH_ASPECT else self._short if aspect <= LONG_LINE_ASPECT else self._long
         out = self._appearance(image=geometry(image=line)["image"])["image"]
         if out.ndim == 3:
             out = out[:, :, 0]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
 from crnn import InvalidImageError
 from crnn.charset import Charset
+from crnn.decode import Result
 from crnn.preprocess import to_gray
+from crnn.recognizer import more_confident
 from crnn.weights import LoadedModel
 from ocr.adapt.general import PROBE_CHARS, hard_general_set
 from ocr.adapt.render import find_fonts
@@ -73,9 +76,17 @@ class ForgettingProbe:
     def labels(self) -> list[str]:
         return self.scorer.labels
 
-    def read(self, network: torch.nn.Module) -> list[str]:
-        """The probe's texts as ``network`` reads them."""
-        return self.scorer.predict(network)
+    def read(self, network: torch.nn.Module) -> list[Result]:
+        """The probe as ``network`` reads it (in the adapted model's case)."""
+        return self.scorer.read(network)
+
+    @cached_property
+    def _pretrained(self) -> list[Result]:
+        return self.scorer.read(self.scorer.base.network)
+
+    def with_fallback(self, readings: list[Result], below: float) -> list[Result]:
+        """``readings`` as a model falling back on the pretrained one below ``below`` would give them."""
+        return [more_confident(own, other, below) for own, other in zip(readings, self._pretrained)]
 
     def estimate(self, predictions: list[str]) -> float:
         """The estimated drop in general-text loose accuracy, from a candidate's readings of the probe."""

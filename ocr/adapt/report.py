@@ -160,18 +160,29 @@ def render_markdown(r: dict) -> str:
         lines.append(f"| {key} (95% CI) | {z[key]} | {a[key]} |")
     sel = r["selection"]
     drops = ", ".join(f"{w}: {100 * d:+.1f}" for w, d in sel["estimated_drops"].items())
+    by_weight, with_fallback = r["holdout"]["by_weight"], r["holdout"].get("by_weight_with_fallback", {})
+    fallback = (
+        f" With a fallback: lines it reads with confidence below {sel['fallback_below']} are also read by the "
+        f"pretrained {r['base']['model']}, and the more confident reading is kept (output-space ensembling; it "
+        "keeps general text the pretrained model reads surely)." if sel.get("fallback") else ""
+    )
     lines += [
         "",
         f"Interpolation: the installed weights are {sel['weight']} x fine-tuned + {1 - sel['weight']:.1f} x "
-        f"pretrained. On the held-out images weight {sel['candidate']} read best (lowest CER, then loose, "
-        f"then the higher weight); the weight was then lowered while the estimated general-text drop exceeded "
-        f"{100 * sel['max_forgetting']:.1f} points (`--max-forgetting`); estimated drops, in points: {drops}."
-        + ("" if sel["within_limit"] else " **No weight tried met the limit; the lowest was used.**"),
+        f"pretrained.{fallback} On the held-out images weight {sel['candidate']} read best (lowest CER, then "
+        f"loose, then the higher weight); from there down, each weight alone and then with the fallback was "
+        f"tried until the estimated general-text drop was within {100 * sel['max_forgetting']:.1f} points "
+        f"(`--max-forgetting`); estimated drops, in points: {drops}."
+        + ("" if sel["within_limit"] else " **Nothing tried met the limit; the last option tried was used.**"),
         "",
-        "| weight | " + " | ".join(r["holdout"]["by_weight"]) + " |",
-        "| --- |" + " --- |" * len(r["holdout"]["by_weight"]),
-        "| held-out loose | " + " | ".join(f"{v['loose']:.3f}" for v in r["holdout"]["by_weight"].values()) + " |",
-        "| held-out CER | " + " | ".join(f"{v['cer']:.3f}" for v in r["holdout"]["by_weight"].values()) + " |",
+        "| weight | " + " | ".join(by_weight) + " |",
+        "| --- |" + " --- |" * len(by_weight),
+        "| held-out loose | " + " | ".join(f"{v['loose']:.3f}" for v in by_weight.values()) + " |",
+        "| held-out CER | " + " | ".join(f"{v['cer']:.3f}" for v in by_weight.values()) + " |",
+    ] + ([
+        "| with fallback, loose | " + " | ".join(f"{v['loose']:.3f}" for v in with_fallback.values()) + " |",
+        "| with fallback, CER | " + " | ".join(f"{v['cer']:.3f}" for v in with_fallback.values()) + " |",
+    ] if with_fallback else []) + [
         "",
         "The held-out figures are the selection fit's readings at the installed weight; the weight was chosen "
         "on these same images, so they lean slightly optimistic.",
