@@ -59,6 +59,8 @@ class Result:
     text: str
     confidence: float
     chars: list[CharResult] = field(default_factory=list)
+    #: With a pattern, lexicon or beam: the greedy reading, for telling a comfortable match from a forced one.
+    unconstrained: Result | None = None
 
 
 def class_log_probs(
@@ -107,23 +109,33 @@ def greedy_decode(
     clipped to ``image_width`` columns of it.
     """
     probs = probs[: frames if frames is not None else len(probs)]
+    return path_result(probs.argmax(axis=1), probs, charset, scale_x, image_width)
+
+
+def path_result(
+    path: np.ndarray, probs: np.ndarray, charset: Charset, scale_x: float = 1.0, image_width: int | None = None
+) -> Result:
+    """The reading of one frame labelling ``path`` ``(T,)`` of ``probs`` ``(T, C)``: repeats merged, blanks dropped.
+
+    Each character's confidence is the highest probability its class got in
+    the run of frames it was read from (see the module docstring).
+    """
     if len(probs) == 0:
         return Result("", 0.0, [])
-    best = probs.argmax(axis=1)
-    best_p = probs[np.arange(len(best)), best]
+    path_p = probs[np.arange(len(path)), path]
     chars: list[CharResult] = []
     limit = image_width if image_width is not None else None
     t = 0
-    while t < len(best):
+    while t < len(path):
         end = t
-        while end + 1 < len(best) and best[end + 1] == best[t]:
+        while end + 1 < len(path) and path[end + 1] == path[t]:
             end += 1
-        if best[t] != 0:
+        if path[t] != 0:
             x0 = int(np.floor(t * FRAME_STRIDE * scale_x))
             x1 = int(np.ceil((end * FRAME_STRIDE + FRAME_SPAN) * scale_x))
             if limit is not None:
                 x0, x1 = min(x0, limit), min(x1, limit)
-            chars.append(CharResult(charset.char(int(best[t])), float(best_p[t : end + 1].max()), x0, x1))
+            chars.append(CharResult(charset.char(int(path[t])), float(path_p[t : end + 1].max()), x0, x1))
         t = end + 1
     while chars and chars[-1].text.isspace():  # a crop never ends or starts with a space
         chars.pop()

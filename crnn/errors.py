@@ -29,6 +29,10 @@ class InvalidAllowlistError(CrnnError):
     """An allowlist contains characters outside the model's alphabet (or is empty)."""
 
 
+class InvalidConstraintError(CrnnError):
+    """A pattern or lexicon cannot constrain this model: bad syntax, too large, or nothing it can write."""
+
+
 class WeightsError(CrnnError):
     """A weights file or checkpoint is missing, corrupt, or fails its checksum."""
 

@@ -222,6 +222,11 @@ def normalize(pixels: np.ndarray, normalization: Normalization) -> np.ndarray:
     return (pixels.astype(np.float32) / 255.0 - normalization.mean) / normalization.std
 
 
+def invert(gray: np.ndarray) -> np.ndarray:
+    """The image in the other polarity: light text on dark becomes dark on light."""
+    return 255 - gray
+
+
 def stretch_contrast(gray: np.ndarray, target: float = 0.5) -> np.ndarray:
     """Stretch a low-contrast grey image so its 10th-90th percentile band spans most of 0..255.
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from crnn.charset import Charset
+from crnn.constrained import Constraint
 from crnn.decode import Result, frames_covering, greedy_decode, masked_probabilities
 from crnn.errors import InvalidImageError
 from crnn.preprocess import (
@@ -16,6 +19,7 @@ from crnn.preprocess import (
     ImageInput,
     PreparedImage,
     bucket_width,
+    invert,
     prepare,
     stack_batch,
     stretch_contrast,
@@ -27,8 +31,27 @@ from crnn.weights import LoadedModel, load_model
 #: Lines whose confidence is below this are read again with stretched contrast
 #: and the more confident reading is kept (None or 0 turns it off).
 DEFAULT_CONTRAST_RETRY = 0.1
+#: Lines whose confidence is below this are also read inverted (light text on dark, as on signs and screens)
+#: and the more confident reading is kept (None or 0 turns it off).
+DEFAULT_POLARITY_RETRY: float | None = None
 #: Default padded columns per image in a batch's width budget (a 4:1 word at height 64).
 DEFAULT_COLUMNS_PER_IMAGE = 256
+
+
+@lru_cache(maxsize=64)
+def _cached_constraint(
+    charset: Charset, pattern: str | None, lexicon: tuple[str, ...] | None, ignore_case: bool, beam_width: int
+) -> Constraint | None:
+    return Constraint.build(charset, pattern, lexicon, ignore_case, beam_width)
+
+
+def _per_image(value, kind: type, count: int, what: str) -> list:
+    """One value per image: ``value`` repeated when it is a single one (None or a ``kind``), else checked."""
+    if value is None or isinstance(value, kind):
+        return [value] * count
+    if len(value) != count:
+        raise ValueError(f"{len(value)} {what} for {count} images")
+    return list(value)
 
 
 def more_confident(own: Result, fallback: Result, below: float) -> Result:
@@ -59,6 +82,7 @@ class Recognizer:
         batch_columns: int | None = None,
         weights: Path | None = None,
         contrast_retry: float | None = DEFAULT_CONTRAST_RETRY,
+        polarity_retry: float | None = DEFAULT_POLARITY_RETRY,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -74,6 +98,7 @@ class Recognizer:
         self.batch_size = batch_size
         self.batch_columns = max(batch_columns or batch_size * DEFAULT_COLUMNS_PER_IMAGE, BUCKET_STEP)
         self.contrast_retry = contrast_retry or None
+        self.polarity_retry = polarity_retry or None
         network = self.model.network.eval().to(self.device)
         self.network = network.to(memory_format=torch.channels_last)
         for p in self.network.parameters():
@@ -81,7 +106,7 @@ class Recognizer:
         fallback = self.model.fallback
         self.fallback = None if fallback is None else Recognizer(
             fallback.model, device=str(self.device), precision=precision, batch_size=batch_size,
-            batch_columns=batch_columns, contrast_retry=contrast_retry,
+            batch_columns=batch_columns, contrast_retry=contrast_retry, polarity_retry=polarity_retry,
         )
         self.fallback_below = fallback.below if fallback else 0.0
 
@@ -116,42 +141,66 @@ class Recognizer:
                 raise InvalidImageError(exc.reason, f"{label}: {exc}") from exc
         return prepared
 
-    def recognize(self, images: Sequence[ImageInput], allowlist: str | None = None) -> list[Result]:
+    def recognize(
+        self, images: Sequence[ImageInput], allowlist: str | None = None, constraint: Constraint | None = None
+    ) -> list[Result]:
         """Read every image; raises ``InvalidImageError`` (naming the index) on the first bad one.
 
         Use :meth:`prepare` and :meth:`recognize_prepared` to handle bad
         images one by one instead.
         """
-        return self.recognize_prepared(self.prepare_many(images), allowlist)
+        return self.recognize_prepared(self.prepare_many(images), allowlist, constraint)
+
+    def constraint(
+        self, pattern: str | None = None, lexicon: Sequence[str] | None = None, ignore_case: bool = False,
+        beam_width: int = 0,
+    ) -> Constraint | None:
+        """A pattern, lexicon or beam search for this model (None: greedy); raises ``InvalidConstraintError``.
+
+        The last few constraints built are kept, so a server sees each pattern or lexicon compiled once.
+        """
+        return _cached_constraint(self.charset, pattern, tuple(lexicon) if lexicon else None, ignore_case, beam_width)
 
     def recognize_prepared(
-        self, images: Sequence[PreparedImage], allowlist: str | None | Sequence[str | None] = None
+        self,
+        images: Sequence[PreparedImage],
+        allowlist: str | None | Sequence[str | None] = None,
+        constraint: Constraint | None | Sequence[Constraint | None] = None,
     ) -> list[Result]:
         """Read already prepared images (same order out as in).
 
-        ``allowlist`` is one allowlist for every image, or a sequence with one
-        per image (images with different allowlists still share batches).
+        ``allowlist`` and ``constraint`` are one for every image, or sequences
+        with one per image (images with different ones still share batches).
         """
-        if allowlist is None or isinstance(allowlist, str):
-            allowlists: Sequence[str | None] = [allowlist] * len(images)
-        else:
-            allowlists = allowlist
-            if len(allowlists) != len(images):
-                raise ValueError(f"{len(allowlists)} allowlists for {len(images)} images")
-        masks = {a: self.charset.allow_mask(a) for a in set(allowlists)}
-        results = self._run(images, [masks[a] for a in allowlists])
+        allowlists: Sequence[str | None] = _per_image(allowlist, str, len(images), "allowlists")
+        constraints: Sequence[Constraint | None] = _per_image(constraint, Constraint, len(images), "constraints")
+        unique = {a: self.charset.allow_mask(a) for a in set(allowlists)}
+        masks = [unique[a] for a in allowlists]
+        results = self._run(images, masks, constraints)
         if self.contrast_retry:
-            retry = [i for i, r in enumerate(results) if r.confidence < self.contrast_retry]
-            stretched = [replace(images[i], pixels=stretch_contrast(images[i].pixels)) for i in retry]
-            for i, again in zip(retry, self._run(stretched, [masks[allowlists[i]] for i in retry])):
-                if again.confidence > results[i].confidence:
-                    results[i] = again
+            self._retry(images, masks, constraints, results, self.contrast_retry, stretch_contrast)
+        if self.polarity_retry:
+            self._retry(images, masks, constraints, results, self.polarity_retry, invert)
         if self.fallback is not None:
             unsure = [i for i, r in enumerate(results) if r.confidence < self.fallback_below]
-            others = self.fallback.recognize_prepared([images[i] for i in unsure], [allowlists[i] for i in unsure])
+            others = self.fallback.recognize_prepared(
+                [images[i] for i in unsure], [allowlists[i] for i in unsure], [constraints[i] for i in unsure]
+            )
             for i, other in zip(unsure, others):
                 results[i] = more_confident(results[i], other, self.fallback_below)
         return results
+
+    def _retry(
+        self, images: Sequence[PreparedImage], masks: Sequence[np.ndarray | None],
+        constraints: Sequence[Constraint | None], results: list[Result], below: float,
+        transform: Callable[[np.ndarray], np.ndarray],
+    ) -> None:
+        """Read the lines below ``below`` confidence again through ``transform``; keep the more confident reading."""
+        retry = [i for i, r in enumerate(results) if r.confidence < below]
+        changed = [replace(images[i], pixels=transform(images[i].pixels)) for i in retry]
+        for i, other in zip(retry, self._run(changed, [masks[i] for i in retry], [constraints[i] for i in retry])):
+            if other.confidence > results[i].confidence:
+                results[i] = other
 
     def batches(self, images: Sequence[PreparedImage]) -> Iterator[list[int]]:
         """Indices of ``images`` grouped into batches of one width bucket each, narrowest first."""
@@ -169,7 +218,10 @@ class Recognizer:
         if batch:
             yield batch
 
-    def _run(self, images: Sequence[PreparedImage], masks: Sequence[np.ndarray | None]) -> list[Result]:
+    def _run(
+        self, images: Sequence[PreparedImage], masks: Sequence[np.ndarray | None],
+        constraints: Sequence[Constraint | None],
+    ) -> list[Result]:
         results: list[Result | None] = [None] * len(images)
         for batch in self.batches(images):
             logits = self.forward([images[i] for i in batch], bucket_width(images[batch[0]].width))
@@ -182,9 +234,15 @@ class Recognizer:
                 for k, row in enumerate(rows):
                     image = images[batch[row]]
                     frames = frames_covering(image.width, probs.shape[1])
-                    results[batch[row]] = greedy_decode(
-                        probs[k], self.charset, frames, image.scale_x, image.original_width
-                    )
+                    constraint = constraints[batch[row]]
+                    if constraint is None:
+                        results[batch[row]] = greedy_decode(
+                            probs[k], self.charset, frames, image.scale_x, image.original_width
+                        )
+                    else:
+                        results[batch[row]] = constraint.decode(
+                            probs[k, :frames], self.charset, image.scale_x, image.original_width
+                        )
         return results  # type: ignore[return-value]
 
     def batch_tensor(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:

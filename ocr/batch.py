@@ -26,7 +26,7 @@ from tqdm import tqdm
 from crnn import InvalidImageError, Recognizer
 from crnn.preprocess import PreparedImage
 from ocr.batch_output import open_results
-from ocr.config import BatchConfig, ModelOptions
+from ocr.config import BatchConfig, DecodeOptions, ModelOptions
 from ocr.datasets import DatasetError, Location, is_labelled, load_image, open_dataset
 from ocr.read import IMAGE_SUFFIXES, expand_inputs
 
@@ -82,8 +82,9 @@ class BatchRecognizer:
     The Ray engine builds one per actor (``map_batches``); the local engine builds one.
     """
 
-    def __init__(self, model: ModelOptions, allow: str | None) -> None:
+    def __init__(self, model: ModelOptions, allow: str | None, decode: DecodeOptions | None = None) -> None:
         self.allow = allow
+        self.decode = decode or DecodeOptions()
         # Every torch call of this object runs on one thread: once a second thread ran the model, both
         # ran 2.2x slower here (torch's OpenMP pools are per calling thread), and Ray may call __call__
         # from a thread other than the constructor's.
@@ -92,7 +93,8 @@ class BatchRecognizer:
 
     def _load(self, model: ModelOptions) -> Recognizer:
         recognizer = model.load()
-        recognizer.charset.allow_mask(self.allow)  # a bad allowlist fails before any work
+        recognizer.charset.allow_mask(self.allow)  # a bad allowlist or constraint fails before any work
+        self.constraint = self.decode.build(recognizer)
         recognizer.warmup()
         return recognizer
 
@@ -110,7 +112,7 @@ class BatchRecognizer:
                 errors[k] = str(exc)
             except OSError as exc:
                 errors[k] = f"cannot read: {exc.strerror or exc}"
-        results = iter(self.recognizer.recognize_prepared(prepared, self.allow))
+        results = iter(self.recognizer.recognize_prepared(prepared, self.allow, self.constraint))
         texts, confidences = [], []
         for k in range(len(ids)):
             result = None if k in errors else next(results)
@@ -150,7 +152,7 @@ def _columns(items: list[dict]) -> dict[str, np.ndarray]:
 
 
 def _local(items: list[dict], config: BatchConfig) -> Iterator[list[dict]]:
-    reader = BatchRecognizer(config.model, config.allow)
+    reader = BatchRecognizer(config.model, config.allow, config.decode)
     rows = iter(items)
     while chunk := list(islice(rows, config.batch_size)):
         yield _rows(reader(_columns(chunk)))
@@ -179,7 +181,7 @@ def _ray(items: list[dict], config: BatchConfig) -> Iterator[list[dict]]:
     blocks = min(1000, math.ceil(len(items) / config.batch_size))
     dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         BatchRecognizer,
-        fn_constructor_kwargs={"model": config.model, "allow": config.allow},
+        fn_constructor_kwargs={"model": config.model, "allow": config.allow, "decode": config.decode},
         batch_size=config.batch_size,
         batch_format="numpy",
         concurrency=config.concurrency,

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from statistics import fmean
 
 from crnn import MODEL_SPECS, CrnnError
 from crnn.preprocess import MAX_ASPECT_RATIO, MAX_PIXELS
@@ -20,9 +21,17 @@ from crnn.specs import DEFAULT_MODEL
 from crnn.weights import WEIGHTS_ENV, write_atomically
 from ocr.adapt.data import NORMALIZATIONS
 from ocr.compare import CompareConfig
-from ocr.config import AdaptConfig, BatchConfig, BenchConfig, EvalConfig, ModelOptions, ReadConfig
+from ocr.config import (
+    AdaptConfig,
+    BatchConfig,
+    BenchConfig,
+    DecodeOptions,
+    EvalConfig,
+    ModelOptions,
+    ReadConfig,
+)
 from ocr.datasets import FORMATS_HELP, DatasetError
-from ocr.metrics import bootstrap
+from ocr.metrics import bootstrap, expected_calibration_error, loose, risk_coverage
 from server.config import DEFAULT_MAX_IMAGES, DEFAULT_MAX_MESSAGE_BYTES, TOKEN_ENV, RayOptions, ServerConfig
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
@@ -77,6 +86,23 @@ def _add_model_options(parser: argparse.ArgumentParser, precision: bool = True, 
         group.add_argument("--batch-size", type=_positive_int, default=32, help="images per batch (default: 32)")
 
 
+def _add_decode_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("decoding (default: greedy)")
+    group.add_argument("--pattern", metavar="REGEX",
+                       help=r"the whole reading must match this regular expression, e.g. '[0-9]+\.[0-9]{2}': the "
+                       "most probable matching reading is found exactly")
+    group.add_argument("--lexicon", type=Path, metavar="FILE",
+                       help="the reading must be one of these words (a UTF-8 file, one word per line)")
+    group.add_argument("--ignore-case", action="store_true", help="match lexicon words case-insensitively")
+    group.add_argument("--beam", type=int, default=0, metavar="N",
+                       help="CTC prefix beam search with N beams instead of greedy (ignored with a pattern or "
+                       "lexicon)")
+
+
+def _decode_options(args: argparse.Namespace) -> DecodeOptions:
+    return DecodeOptions(args.pattern, args.lexicon, args.ignore_case, args.beam)
+
+
 def _model_options(args: argparse.Namespace) -> ModelOptions:
     return ModelOptions(
         model=args.model,
@@ -100,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Print one line per image: path, text, confidence (tab-separated).")
     read.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
     read.add_argument("--allow", metavar="CHARS", help="only these characters may be read, e.g. 0123456789")
-    read.add_argument("--json", action="store_true", help='JSON lines {"image", "text", "confidence"}')
+    read.add_argument("--json", action="store_true",
+                      help='JSON lines {"image", "text", "confidence"} (and "unconstrained" with a constraint)')
+    _add_decode_options(read)
     _add_model_options(read)
 
     ev = commands.add_parser(
@@ -112,8 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--allow", metavar="CHARS", help="only these characters may be read")
     ev.add_argument("--limit", type=_positive_int, metavar="N", help="score only the first N samples")
     ev.add_argument("--json", action="store_true",
-                    help="print one JSON object (n, exact, loose, cer, lines_per_s, and *_ci95 bootstrap intervals)")
+                    help="print one JSON object (n, exact, loose, cer, lines_per_s, *_ci95 bootstrap intervals, ece, "
+                    "ece_loose, risk_coverage)")
     ev.add_argument("--out", type=Path, metavar="PREDICTIONS.tsv", help="write name, label, text, confidence, error")
+    _add_decode_options(ev)
     _add_model_options(ev)
 
     bench = commands.add_parser(
@@ -152,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--allow", metavar="CHARS", help="only these characters may be read")
     batch.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
     batch.add_argument("--summary", type=Path, metavar="SUMMARY.json", help="also write the summary as JSON here")
+    _add_decode_options(batch)
     _add_model_options(batch, batch_size=False)
 
     serve = commands.add_parser(
@@ -294,7 +325,7 @@ def _write_predictions(path: Path, predictions) -> None:
 def _cmd_read(args: argparse.Namespace) -> int:
     from ocr.read import run_read
 
-    config = ReadConfig(tuple(args.inputs), args.allow, args.json, _model_options(args))
+    config = ReadConfig(tuple(args.inputs), args.allow, args.json, _model_options(args), _decode_options(args))
     return run_read(config, config.model.load())
 
 
@@ -302,19 +333,29 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from ocr.datasets import open_dataset
     from ocr.evaluate import evaluate
 
-    config = EvalConfig(args.dataset, args.allow, args.limit, args.json, args.out, _model_options(args))
+    config = EvalConfig(args.dataset, args.allow, args.limit, args.json, args.out, _model_options(args),
+                        _decode_options(args))
     dataset = open_dataset(config.dataset)
     recognizer = config.model.load()
-    result = evaluate(recognizer, dataset, config.allow, config.limit, progress=sys.stderr.isatty())
+    result = evaluate(recognizer, dataset, config.allow, config.limit, progress=sys.stderr.isatty(),
+                      constraint=config.decode.build(recognizer))
     if config.out:
         _write_predictions(config.out, result.predictions)
     failed = sum(1 for p in result.predictions if p.error)
     s = result.scores
     ci = bootstrap([p.text for p in result.predictions], [p.label for p in result.predictions])
+    confidences = [p.confidence for p in result.predictions]
+    exact_hits = [p.text == p.label for p in result.predictions]
+    loose_hits = [loose(p.text) == loose(p.label) for p in result.predictions]
     if config.json:
         record = {**s.as_dict(), "lines_per_s": round(result.lines_per_s, 2), "unreadable": failed,
                   "model": recognizer.model.name, "precision": recognizer.precision,
-                  **{f"{k}_ci95": [round(v.low, 4), round(v.high, 4)] for k, v in ci.items()}}
+                  **{f"{k}_ci95": [round(v.low, 4), round(v.high, 4)] for k, v in ci.items()},
+                  "mean_confidence": round(fmean(confidences) if confidences else 0.0, 4),
+                  "ece": round(expected_calibration_error(confidences, exact_hits), 4),
+                  "ece_loose": round(expected_calibration_error(confidences, loose_hits), 4),
+                  "risk_coverage": [{k: round(v, 4) for k, v in row.items()}
+                                    for row in risk_coverage(confidences, exact_hits)]}
         print(json.dumps(record))
     else:
         print(f"dataset   {config.dataset} ({dataset.kind})")
@@ -323,6 +364,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"exact     {s.exact:.4f}  (95% CI {ci['exact'].low:.4f}-{ci['exact'].high:.4f})")
         print(f"loose     {s.loose:.4f}  (95% CI {ci['loose'].low:.4f}-{ci['loose'].high:.4f})")
         print(f"cer       {s.cer:.4f}  (95% CI {ci['cer'].low:.4f}-{ci['cer'].high:.4f})")
+        print(f"ece       {expected_calibration_error(confidences, exact_hits):.4f}  (exact; loose "
+              f"{expected_calibration_error(confidences, loose_hits):.4f}; mean confidence "
+              f"{fmean(confidences) if confidences else 0:.4f})")
         print(f"lines/s   {result.lines_per_s:.1f}")
     return 0
 
@@ -384,7 +428,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     config = BatchConfig(
         input=args.input, out=args.out, allow=args.allow, engine=args.engine, ray_address=args.ray_address,
         concurrency=args.concurrency, batch_size=args.batch_size, cpus_per_worker=args.cpus_per_worker,
-        gpus_per_worker=args.gpus_per_worker, limit=args.limit, model=options,
+        gpus_per_worker=args.gpus_per_worker, limit=args.limit, model=options, decode=_decode_options(args),
     )
     summary = run_batch(config, progress=sys.stderr.isatty())
     print_summary(summary, config.out)

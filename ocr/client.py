@@ -7,6 +7,7 @@ from pathlib import Path
 
 import grpc
 
+from crnn.decode import Result
 from ocr.read import expand_inputs, format_reading
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 
@@ -44,5 +45,5 @@ def run_client(
             print(f"ocr client: error: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
     for result in response.results:
-        print(format_reading(result.id, result.text, result.confidence, as_json))
+        print(format_reading(result.id, Result(result.text, result.confidence), as_json))
     return 0

@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crnn import Recognizer
+from crnn.constrained import Constraint
+from crnn.errors import InvalidConstraintError
+
+#: Largest lexicon file read (bytes).
+MAX_LEXICON_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -28,11 +33,31 @@ class ModelOptions:
 
 
 @dataclass(frozen=True)
+class DecodeOptions:
+    """How a line is decoded: greedy (the default), or constrained to a pattern or lexicon, or beam search."""
+
+    pattern: str | None = None
+    lexicon: Path | None = None
+    ignore_case: bool = False
+    beam: int = 0
+
+    def build(self, recognizer: Recognizer) -> Constraint | None:
+        """The constraint for ``recognizer`` (None: greedy); the lexicon file holds one word per line."""
+        words = None
+        if self.lexicon is not None:
+            if self.lexicon.stat().st_size > MAX_LEXICON_BYTES:
+                raise InvalidConstraintError(f"lexicon {self.lexicon} is larger than {MAX_LEXICON_BYTES >> 20} MiB")
+            words = self.lexicon.read_text(encoding="utf-8").splitlines()
+        return recognizer.constraint(self.pattern, words, self.ignore_case, self.beam)
+
+
+@dataclass(frozen=True)
 class ReadConfig:
     inputs: tuple[Path, ...]
     allow: str | None
     json: bool
     model: ModelOptions
+    decode: DecodeOptions = DecodeOptions()
 
 
 @dataclass(frozen=True)
@@ -43,6 +68,7 @@ class EvalConfig:
     json: bool
     out: Path | None
     model: ModelOptions
+    decode: DecodeOptions = DecodeOptions()
 
 
 @dataclass(frozen=True)
@@ -71,6 +97,7 @@ class BatchConfig:
     gpus_per_worker: float
     limit: int | None
     model: ModelOptions
+    decode: DecodeOptions = DecodeOptions()
 
 
 @dataclass(frozen=True)
@@ -112,4 +139,4 @@ class AdaptConfig:
     #: Weight of distillation on rendered general text (0: none).
     distill_weight: float = 0.0
     #: The final fit continues from the (last) selection fit's weights instead of the pretrained ones.
-    warm_start: bool = False
+    warm_start: bool = True

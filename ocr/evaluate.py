@@ -9,6 +9,7 @@ from itertools import islice
 from tqdm import tqdm
 
 from crnn import InvalidImageError, Recognizer
+from crnn.constrained import Constraint
 from crnn.preprocess import PreparedImage
 from ocr.datasets import Dataset
 from ocr.metrics import Scores, score
@@ -41,6 +42,7 @@ def evaluate(
     limit: int | None = None,
     chunk: int = 256,
     progress: bool = True,
+    constraint: Constraint | None = None,
 ) -> Evaluation:
     """Recognise every sample (bad images count as empty readings) and score against the labels.
 
@@ -64,7 +66,7 @@ def evaluate(
                     prepared.append(recognizer.prepare(sample.image))
                 except InvalidImageError as exc:
                     errors[i] = str(exc)
-            results = iter(recognizer.recognize_prepared(prepared, allowlist))
+            results = iter(recognizer.recognize_prepared(prepared, allowlist, constraint))
             seconds += time.perf_counter() - start
             for i, sample in enumerate(block):
                 if i in errors:

@@ -82,3 +82,34 @@ def bootstrap(
         low, high = np.percentile(np.concatenate(samples[key]), [2.5, 97.5])
         intervals[key] = Interval(float(value), float(low), float(high))
     return intervals
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 15) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins (by count)."""
+    conf = np.asarray(confidences, dtype=float)
+    hit = np.asarray(correct, dtype=float)
+    if len(conf) == 0:
+        return 0.0
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            total += inside.sum() * abs(conf[inside].mean() - hit[inside].mean())
+    return float(total / len(conf))
+
+
+def risk_coverage(
+    confidences: Sequence[float], correct: Sequence[bool], coverages: Sequence[float] = (1.0, 0.95, 0.9, 0.8, 0.7, 0.5)
+) -> list[dict[str, float]]:
+    """For each coverage, the confidence threshold that keeps that share of lines and the error rate of the kept."""
+    conf = np.asarray(confidences, dtype=float)
+    hit = np.asarray(correct, dtype=bool)
+    order = np.argsort(-conf, kind="stable")
+    rows = []
+    for coverage in coverages:
+        kept = max(1, round(coverage * len(conf))) if len(conf) else 0
+        chosen = order[:kept]
+        rows.append({"coverage": float(coverage), "threshold": float(conf[chosen].min()) if kept else 1.0,
+                     "error": float(1.0 - hit[chosen].mean()) if kept else 0.0})
+    return rows

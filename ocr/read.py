@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from crnn import InvalidImageError, Recognizer
+from crnn.decode import Result
 from ocr.config import ReadConfig
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pbm"}
@@ -23,11 +24,18 @@ def expand_inputs(inputs: tuple[Path, ...]) -> Iterator[Path]:
             yield path
 
 
-def format_reading(image: str, text: str, confidence: float, as_json: bool) -> str:
-    """One output line: ``image<TAB>text<TAB>confidence``, or a JSON object with those keys."""
+def format_reading(image: str, result: Result, as_json: bool) -> str:
+    """One output line: ``image<TAB>text<TAB>confidence``, or a JSON object with those keys.
+
+    With a constraint, JSON adds the ``unconstrained`` (greedy) text and confidence.
+    """
     if as_json:
-        return json.dumps({"image": image, "text": text, "confidence": round(confidence, 4)}, ensure_ascii=False)
-    return f"{image}\t{text}\t{confidence:.4f}"
+        record = {"image": image, "text": result.text, "confidence": round(result.confidence, 4)}
+        if result.unconstrained is not None:
+            record["unconstrained"] = {"text": result.unconstrained.text,
+                                       "confidence": round(result.unconstrained.confidence, 4)}
+        return json.dumps(record, ensure_ascii=False)
+    return f"{image}\t{result.text}\t{result.confidence:.4f}"
 
 
 def run_read(config: ReadConfig, recognizer: Recognizer, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -43,7 +51,8 @@ def run_read(config: ReadConfig, recognizer: Recognizer, out: TextIO | None = No
             ok_paths.append(path)
         except (OSError, InvalidImageError) as exc:
             failures.append((path, exc))
-    results = dict(zip(ok_paths, recognizer.recognize_prepared(prepared, config.allow)))
+    constraint = config.decode.build(recognizer)
+    results = dict(zip(ok_paths, recognizer.recognize_prepared(prepared, config.allow, constraint)))
     failed = dict(failures)
     for path in paths:
         if path in failed:
@@ -53,5 +62,5 @@ def run_read(config: ReadConfig, recognizer: Recognizer, out: TextIO | None = No
             print(f"error: {path}: {reason}", file=err)
             continue
         result = results[path]
-        print(format_reading(str(path), result.text, result.confidence, config.json), file=out)
+        print(format_reading(str(path), result, config.json), file=out)
     return 1 if failures else 0

@@ -57,7 +57,7 @@ RECIPES: dict[str, dict] = {
     "lr3e-4": {"lr": 3e-4},
     "self-train": {"unlabeled": "UNSEEN"},
     "folds": {"folds": 4},
-    "warm-start": {"warm_start": True},
+    "cold-start": {"warm_start": False},
 }
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
 
 from crnn import Recognizer, Result
+from crnn.constrained import Constraint
 from crnn.errors import UnknownModelError
 from crnn.preprocess import PreparedImage
 from crnn.specs import MODEL_SPECS
@@ -64,15 +66,26 @@ def check_loadable(name: str, loaded: int, config: ServerConfig) -> None:
         )
 
 
-def check_request(request: ocr_pb2.RecognizeRequest, recognizer: Recognizer, max_images: int) -> str | None:
-    """Reject a bad allowlist or too many images before any work; returns the allowlist (None: all)."""
-    allowlist = request.allowlist or None
-    recognizer.charset.allow_mask(allowlist)  # InvalidAllowlistError
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a request's images are read: its allowlist and constraint (None: everything, greedy)."""
+
+    allowlist: str | None
+    constraint: Constraint | None
+
+
+def check_request(request: ocr_pb2.RecognizeRequest, recognizer: Recognizer, max_images: int) -> ReadOptions:
+    """Reject too many images, a bad allowlist or a bad constraint before any work."""
     if len(request.images) > max_images:
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT, f"{len(request.images)} images in one request; the limit is {max_images}"
         )
-    return allowlist
+    allowlist = request.allowlist or None
+    recognizer.charset.allow_mask(allowlist)  # InvalidAllowlistError
+    constraint = recognizer.constraint(  # InvalidConstraintError
+        request.pattern or None, tuple(request.lexicon) or None, request.lexicon_ignore_case, request.beam_width
+    )
+    return ReadOptions(allowlist, constraint)
 
 
 def prepare_request(recognizer: Recognizer, request: ocr_pb2.RecognizeRequest) -> list[PreparedImage]:
@@ -96,7 +109,11 @@ def recognition(image_id: str, result: Result, char_details: bool) -> ocr_pb2.Re
         if char_details
         else []
     )
-    return ocr_pb2.Recognition(id=image_id, text=result.text, confidence=result.confidence, chars=chars)
+    greedy = result.unconstrained
+    return ocr_pb2.Recognition(
+        id=image_id, text=result.text, confidence=result.confidence, chars=chars,
+        unconstrained_text=greedy.text if greedy else "", unconstrained_confidence=greedy.confidence if greedy else 0.0,
+    )
 
 
 def recognize_response(

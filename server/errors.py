@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import grpc
 
-from crnn.errors import InvalidAllowlistError, InvalidImageError, UnknownModelError
+from crnn.errors import InvalidAllowlistError, InvalidConstraintError, InvalidImageError, UnknownModelError
 from server.batcher import DeadlineExceededError, DrainingError, QueueFullError
 
 
@@ -23,7 +23,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and message for an exception raised while serving a request."""
     if isinstance(exc, RequestError):
         return exc.code, str(exc)
-    if isinstance(exc, (InvalidImageError, InvalidAllowlistError)):
+    if isinstance(exc, (InvalidImageError, InvalidAllowlistError, InvalidConstraintError)):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, UnknownModelError):
         return grpc.StatusCode.NOT_FOUND, str(exc)

@@ -34,6 +34,7 @@ from server.auth import token_matches
 from server.batcher import run_isolated
 from server.config import RayOptions, ServerConfig
 from server.contract import (
+    ReadOptions,
     build_recognizer,
     check_loadable,
     check_request,
@@ -59,7 +60,7 @@ SERVICER_FUNCTIONS = [
 class _Item:
     model: str
     image: PreparedImage
-    allowlist: str | None
+    options: ReadOptions
 
 
 class RecognizerDeployment:
@@ -101,9 +102,9 @@ class RecognizerDeployment:
             self._authorize(grpc_context)
             await self._load_on_demand(request.model or self._default)
             name, recognizer = select_model(self._recognizers, request.model, self._default)
-            allowlist = check_request(request, recognizer, self._config.max_images_per_request)
+            options = check_request(request, recognizer, self._config.max_images_per_request)
             prepared = await prepare_off_loop(recognizer, request, self._prep)
-            results = await asyncio.gather(*(self._read_batch(_Item(name, im, allowlist)) for im in prepared))
+            results = await asyncio.gather(*(self._read_batch(_Item(name, im, options)) for im in prepared))
             for result in results:
                 if isinstance(result, Exception):
                     raise result
@@ -130,7 +131,8 @@ class RecognizerDeployment:
     async def _compute(self, name: str, items: list[_Item]) -> list[Result]:
         recognizer = self._recognizers[name]
         return await asyncio.get_running_loop().run_in_executor(
-            self._inference, recognizer.recognize_prepared, [i.image for i in items], [i.allowlist for i in items]
+            self._inference, recognizer.recognize_prepared, [i.image for i in items],
+            [i.options.allowlist for i in items], [i.options.constraint for i in items],
         )
 
     async def ListModels(self, request: ocr_pb2.ListModelsRequest, grpc_context) -> ocr_pb2.ListModelsResponse:

@@ -100,11 +100,11 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         if (request.model or self.default_model) not in self.workers and self.loader is not None:
             await self.loader(request.model)
         _, worker = select_model(self.workers, request.model, self.default_model)
-        allowlist = check_request(request, worker.recognizer, self._max_images)
+        options = check_request(request, worker.recognizer, self._max_images)
         remaining = context.time_remaining()
         deadline = self._clock.now() + remaining if remaining is not None else None
         prepared = await prepare_off_loop(worker.recognizer, request, self._prep)
-        results = await worker.recognize(prepared, allowlist, deadline)
+        results = await worker.recognize(prepared, options, deadline)
         return recognize_response(request, worker.name, results)
 
     async def ListModels(self, request: ocr_pb2.ListModelsRequest, context: grpc.aio.ServicerContext):

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from crnn import Recognizer, Result
 from crnn.preprocess import PreparedImage, bucket_width
 from server.batcher import BatcherConfig, Clock, DynamicBatcher
+from server.contract import ReadOptions
 from server.metrics import Metrics
 
 
 @dataclass(frozen=True)
 class WorkItem:
     image: PreparedImage
-    allowlist: str | None
+    options: ReadOptions
 
 
 class ModelWorker:
@@ -51,7 +52,9 @@ class ModelWorker:
         self._metrics.queue_depth.labels(self.name).set(self.batcher.depth)
 
     def _compute(self, items: list[WorkItem]) -> list[Result]:
-        return self.recognizer.recognize_prepared([i.image for i in items], [i.allowlist for i in items])
+        return self.recognizer.recognize_prepared(
+            [i.image for i in items], [i.options.allowlist for i in items], [i.options.constraint for i in items]
+        )
 
     async def _run_batch(self, items: list[WorkItem]) -> list[Result]:
         start = time.perf_counter()
@@ -60,11 +63,11 @@ class ModelWorker:
         return results
 
     async def recognize(
-        self, images: Sequence[PreparedImage], allowlist: str | None, deadline: float | None
+        self, images: Sequence[PreparedImage], options: ReadOptions, deadline: float | None
     ) -> list[Result]:
         """Queue a request's images (all or none) and wait for every reading."""
         futures = self.batcher.submit_many(
-            [(WorkItem(image, allowlist), bucket_width(image.width)) for image in images], deadline
+            [(WorkItem(image, options), bucket_width(image.width)) for image in images], deadline
         )
         self._metrics.queue_depth.labels(self.name).set(self.batcher.depth)
         try:

@@ -39,6 +39,19 @@ def test_read_plain_and_json(capsys) -> None:
     assert all(set(r["text"]) <= set("0123456789") for r in lines)
 
 
+def test_read_with_a_pattern_or_a_lexicon(tmp_path: Path, capsys) -> None:
+    assert main(["read", str(EXAMPLES / "images" / "02.png"), "--json", "--pattern", "[A-Z]+"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["text"].isalpha() and record["text"].isupper()
+    assert record["unconstrained"]["text"] == "A1B2C3" and record["confidence"] < record["unconstrained"]["confidence"]
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("Street\nstreets\nrecondition\nRecognition\n", encoding="utf-8")
+    images = [str(EXAMPLES / "images" / name) for name in ("04.png", "07.png")]
+    assert main(["read", *images, "--lexicon", str(lexicon), "--ignore-case"]) == 0
+    texts = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
+    assert texts == ["Recognition", "Street"]
+
+
 def test_read_reports_bad_images_and_keeps_going(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
@@ -66,6 +79,7 @@ def test_eval_json_and_predictions_file(tmp_path: Path, capsys) -> None:
         (["read", str(EXAMPLES / "images" / "00.png"), "--allow", "\u00e9"], "alphabet"),
         (["read", str(EXAMPLES / "images" / "00.png"), "--model", "nope"], "unknown model"),
         (["read", str(EXAMPLES / "images" / "00.png"), "--weights", "/nonexistent.pth"], "not found"),
+        (["read", str(EXAMPLES / "images" / "00.png"), "--pattern", "[a-z"], "cannot be compiled"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(argv: list[str], needle: str, capsys) -> None:

@@ -7,16 +7,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognizeRequest(_message.Message):
-    __slots__ = ("images", "model", "allowlist", "char_details")
+    __slots__ = ("images", "model", "allowlist", "char_details", "pattern", "lexicon", "lexicon_ignore_case", "beam_width")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ALLOWLIST_FIELD_NUMBER: _ClassVar[int]
     CHAR_DETAILS_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    LEXICON_FIELD_NUMBER: _ClassVar[int]
+    LEXICON_IGNORE_CASE_FIELD_NUMBER: _ClassVar[int]
+    BEAM_WIDTH_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[Image]
     model: str
     allowlist: str
     char_details: bool
-    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., model: _Optional[str] = ..., allowlist: _Optional[str] = ..., char_details: _Optional[bool] = ...) -> None: ...
+    pattern: str
+    lexicon: _containers.RepeatedScalarFieldContainer[str]
+    lexicon_ignore_case: bool
+    beam_width: int
+    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., model: _Optional[str] = ..., allowlist: _Optional[str] = ..., char_details: _Optional[bool] = ..., pattern: _Optional[str] = ..., lexicon: _Optional[_Iterable[str]] = ..., lexicon_ignore_case: _Optional[bool] = ..., beam_width: _Optional[int] = ...) -> None: ...
 
 class Image(_message.Message):
     __slots__ = ("content", "id")
@@ -35,16 +43,20 @@ class RecognizeResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[Recognition, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Recognition(_message.Message):
-    __slots__ = ("id", "text", "confidence", "chars")
+    __slots__ = ("id", "text", "confidence", "chars", "unconstrained_text", "unconstrained_confidence")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     CHARS_FIELD_NUMBER: _ClassVar[int]
+    UNCONSTRAINED_TEXT_FIELD_NUMBER: _ClassVar[int]
+    UNCONSTRAINED_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     confidence: float
     chars: _containers.RepeatedCompositeFieldContainer[Char]
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., confidence: _Optional[float] = ..., chars: _Optional[_Iterable[_Union[Char, _Mapping]]] = ...) -> None: ...
+    unconstrained_text: str
+    unconstrained_confidence: float
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., confidence: _Optional[float] = ..., chars: _Optional[_Iterable[_Union[Char, _Mapping]]] = ..., unconstrained_text: _Optional[str] = ..., unconstrained_confidence: _Optional[float] = ...) -> None: ...
 
 class Char(_message.Message):
     __slots__ = ("text", "confidence", "x_start", "x_end")

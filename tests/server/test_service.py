@@ -94,12 +94,28 @@ def test_option_errors(stub) -> None:
         (request(crop, allowlist="abc\u00e9"), grpc.StatusCode.INVALID_ARGUMENT, "alphabet"),
         (request(crop, model="nope"), grpc.StatusCode.NOT_FOUND, "unknown model"),
         (request(*[crop] * 513), grpc.StatusCode.INVALID_ARGUMENT, "limit is 512"),
+        (request(crop, pattern="[0-9]+("), grpc.StatusCode.INVALID_ARGUMENT, "cannot be compiled"),
+        (request(crop, pattern="é+"), grpc.StatusCode.INVALID_ARGUMENT, "matches no text"),
+        (request(crop, pattern="a", lexicon=["a"]), grpc.StatusCode.INVALID_ARGUMENT, "not both"),
+        (request(crop, beam_width=1000), grpc.StatusCode.INVALID_ARGUMENT, "beam width"),
     ]
     for req, code, needle in cases:
         with pytest.raises(grpc.RpcError) as info:
             stub.Recognize(req, timeout=30)
         assert info.value.code() == code and needle in info.value.details()
     assert stub.Recognize(request(crop), timeout=30).results[0].text == "HELLO"  # still serving
+
+
+def test_pattern_and_lexicon_per_request(stub) -> None:
+    crops = real_crops(0)  # 02: "A1B2C3", 04: "recognition"
+    digits = stub.Recognize(request(crops[2], pattern="[0-9]+"), timeout=30).results[0]
+    assert digits.text.isdigit() and digits.unconstrained_text == "A1B2C3"
+    assert digits.confidence < digits.unconstrained_confidence
+    word = stub.Recognize(request(crops[4], lexicon=["Recondition", "RECOGNITION"], lexicon_ignore_case=True),
+                          timeout=30).results[0]
+    assert word.text == "RECOGNITION" and word.unconstrained_text == "recognition"
+    plain = stub.Recognize(request(crops[2]), timeout=30).results[0]
+    assert plain.text == "A1B2C3" and plain.unconstrained_text == ""  # no constraint, no second reading
 
 
 def test_deadline_exceeded(stub) -> None:

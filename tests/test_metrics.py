@@ -1,0 +1,18 @@
+"""Calibration measures on hand-made numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from ocr.metrics import expected_calibration_error, risk_coverage
+
+
+def test_calibration_error_and_risk_coverage_on_hand_made_numbers() -> None:
+    # Two bins: 0.95 (4 lines, 3 right: gap 0.2) and 0.55 (4 lines, 2 right: gap 0.05).
+    confidences = [0.95] * 4 + [0.55] * 4
+    correct = [True, True, True, False, True, True, False, False]
+    assert expected_calibration_error(confidences, correct) == pytest.approx((4 * 0.2 + 4 * 0.05) / 8)
+    assert expected_calibration_error([1.0, 0.0], [True, False]) == 0.0  # perfectly calibrated extremes
+    rows = risk_coverage(confidences, correct, coverages=(1.0, 0.5))
+    assert rows[0] == {"coverage": 1.0, "threshold": 0.55, "error": 3 / 8}
+    assert rows[1] == {"coverage": 0.5, "threshold": 0.95, "error": 0.25}
