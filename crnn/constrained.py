@@ -196,7 +196,7 @@ class Lexicon:
         for word in unique:
             if len(word) > MAX_WORD_LENGTH:
                 raise InvalidConstraintError(f"lexicon word {word[:20]!r}... is longer than {MAX_WORD_LENGTH}")
-            spelt = charset.in_case(word.lower() if ignore_case and not charset.case else word)
+            spelt = charset.in_case(word.lower() if self.folds_case else word)
             missing = charset.unknown_chars(spelt)
             if missing:
                 unknown |= set(missing)
@@ -229,19 +229,21 @@ class Lexicon:
 
     def lookup(self, text: str) -> int | None:
         """The index of the word spelt ``text`` (letter case ignored with ``ignore_case``), or None."""
-        return self.index.get(self.charset.in_case(text.lower() if self.ignore_case and not self.charset.case
-                                                   else text))
+        return self.index.get(self.charset.in_case(text.lower() if self.folds_case else text))
 
-    def best(self, log_probs: np.ndarray, case_fold: tuple[np.ndarray, np.ndarray] | None = None
-             ) -> tuple[int, float] | None:
+    @property
+    def folds_case(self) -> bool:
+        """True when letters must be scored by the better of their two case classes (``ignore_case``)."""
+        return self.ignore_case and not self.charset.case
+
+    def best(self, log_probs: np.ndarray) -> tuple[int, float] | None:
         """Index of the lexicon word with the most probable single path through ``log_probs``, and its log-prob.
 
-        With ``ignore_case``, each letter scores with the better of its two
-        case classes. None when no word fits in the frames.
+        With ``folds_case``, pass log-probs already raised to the better case
+        of each letter (lower-case classes; see ``decode``). None when no word
+        fits in the frames.
         """
         lp = log_probs
-        if self.ignore_case and case_fold is None:
-            lp = _best_case(lp, self.charset)
         frames = lp.shape[0]
         blank = lp[:, 0]
         # Level -1 (the empty prefix): "ended in a blank" at every frame (only blanks so far), "ended in a
@@ -341,6 +343,7 @@ class Constraint:
         """
         greedy = path_result(probs.argmax(axis=1), probs, charset, scale_x, image_width)
         log_probs = np.log(np.maximum(probs, 1e-30))
+        word: str | None = None
         if self.automaton is not None:
             if self.automaton.accepts(charset.encode(greedy.text)):
                 return replace(greedy, unconstrained=greedy)  # the best path of all already matches
@@ -350,16 +353,18 @@ class Constraint:
             known = self.lexicon.lookup(greedy.text)
             if known is not None:
                 return replace(greedy, text=self.lexicon.words[known], unconstrained=greedy)
+            if self.lexicon.folds_case:  # each letter scores, and is placed, by the better of its two cases
+                log_probs = _best_case(log_probs, charset)
+                probs = np.exp(log_probs)
             best = self.lexicon.best(log_probs)
             path = None if best is None else _align(log_probs, self.lexicon.classes[best[0]])
+            word = None if best is None else self.lexicon.words[best[0]]
         else:
             path = _align(log_probs, beam_search(log_probs, self.beam_width))
         if path is None:
             return Result("", 0.0, [], unconstrained=greedy)
         result = path_result(path, probs, charset, scale_x, image_width)
-        if self.lexicon is not None and best is not None:
-            result = replace(result, text=self.lexicon.words[best[0]])
-        return replace(result, unconstrained=greedy)
+        return replace(result, text=word if word is not None else result.text, unconstrained=greedy)
 
 
 def _align(log_probs: np.ndarray, classes: Sequence[int]) -> np.ndarray | None:

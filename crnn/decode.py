@@ -61,6 +61,10 @@ class Result:
     chars: list[CharResult] = field(default_factory=list)
     #: With a pattern, lexicon or beam: the greedy reading, for telling a comfortable match from a forced one.
     unconstrained: Result | None = None
+    #: The model's raw score when ``confidence`` is calibrated (None: ``confidence`` is the raw score).
+    raw_confidence: float | None = None
+    #: True when the confidence was below the caller's minimum: the text is withheld.
+    rejected: bool = False
 
 
 def class_log_probs(

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crnn.calibration import shipped_calibration
 from crnn.charset import Charset
 from crnn.constrained import Constraint
 from crnn.decode import Result, frames_covering, greedy_decode, masked_probabilities
@@ -45,7 +46,7 @@ def _cached_constraint(
     return Constraint.build(charset, pattern, lexicon, ignore_case, beam_width)
 
 
-def _per_image(value, kind: type, count: int, what: str) -> list:
+def _per_image(value, kind: type | tuple[type, ...], count: int, what: str) -> list:
     """One value per image: ``value`` repeated when it is a single one (None or a ``kind``), else checked."""
     if value is None or isinstance(value, kind):
         return [value] * count
@@ -83,6 +84,7 @@ class Recognizer:
         weights: Path | None = None,
         contrast_retry: float | None = DEFAULT_CONTRAST_RETRY,
         polarity_retry: float | None = DEFAULT_POLARITY_RETRY,
+        calibrated: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -93,7 +95,8 @@ class Recognizer:
         self.device = resolve_device(device)
         self.model = model if isinstance(model, LoadedModel) else load_model(model, weights=weights)
         spec = MODEL_SPECS.get(self.model.name)
-        validated = bool(spec and spec.bf16_validated and spec.sha256 == self.model.sha256)
+        validated_weights = bool(spec and spec.sha256 == self.model.sha256)
+        validated = validated_weights and bool(spec and spec.bf16_validated)
         self.precision = resolve_precision(precision, self.device, validated)
         self.batch_size = batch_size
         self.batch_columns = max(batch_columns or batch_size * DEFAULT_COLUMNS_PER_IMAGE, BUCKET_STEP)
@@ -109,6 +112,8 @@ class Recognizer:
             batch_columns=batch_columns, contrast_retry=contrast_retry, polarity_retry=polarity_retry,
         )
         self.fallback_below = fallback.below if fallback else 0.0
+        #: Raw score -> probability of an exact reading; only for a registered model with its own weights.
+        self.calibration = shipped_calibration(self.model.name) if calibrated and validated_weights else None
 
     @property
     def charset(self):
@@ -166,14 +171,38 @@ class Recognizer:
         images: Sequence[PreparedImage],
         allowlist: str | None | Sequence[str | None] = None,
         constraint: Constraint | None | Sequence[Constraint | None] = None,
+        min_confidence: float | None | Sequence[float | None] = None,
     ) -> list[Result]:
         """Read already prepared images (same order out as in).
 
-        ``allowlist`` and ``constraint`` are one for every image, or sequences
-        with one per image (images with different ones still share batches).
+        ``allowlist``, ``constraint`` and ``min_confidence`` are one for every
+        image, or sequences with one per image (images with different ones
+        still share batches). A reading whose (calibrated) confidence is below
+        ``min_confidence`` comes back ``rejected``, with no text.
         """
         allowlists: Sequence[str | None] = _per_image(allowlist, str, len(images), "allowlists")
         constraints: Sequence[Constraint | None] = _per_image(constraint, Constraint, len(images), "constraints")
+        minimums: Sequence[float | None] = _per_image(min_confidence, (float, int), len(images), "minimums")
+        results = self._read(images, allowlists, constraints)
+        if self.calibration is not None:
+            results = [self._calibrate(r) for r in results]
+        return [r if m is None or r.confidence >= m else replace(r, text="", chars=[], rejected=True)
+                for r, m in zip(results, minimums)]
+
+    def _calibrate(self, result: Result) -> Result:
+        assert self.calibration is not None
+        greedy = result.unconstrained
+        return replace(
+            result, confidence=self.calibration(result.confidence), raw_confidence=result.confidence,
+            unconstrained=None if greedy is None else replace(
+                greedy, confidence=self.calibration(greedy.confidence), raw_confidence=greedy.confidence),
+        )
+
+    def _read(
+        self, images: Sequence[PreparedImage], allowlists: Sequence[str | None],
+        constraints: Sequence[Constraint | None],
+    ) -> list[Result]:
+        """Readings with their raw scores: retries and the fallback compare raw scores."""
         unique = {a: self.charset.allow_mask(a) for a in set(allowlists)}
         masks = [unique[a] for a in allowlists]
         results = self._run(images, masks, constraints)
@@ -183,7 +212,7 @@ class Recognizer:
             self._retry(images, masks, constraints, results, self.polarity_retry, invert)
         if self.fallback is not None:
             unsure = [i for i, r in enumerate(results) if r.confidence < self.fallback_below]
-            others = self.fallback.recognize_prepared(
+            others = self.fallback._read(
                 [images[i] for i in unsure], [allowlists[i] for i in unsure], [constraints[i] for i in unsure]
             )
             for i, other in zip(unsure, others):

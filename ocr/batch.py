@@ -112,7 +112,8 @@ class BatchRecognizer:
                 errors[k] = str(exc)
             except OSError as exc:
                 errors[k] = f"cannot read: {exc.strerror or exc}"
-        results = iter(self.recognizer.recognize_prepared(prepared, self.allow, self.constraint))
+        results = iter(self.recognizer.recognize_prepared(prepared, self.allow, self.constraint,
+                                                          self.decode.min_confidence))
         texts, confidences = [], []
         for k in range(len(ids)):
             result = None if k in errors else next(results)

@@ -16,6 +16,7 @@ from statistics import fmean
 
 from crnn import MODEL_SPECS, CrnnError
 from crnn.preprocess import MAX_ASPECT_RATIO, MAX_PIXELS
+from crnn.recognizer import DEFAULT_POLARITY_RETRY
 from crnn.runtime import PRECISIONS
 from crnn.specs import DEFAULT_MODEL
 from crnn.weights import WEIGHTS_ENV, write_atomically
@@ -82,8 +83,18 @@ def _add_model_options(parser: argparse.ArgumentParser, precision: bool = True, 
             help="auto = bf16 where the CPU/GPU supports it and it was validated for the model, else fp32",
         )
     group.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: torch's choice)")
+    group.add_argument("--polarity-retry", type=_probability, metavar="P",
+                       help="also read lines below confidence P inverted (light text on dark) and keep the more "
+                       f"confident reading; 0 turns it off (default: {DEFAULT_POLARITY_RETRY or 0})")
     if batch_size:
         group.add_argument("--batch-size", type=_positive_int, default=32, help="images per batch (default: 32)")
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
 
 
 def _add_decode_options(parser: argparse.ArgumentParser) -> None:
@@ -97,10 +108,13 @@ def _add_decode_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--beam", type=int, default=0, metavar="N",
                        help="CTC prefix beam search with N beams instead of greedy (ignored with a pattern or "
                        "lexicon)")
+    group.add_argument("--min-confidence", type=_probability, metavar="P",
+                       help="reject readings whose confidence is below P (calibrated for the bundled model: the "
+                       "chance the reading is exactly right): they come back with no text, marked rejected")
 
 
 def _decode_options(args: argparse.Namespace) -> DecodeOptions:
-    return DecodeOptions(args.pattern, args.lexicon, args.ignore_case, args.beam)
+    return DecodeOptions(args.pattern, args.lexicon, args.ignore_case, args.beam, args.min_confidence)
 
 
 def _model_options(args: argparse.Namespace) -> ModelOptions:
@@ -111,6 +125,7 @@ def _model_options(args: argparse.Namespace) -> ModelOptions:
         precision=getattr(args, "precision", "auto"),
         threads=args.threads,
         batch_size=args.batch_size,
+        polarity_retry=getattr(args, "polarity_retry", None),
     )
 
 
@@ -338,10 +353,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     dataset = open_dataset(config.dataset)
     recognizer = config.model.load()
     result = evaluate(recognizer, dataset, config.allow, config.limit, progress=sys.stderr.isatty(),
-                      constraint=config.decode.build(recognizer))
+                      constraint=config.decode.build(recognizer), min_confidence=config.decode.min_confidence)
     if config.out:
         _write_predictions(config.out, result.predictions)
-    failed = sum(1 for p in result.predictions if p.error)
+    rejected = sum(1 for p in result.predictions if p.error == "rejected")
+    failed = sum(1 for p in result.predictions if p.error) - rejected
     s = result.scores
     ci = bootstrap([p.text for p in result.predictions], [p.label for p in result.predictions])
     confidences = [p.confidence for p in result.predictions]
@@ -349,6 +365,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     loose_hits = [loose(p.text) == loose(p.label) for p in result.predictions]
     if config.json:
         record = {**s.as_dict(), "lines_per_s": round(result.lines_per_s, 2), "unreadable": failed,
+                  "rejected": rejected,
                   "model": recognizer.model.name, "precision": recognizer.precision,
                   **{f"{k}_ci95": [round(v.low, 4), round(v.high, 4)] for k, v in ci.items()},
                   "mean_confidence": round(fmean(confidences) if confidences else 0.0, 4),
@@ -360,7 +377,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(f"dataset   {config.dataset} ({dataset.kind})")
         print(f"model     {recognizer.model.name} on {recognizer.device}, {recognizer.precision}")
-        print(f"n         {s.n}" + (f" ({failed} unreadable, counted as wrong)" if failed else ""))
+        print(f"n         {s.n}" + (f" ({failed} unreadable, counted as wrong)" if failed else "")
+              + (f" ({rejected} rejected below --min-confidence, counted as wrong)" if rejected else ""))
         print(f"exact     {s.exact:.4f}  (95% CI {ci['exact'].low:.4f}-{ci['exact'].high:.4f})")
         print(f"loose     {s.loose:.4f}  (95% CI {ci['loose'].low:.4f}-{ci['loose'].high:.4f})")
         print(f"cer       {s.cer:.4f}  (95% CI {ci['cer'].low:.4f}-{ci['cer'].high:.4f})")

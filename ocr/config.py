@@ -23,12 +23,15 @@ class ModelOptions:
     precision: str = "auto"
     threads: int | None = None
     batch_size: int = 32
+    #: Lines below this confidence are also read inverted (0: never; None: the recogniser's default).
+    polarity_retry: float | None = None
 
     def load(self) -> Recognizer:
         """The recogniser these options describe (weights checked on load)."""
+        extra = {} if self.polarity_retry is None else {"polarity_retry": self.polarity_retry}
         return Recognizer(
             self.model, device=self.device, precision=self.precision,  # type: ignore[arg-type]
-            threads=self.threads, batch_size=self.batch_size, weights=self.weights,
+            threads=self.threads, batch_size=self.batch_size, weights=self.weights, **extra,
         )
 
 
@@ -40,6 +43,8 @@ class DecodeOptions:
     lexicon: Path | None = None
     ignore_case: bool = False
     beam: int = 0
+    #: Readings whose confidence is below this come back rejected, without text (None: keep all).
+    min_confidence: float | None = None
 
     def build(self, recognizer: Recognizer) -> Constraint | None:
         """The constraint for ``recognizer`` (None: greedy); the lexicon file holds one word per line."""

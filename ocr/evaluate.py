@@ -43,6 +43,7 @@ def evaluate(
     chunk: int = 256,
     progress: bool = True,
     constraint: Constraint | None = None,
+    min_confidence: float | None = None,
 ) -> Evaluation:
     """Recognise every sample (bad images count as empty readings) and score against the labels.
 
@@ -66,14 +67,15 @@ def evaluate(
                     prepared.append(recognizer.prepare(sample.image))
                 except InvalidImageError as exc:
                     errors[i] = str(exc)
-            results = iter(recognizer.recognize_prepared(prepared, allowlist, constraint))
+            results = iter(recognizer.recognize_prepared(prepared, allowlist, constraint, min_confidence))
             seconds += time.perf_counter() - start
             for i, sample in enumerate(block):
                 if i in errors:
                     predictions.append(Prediction(sample.name, sample.label, "", 0.0, errors[i]))
                 else:
                     r = next(results)
-                    predictions.append(Prediction(sample.name, sample.label, r.text, r.confidence))
+                    predictions.append(Prediction(sample.name, sample.label, r.text, r.confidence,
+                                                  "rejected" if r.rejected else ""))
             bar.update(len(block))
     scores = score([p.text for p in predictions], [p.label for p in predictions])
     return Evaluation(scores, predictions, seconds)

@@ -27,15 +27,18 @@ def expand_inputs(inputs: tuple[Path, ...]) -> Iterator[Path]:
 def format_reading(image: str, result: Result, as_json: bool) -> str:
     """One output line: ``image<TAB>text<TAB>confidence``, or a JSON object with those keys.
 
-    With a constraint, JSON adds the ``unconstrained`` (greedy) text and confidence.
+    With a constraint, JSON adds the ``unconstrained`` (greedy) text and confidence; a rejected reading
+    (below ``--min-confidence``) has no text and is marked ``rejected``.
     """
     if as_json:
         record = {"image": image, "text": result.text, "confidence": round(result.confidence, 4)}
+        if result.rejected:
+            record["rejected"] = True
         if result.unconstrained is not None:
             record["unconstrained"] = {"text": result.unconstrained.text,
                                        "confidence": round(result.unconstrained.confidence, 4)}
         return json.dumps(record, ensure_ascii=False)
-    return f"{image}\t{result.text}\t{result.confidence:.4f}"
+    return f"{image}\t{result.text}\t{result.confidence:.4f}" + ("\trejected" if result.rejected else "")
 
 
 def run_read(config: ReadConfig, recognizer: Recognizer, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -52,7 +55,8 @@ def run_read(config: ReadConfig, recognizer: Recognizer, out: TextIO | None = No
         except (OSError, InvalidImageError) as exc:
             failures.append((path, exc))
     constraint = config.decode.build(recognizer)
-    results = dict(zip(ok_paths, recognizer.recognize_prepared(prepared, config.allow, constraint)))
+    results = dict(zip(ok_paths, recognizer.recognize_prepared(prepared, config.allow, constraint,
+                                                               config.decode.min_confidence)))
     failed = dict(failures)
     for path in paths:
         if path in failed:

@@ -72,6 +72,7 @@ class ReadOptions:
 
     allowlist: str | None
     constraint: Constraint | None
+    min_confidence: float | None = None
 
 
 def check_request(request: ocr_pb2.RecognizeRequest, recognizer: Recognizer, max_images: int) -> ReadOptions:
@@ -85,7 +86,10 @@ def check_request(request: ocr_pb2.RecognizeRequest, recognizer: Recognizer, max
     constraint = recognizer.constraint(  # InvalidConstraintError
         request.pattern or None, tuple(request.lexicon) or None, request.lexicon_ignore_case, request.beam_width
     )
-    return ReadOptions(allowlist, constraint)
+    if not 0.0 <= request.min_confidence <= 1.0:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"min_confidence must be between 0 and 1, got {request.min_confidence}")
+    return ReadOptions(allowlist, constraint, request.min_confidence or None)
 
 
 def prepare_request(recognizer: Recognizer, request: ocr_pb2.RecognizeRequest) -> list[PreparedImage]:
@@ -113,6 +117,7 @@ def recognition(image_id: str, result: Result, char_details: bool) -> ocr_pb2.Re
     return ocr_pb2.Recognition(
         id=image_id, text=result.text, confidence=result.confidence, chars=chars,
         unconstrained_text=greedy.text if greedy else "", unconstrained_confidence=greedy.confidence if greedy else 0.0,
+        rejected=result.rejected,
     )
 
 
@@ -137,6 +142,8 @@ def list_models_response(recognizers: Mapping[str, Recognizer], default: str) ->
             checksum=r.model.sha256,
             device=str(r.device),
             precision=r.precision,
+            calibrated=r.calibration is not None,
+            fallback=r.model.fallback.model.name if r.model.fallback else "",
         )
         for name, r in sorted(recognizers.items())
     ]

@@ -133,6 +133,7 @@ class RecognizerDeployment:
         return await asyncio.get_running_loop().run_in_executor(
             self._inference, recognizer.recognize_prepared, [i.image for i in items],
             [i.options.allowlist for i in items], [i.options.constraint for i in items],
+            [i.options.min_confidence for i in items],
         )
 
     async def ListModels(self, request: ocr_pb2.ListModelsRequest, grpc_context) -> ocr_pb2.ListModelsResponse:

@@ -53,7 +53,8 @@ class ModelWorker:
 
     def _compute(self, items: list[WorkItem]) -> list[Result]:
         return self.recognizer.recognize_prepared(
-            [i.image for i in items], [i.options.allowlist for i in items], [i.options.constraint for i in items]
+            [i.image for i in items], [i.options.allowlist for i in items], [i.options.constraint for i in items],
+            [i.options.min_confidence for i in items],
         )
 
     async def _run_batch(self, items: list[WorkItem]) -> list[Result]:

@@ -53,7 +53,7 @@ def test_lexicon_finds_the_word_with_the_best_path(seed: int) -> None:
     words = ["a", "ab", "aa", "b1", "1ba", "abab", "bb"]
     log_probs = _lattice(seed)
     lexicon = Lexicon(words, CHARSET)
-    index, score = lexicon.best(log_probs)
+    index, score = lexicon.best(log_probs)  # case-sensitive: raw log-probs
     best = {}
     for _, text, s in _paths(log_probs):
         best[text] = max(best.get(text, -np.inf), s)
@@ -101,3 +101,16 @@ def test_bad_constraints_are_clear_errors() -> None:
     with pytest.raises(InvalidConstraintError, match="not both"):
         Constraint.build(CHARSET, pattern="a", lexicon=["a"])
     assert Constraint.build(CHARSET) is None
+
+
+def test_case_insensitive_lexicon_scores_letters_by_their_better_case() -> None:
+    charset = Charset("abAB")
+    probs = np.full((3, charset.num_classes), 0.01)
+    probs[0, charset.encode("A")[0]] = 0.9
+    probs[1, 0] = 0.9
+    probs[2, charset.encode("A")[0]] = 0.5
+    probs[2, charset.encode("B")[0]] = 0.45  # greedy reads "AA", which is no word
+    probs /= probs.sum(1, keepdims=True)
+    result = Constraint.build(charset, lexicon=["ab", "bb"], ignore_case=True).decode(probs, charset)
+    assert result.text == "ab" and result.unconstrained.text == "AA"
+    assert result.confidence == pytest.approx(probs[0, 3] * probs[2, 4], rel=1e-6)  # the upper-case classes

@@ -65,8 +65,9 @@ SELECTION_SHARE = 0.4
 #: Interpolation weights tried: 1 is the fine-tuned network, 0 the pretrained one.
 WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
 #: With a fallback, lines the adapted model reads with confidence below this are also read by the pretrained
-#: model (chosen on plates split 0 of scripts/adapt_study.py: at 0.95 the pretrained model reads half the
-#: general words and a third of plates, for nearly all of the forgetting it saves at 1.0).
+#: model. At 0.95 the pretrained model reads about half of general words and of plates, for most of the
+#: forgetting it saves at 1.0 (every line read twice); docs/adapt.md has the measurements, and says which
+#: splits they came from.
 FALLBACK_BELOW = 0.95
 
 

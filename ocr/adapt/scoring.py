@@ -37,7 +37,8 @@ class Scorer:
     def read(self, network: torch.nn.Module, charset: Charset | None = None) -> list[Result]:
         """Readings by ``network`` with ``charset`` (default: the adapted model's), in image order."""
         model = replace(self.base, network=copy.deepcopy(network).eval(), charset=charset or self.charset)
-        recognizer = Recognizer(model, device="cpu", precision=self.precision)  # type: ignore[arg-type]
+        recognizer = Recognizer(model, device="cpu", precision=self.precision,  # type: ignore[arg-type]
+                                calibrated=False)  # raw scores, as an adapted model reports them
         return recognizer.recognize_prepared(self.prepared, self.allow)
 
     def predict(self, network: torch.nn.Module, charset: Charset | None = None) -> list[str]:

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognizeRequest(_message.Message):
-    __slots__ = ("images", "model", "allowlist", "char_details", "pattern", "lexicon", "lexicon_ignore_case", "beam_width")
+    __slots__ = ("images", "model", "allowlist", "char_details", "pattern", "lexicon", "lexicon_ignore_case", "beam_width", "min_confidence")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ALLOWLIST_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class RecognizeRequest(_message.Message):
     LEXICON_FIELD_NUMBER: _ClassVar[int]
     LEXICON_IGNORE_CASE_FIELD_NUMBER: _ClassVar[int]
     BEAM_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[Image]
     model: str
     allowlist: str
@@ -24,7 +25,8 @@ class RecognizeRequest(_message.Message):
     lexicon: _containers.RepeatedScalarFieldContainer[str]
     lexicon_ignore_case: bool
     beam_width: int
-    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., model: _Optional[str] = ..., allowlist: _Optional[str] = ..., char_details: _Optional[bool] = ..., pattern: _Optional[str] = ..., lexicon: _Optional[_Iterable[str]] = ..., lexicon_ignore_case: _Optional[bool] = ..., beam_width: _Optional[int] = ...) -> None: ...
+    min_confidence: float
+    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., model: _Optional[str] = ..., allowlist: _Optional[str] = ..., char_details: _Optional[bool] = ..., pattern: _Optional[str] = ..., lexicon: _Optional[_Iterable[str]] = ..., lexicon_ignore_case: _Optional[bool] = ..., beam_width: _Optional[int] = ..., min_confidence: _Optional[float] = ...) -> None: ...
 
 class Image(_message.Message):
     __slots__ = ("content", "id")
@@ -43,20 +45,22 @@ class RecognizeResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[Recognition, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Recognition(_message.Message):
-    __slots__ = ("id", "text", "confidence", "chars", "unconstrained_text", "unconstrained_confidence")
+    __slots__ = ("id", "text", "confidence", "chars", "unconstrained_text", "unconstrained_confidence", "rejected")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     CHARS_FIELD_NUMBER: _ClassVar[int]
     UNCONSTRAINED_TEXT_FIELD_NUMBER: _ClassVar[int]
     UNCONSTRAINED_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     confidence: float
     chars: _containers.RepeatedCompositeFieldContainer[Char]
     unconstrained_text: str
     unconstrained_confidence: float
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., confidence: _Optional[float] = ..., chars: _Optional[_Iterable[_Union[Char, _Mapping]]] = ..., unconstrained_text: _Optional[str] = ..., unconstrained_confidence: _Optional[float] = ...) -> None: ...
+    rejected: bool
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., confidence: _Optional[float] = ..., chars: _Optional[_Iterable[_Union[Char, _Mapping]]] = ..., unconstrained_text: _Optional[str] = ..., unconstrained_confidence: _Optional[float] = ..., rejected: _Optional[bool] = ...) -> None: ...
 
 class Char(_message.Message):
     __slots__ = ("text", "confidence", "x_start", "x_end")
@@ -83,7 +87,7 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "alphabet", "input_height", "source", "checksum", "device", "precision")
+    __slots__ = ("name", "alphabet", "input_height", "source", "checksum", "device", "precision", "calibrated", "fallback")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ALPHABET_FIELD_NUMBER: _ClassVar[int]
     INPUT_HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +95,8 @@ class ModelInfo(_message.Message):
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATED_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
     name: str
     alphabet: str
     input_height: int
@@ -98,4 +104,6 @@ class ModelInfo(_message.Message):
     checksum: str
     device: str
     precision: str
-    def __init__(self, name: _Optional[str] = ..., alphabet: _Optional[str] = ..., input_height: _Optional[int] = ..., source: _Optional[str] = ..., checksum: _Optional[str] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
+    calibrated: bool
+    fallback: str
+    def __init__(self, name: _Optional[str] = ..., alphabet: _Optional[str] = ..., input_height: _Optional[int] = ..., source: _Optional[str] = ..., checksum: _Optional[str] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ..., calibrated: _Optional[bool] = ..., fallback: _Optional[str] = ...) -> None: ...

@@ -98,6 +98,7 @@ def test_option_errors(stub) -> None:
         (request(crop, pattern="é+"), grpc.StatusCode.INVALID_ARGUMENT, "matches no text"),
         (request(crop, pattern="a", lexicon=["a"]), grpc.StatusCode.INVALID_ARGUMENT, "not both"),
         (request(crop, beam_width=1000), grpc.StatusCode.INVALID_ARGUMENT, "beam width"),
+        (request(crop, min_confidence=1.5), grpc.StatusCode.INVALID_ARGUMENT, "min_confidence"),
     ]
     for req, code, needle in cases:
         with pytest.raises(grpc.RpcError) as info:
@@ -116,6 +117,10 @@ def test_pattern_and_lexicon_per_request(stub) -> None:
     assert word.text == "RECOGNITION" and word.unconstrained_text == "recognition"
     plain = stub.Recognize(request(crops[2]), timeout=30).results[0]
     assert plain.text == "A1B2C3" and plain.unconstrained_text == ""  # no constraint, no second reading
+    sure = stub.Recognize(request(crops[2], min_confidence=plain.confidence - 1e-3), timeout=30).results[0]
+    assert not sure.rejected and sure.text == "A1B2C3"
+    above = stub.Recognize(request(crops[2], min_confidence=min(1.0, plain.confidence + 1e-3)), timeout=30)
+    assert above.results[0].rejected and above.results[0].text == ""
 
 
 def test_deadline_exceeded(stub) -> None:
@@ -131,6 +136,8 @@ def test_list_models_health_and_reflection(running, stub) -> None:
     assert listing.default_model == model.name == "english_g2"
     assert model.input_height == 64 and len(model.alphabet) == 96 and len(model.checksum) == 64
     assert "english_g2" in model.source and model.precision == "fp32"
+    assert model.calibrated == (running.server.service.workers["english_g2"].recognizer.calibration is not None)
+    assert model.fallback == ""
     assert health_status(running.target) == health_pb2.HealthCheckResponse.SERVING
     assert health_status(running.target, "ocr.v1.Recognizer") == health_pb2.HealthCheckResponse.SERVING
     with grpc.insecure_channel(running.target) as channel:

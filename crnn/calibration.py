@@ -1,0 +1,69 @@
+"""Calibrated confidence: a model's raw line score turned into the probability that the reading is exactly right.
+
+The raw score (the product of character confidences, see ``crnn.decode``)
+ranks lines well but overstates how often they are right. A calibration is a
+monotone map from raw score to the share of lines read exactly right (case
+included), fitted by isotonic regression on labelled lines the model did not
+train on (``scripts/fit_calibration.py``; the fit and its checks are in
+docs/decoding.md). Being monotone, it never changes which of two readings is
+more confident, only what the number means.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Calibration tables shipped with the package, one JSON file per registered model.
+TABLES = Path(__file__).with_name("calibrations")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A monotone piecewise-linear map from raw score to probability, through ``(raw, probability)`` knots."""
+
+    raw: tuple[float, ...]
+    probability: tuple[float, ...]
+    #: Where the knots came from (data set, number of lines).
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.raw) != len(self.probability) or len(self.raw) < 2:
+            raise ValueError("a calibration needs at least two (raw, probability) knots")
+        if np.any(np.diff(self.raw) < 0) or np.any(np.diff(self.probability) < 0):
+            raise ValueError("calibration knots must be non-decreasing")
+
+    def __call__(self, raw: float) -> float:
+        """The calibrated probability of one raw score."""
+        return float(np.interp(raw, self.raw, self.probability))
+
+    @classmethod
+    def fit(cls, raw: Sequence[float], correct: Sequence[bool], source: str = "") -> Calibration:
+        """Isotonic regression of exact correctness on raw score (scikit-learn), kept as its knots."""
+        from sklearn.isotonic import IsotonicRegression
+
+        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
+        model.fit(np.asarray(raw, float), np.asarray(correct, float))
+        xs = np.concatenate([[0.0], model.X_thresholds_, [1.0]])
+        ys = np.concatenate([[model.y_thresholds_[0]], model.y_thresholds_, [model.y_thresholds_[-1]]])
+        keep = np.concatenate([[True], np.diff(xs) > 0])  # interp needs distinct x
+        return cls(tuple(np.round(xs[keep], 6)), tuple(np.round(ys[keep], 6)), source)
+
+    def to_json(self) -> str:
+        return json.dumps({"raw": list(self.raw), "probability": list(self.probability), "source": self.source},
+                          indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        data = json.loads(text)
+        return cls(tuple(map(float, data["raw"])), tuple(map(float, data["probability"])), str(data.get("source", "")))
+
+
+def shipped_calibration(model: str) -> Calibration | None:
+    """The calibration shipped for a registered model, or None."""
+    path = TABLES / f"{model}.json"
+    return Calibration.from_json(path.read_text(encoding="utf-8")) if path.is_file() else None

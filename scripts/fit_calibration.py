@@ -1,0 +1,120 @@
+"""Fit the bundled model's confidence calibration on one shared set and check it on the others.
+
+    python scripts/fit_calibration.py [--fit iiit5k_train_even_scenes] [--write]
+
+Reads every shared set with the default pipeline and raw scores, fits an
+isotonic map from raw score to "read exactly right" on the --fit set only,
+and prints, for every set: accuracy, mean confidence and expected calibration
+error (15 bins, exact match; and loose, for sets labelled in one case) before
+and after, and the error rate of what is kept when the 10% least confident
+lines are rejected. --write stores the table as crnn/calibrations/english_g2.json;
+the plots go to --plots (reliability diagram, risk-coverage curve).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from crnn import Recognizer  # noqa: E402
+from crnn.calibration import TABLES, Calibration  # noqa: E402
+from crnn.weights import write_atomically  # noqa: E402
+from ocr.datasets import open_dataset  # noqa: E402
+from ocr.metrics import expected_calibration_error, loose, risk_coverage  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+#: Sets whose labels keep letter case as printed (exact match is meaningful).
+CASE_SENSITIVE = ("iiit5k_train_even_scenes", "iiit5k_test_even_scenes", "svt_cs_train", "cute80_cs",
+                  "uw3_lines_calamari_train", "mnist_t10k_first5000")
+OTHERS = ("openalpr_us_plates_part1", "openalpr_endtoend_plate_crops_part1", "sroie_receipt_lines_part1")
+
+
+def read_set(recognizer: Recognizer, name: str) -> dict[str, np.ndarray]:
+    data = list(open_dataset(DATA / name))
+    allow = "0123456789" if name.startswith("mnist") else None
+    results = recognizer.recognize([s.image for s in data], allow)
+    return {
+        "raw": np.array([r.confidence for r in results]),
+        "exact": np.array([r.text == s.label for r, s in zip(results, data)]),
+        "loose": np.array([loose(r.text) == loose(s.label) for r, s in zip(results, data)]),
+    }
+
+
+def plot(sets: dict[str, dict], calibration: Calibration, names: list[str], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for name in names:
+        d = sets[name]
+        for conf, style, label in ((d["raw"], ":", "raw"), (d["calibrated"], "-", "calibrated")):
+            which = np.minimum((conf * 15).astype(int), 14)
+            xs = [conf[which == b].mean() for b in range(15) if (which == b).sum() >= 10]
+            ys = [d["exact"][which == b].mean() for b in range(15) if (which == b).sum() >= 10]
+            left.plot(xs, ys, style, marker="o", ms=3, label=f"{name} ({label})")
+        order = np.argsort(-d["calibrated"], kind="stable")
+        kept = np.arange(1, len(order) + 1)
+        right.plot(kept / len(order), np.cumsum(~d["exact"][order]) / kept, label=name)
+    left.plot([0, 1], [0, 1], color="grey", lw=0.8)
+    left.set(xlabel="confidence", ylabel="share read exactly right", title="Reliability (bins with >= 10 lines)",
+             xlim=(0, 1), ylim=(0, 1))
+    left.legend(fontsize=6)
+    right.set(xlabel="coverage (share of lines kept, most confident first)", ylabel="error rate of kept lines",
+              title="Risk-coverage", xlim=(0, 1), ylim=(0, None))
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fit", default="iiit5k_train_even_scenes")
+    parser.add_argument("--write", action="store_true", help="store the table in crnn/calibrations/")
+    parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "img" / "calibration.png")
+    args = parser.parse_args()
+    recognizer = Recognizer("english_g2", precision="fp32", calibrated=False)
+    sets = {name: read_set(recognizer, name) for name in CASE_SENSITIVE + OTHERS if (DATA / name).is_dir()}
+    fit = sets[args.fit]
+    calibration = Calibration.fit(fit["raw"], fit["exact"], f"{args.fit}, {len(fit['raw'])} lines, exact match")
+    print(f"fitted on {args.fit}: {len(calibration.raw)} knots")
+    print("| set | n | exact | mean raw | ECE raw | mean calibrated | ECE calibrated | ECE loose raw -> calibrated "
+          "| error kept at 90% coverage (raw -> calibrated threshold) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    rows = []
+    for name, d in sets.items():
+        d["calibrated"] = np.array([calibration(x) for x in d["raw"]])
+        at90 = risk_coverage(d["calibrated"], d["exact"], (0.9,))[0]
+        row = {"set": name, "n": len(d["raw"]), "fit": name == args.fit, "exact": float(d["exact"].mean()),
+               "mean_raw": float(d["raw"].mean()), "ece_raw": expected_calibration_error(d["raw"], d["exact"]),
+               "mean_calibrated": float(d["calibrated"].mean()),
+               "ece_calibrated": expected_calibration_error(d["calibrated"], d["exact"]),
+               "ece_loose_raw": expected_calibration_error(d["raw"], d["loose"]),
+               "ece_loose_calibrated": expected_calibration_error(d["calibrated"], d["loose"]),
+               "error_at_90": at90["error"], "threshold_at_90": at90["threshold"]}
+        rows.append(row)
+        print(f"| {name}{' (fit)' if row['fit'] else ''} | {row['n']} | {row['exact']:.3f} | {row['mean_raw']:.3f} "
+              f"| {row['ece_raw']:.3f} | {row['mean_calibrated']:.3f} | {row['ece_calibrated']:.3f} "
+              f"| {row['ece_loose_raw']:.3f} -> {row['ece_loose_calibrated']:.3f} "
+              f"| {row['error_at_90']:.3f} (threshold {row['threshold_at_90']:.3f}) |")
+    print(json.dumps(rows))
+    plot(sets, calibration, [n for n in ("iiit5k_test_even_scenes", "svt_cs_train", "cute80_cs") if n in sets],
+         args.plots)
+    print(f"plot: {args.plots}")
+    if args.write:
+        path = TABLES / "english_g2.json"
+        write_atomically(path, calibration.to_json().encode())
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
