@@ -42,16 +42,35 @@ class Calibration:
         return float(np.interp(raw, self.raw, self.probability))
 
     @classmethod
-    def fit(cls, raw: Sequence[float], correct: Sequence[bool], source: str = "") -> Calibration:
-        """Isotonic regression of exact correctness on raw score (scikit-learn), kept as its knots."""
-        from sklearn.isotonic import IsotonicRegression
+    def fit(cls, raw: Sequence[float], correct: Sequence[bool], source: str = "", method: str = "platt"
+            ) -> Calibration:
+        """Fit the map on raw scores and exact correctness (scikit-learn), kept as knots.
 
-        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
-        model.fit(np.asarray(raw, float), np.asarray(correct, float))
-        xs = np.concatenate([[0.0], model.X_thresholds_, [1.0]])
-        ys = np.concatenate([[model.y_thresholds_[0]], model.y_thresholds_, [model.y_thresholds_[-1]]])
-        keep = np.concatenate([[True], np.diff(xs) > 0])  # interp needs distinct x
-        return cls(tuple(np.round(xs[keep], 6)), tuple(np.round(ys[keep], 6)), source)
+        ``platt``: a logistic regression on the log-odds of the raw score,
+        strictly increasing, so it keeps the ranking of lines (a threshold can
+        reject any share of them); ``isotonic``: isotonic regression, whose
+        flat steps tie many lines at one value.
+        """
+        x, y = np.asarray(raw, float), np.asarray(correct, float)
+        if method == "isotonic":
+            from sklearn.isotonic import IsotonicRegression
+
+            model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True).fit(x, y)
+            xs = np.concatenate([[0.0], model.X_thresholds_, [1.0]])
+            ys = np.concatenate([[model.y_thresholds_[0]], model.y_thresholds_, [model.y_thresholds_[-1]]])
+            keep = np.concatenate([[True], np.diff(xs) > 0])  # interp needs distinct x
+            return cls(tuple(np.round(xs[keep], 6)), tuple(np.round(ys[keep], 6)), source + ", isotonic")
+        if method != "platt":
+            raise ValueError(f"unknown calibration method {method!r}")
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=1e6).fit(_log_odds(x)[:, None], y)
+        # Knots dense where scores crowd (near 0 and 1), so linear interpolation follows the sigmoid closely.
+        xs = np.unique(np.concatenate([np.linspace(0, 1, 201), 1 - np.logspace(-6, -1, 41), np.logspace(-6, -1, 41)]))
+        ys = model.predict_proba(_log_odds(xs)[:, None])[:, 1]
+        if model.coef_[0, 0] <= 0:
+            raise ValueError("raw scores do not rise with correctness here; refusing a decreasing calibration")
+        return cls(tuple(np.round(xs, 8)), tuple(np.round(ys, 8)), source + ", Platt")
 
     def to_json(self) -> str:
         return json.dumps({"raw": list(self.raw), "probability": list(self.probability), "source": self.source},
@@ -61,6 +80,11 @@ class Calibration:
     def from_json(cls, text: str) -> Calibration:
         data = json.loads(text)
         return cls(tuple(map(float, data["raw"])), tuple(map(float, data["probability"])), str(data.get("source", "")))
+
+
+def _log_odds(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(q / (1 - q))
 
 
 def shipped_calibration(model: str) -> Calibration | None:

@@ -33,7 +33,9 @@ from crnn.weights import LoadedModel, load_model
 #: and the more confident reading is kept (None or 0 turns it off).
 DEFAULT_CONTRAST_RETRY = 0.1
 #: Lines whose confidence is below this are also read inverted (light text on dark, as on signs and screens)
-#: and the more confident reading is kept (None or 0 turns it off).
+#: and the more confident reading is kept (None or 0: off, the default). Off because the line confidence, a
+#: product over characters, favours shorter readings: on receipt lines it swaps right readings for shorter
+#: wrong ones (docs/decoding.md).
 DEFAULT_POLARITY_RETRY: float | None = None
 #: Default padded columns per image in a batch's width budget (a 4:1 word at height 64).
 DEFAULT_COLUMNS_PER_IMAGE = 256

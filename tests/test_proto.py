@@ -31,9 +31,15 @@ def test_contract_field_numbers() -> None:
     def numbers(message) -> dict[str, int]:
         return {f.name: f.number for f in message.DESCRIPTOR.fields}
 
-    assert numbers(ocr_pb2.RecognizeRequest) == {"images": 1, "model": 2, "allowlist": 3, "char_details": 4}
+    assert numbers(ocr_pb2.RecognizeRequest) == {
+        "images": 1, "model": 2, "allowlist": 3, "char_details": 4, "pattern": 5, "lexicon": 6,
+        "lexicon_ignore_case": 7, "beam_width": 8, "min_confidence": 9,
+    }
     assert numbers(ocr_pb2.Image) == {"content": 1, "id": 2}
     assert numbers(ocr_pb2.RecognizeResponse) == {"results": 1, "model": 2}
-    assert numbers(ocr_pb2.Recognition) == {"id": 1, "text": 2, "confidence": 3, "chars": 4}
+    assert numbers(ocr_pb2.Recognition) == {
+        "id": 1, "text": 2, "confidence": 3, "chars": 4, "unconstrained_text": 5, "unconstrained_confidence": 6,
+        "rejected": 7,
+    }
     assert numbers(ocr_pb2.Char) == {"text": 1, "confidence": 2, "x_start": 3, "x_end": 4}
     assert ocr_pb2.DESCRIPTOR.package == "ocr.v1"
