@@ -45,11 +45,13 @@ class Automaton:
     final: np.ndarray  # (S,) bool
 
     @classmethod
-    def from_pattern(cls, pattern: str, charset: Charset) -> Automaton:
+    def from_pattern(cls, pattern: str, charset: Charset, ignore_case: bool = False) -> Automaton:
         """Compile a regular expression (the whole reading must match it) for ``charset``'s classes.
 
-        Raises ``InvalidConstraintError`` for a pattern that does not parse, is
-        too large, or that no text the model can write matches.
+        With ``ignore_case`` a letter's class may take any transition of its
+        other case too (``[A-Z]`` then also accepts ``a``-``z``). Raises
+        ``InvalidConstraintError`` for a pattern that does not parse, is too
+        large, or that no text the model can write matches.
         """
         import interegular
         from interegular.fsm import anything_else
@@ -64,13 +66,15 @@ class Automaton:
                                          f"{MAX_PATTERN_STATES})")
         index = {s: i for i, s in enumerate(states)}
         table = np.full((len(states), charset.num_classes), -1, np.int32)
+        def symbol(ch: str):
+            return fsm.alphabet[ch] if ch in fsm.alphabet else fsm.alphabet.get(anything_else)
+
         for c in range(1, charset.num_classes):
             ch = charset.char(c)
-            symbol = fsm.alphabet[ch] if ch in fsm.alphabet else fsm.alphabet.get(anything_else)
-            if symbol is None:
-                continue
+            symbols = [symbol(ch)] + ([symbol(ch.swapcase())] if ignore_case and ch.swapcase() != ch else [])
             for s in states:
-                target = fsm.map.get(s, {}).get(symbol)
+                targets = [fsm.map.get(s, {}).get(sym) for sym in symbols if sym is not None]
+                target = next((t for t in targets if t is not None), None)
                 if target is not None:
                     table[index[s], c] = index[target]
         automaton = cls(table, 0, np.array([s in fsm.finals for s in states]))
@@ -332,7 +336,7 @@ class Constraint:
             raise InvalidConstraintError(f"beam width must be between 0 and 64, got {beam_width}")
         if not (pattern or lexicon or beam_width > 1):
             return None
-        return cls(Automaton.from_pattern(pattern, charset) if pattern else None,
+        return cls(Automaton.from_pattern(pattern, charset, ignore_case) if pattern else None,
                    Lexicon(lexicon, charset, ignore_case) if lexicon else None, beam_width)
 
     def decode(self, probs: np.ndarray, charset: Charset, scale_x: float = 1.0, image_width: int | None = None

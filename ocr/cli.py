@@ -104,7 +104,8 @@ def _add_decode_options(parser: argparse.ArgumentParser) -> None:
                        "most probable matching reading is found exactly")
     group.add_argument("--lexicon", type=Path, metavar="FILE",
                        help="the reading must be one of these words (a UTF-8 file, one word per line)")
-    group.add_argument("--ignore-case", action="store_true", help="match lexicon words case-insensitively")
+    group.add_argument("--ignore-case", action="store_true",
+                       help="match the pattern or lexicon words case-insensitively")
     group.add_argument("--beam", type=int, default=0, metavar="N",
                        help="CTC prefix beam search with N beams instead of greedy (ignored with a pattern or "
                        "lexicon)")

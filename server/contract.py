@@ -84,7 +84,8 @@ def check_request(request: ocr_pb2.RecognizeRequest, recognizer: Recognizer, max
     allowlist = request.allowlist or None
     recognizer.charset.allow_mask(allowlist)  # InvalidAllowlistError
     constraint = recognizer.constraint(  # InvalidConstraintError
-        request.pattern or None, tuple(request.lexicon) or None, request.lexicon_ignore_case, request.beam_width
+        request.pattern or None, tuple(request.lexicon) or None,
+        request.pattern_ignore_case if request.pattern else request.lexicon_ignore_case, request.beam_width,
     )
     if not 0.0 <= request.min_confidence <= 1.0:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,

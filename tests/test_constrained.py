@@ -114,3 +114,15 @@ def test_case_insensitive_lexicon_scores_letters_by_their_better_case() -> None:
     result = Constraint.build(charset, lexicon=["ab", "bb"], ignore_case=True).decode(probs, charset)
     assert result.text == "ab" and result.unconstrained.text == "AA"
     assert result.confidence == pytest.approx(probs[0, 3] * probs[2, 4], rel=1e-6)  # the upper-case classes
+
+
+def test_case_insensitive_pattern_lets_a_letter_take_either_case() -> None:
+    charset = Charset("abAB")
+    probs = np.full((3, charset.num_classes), 0.01)
+    probs[0, charset.encode("a")[0]] = 0.9
+    probs[1, 0] = 0.9
+    probs[2, charset.encode("b")[0]] = 0.9  # greedy reads "ab"
+    probs /= probs.sum(1, keepdims=True)
+    assert Constraint.build(charset, pattern="[A-Z]+").decode(probs, charset).text.isupper()
+    folded = Constraint.build(charset, pattern="[A-Z]+", ignore_case=True).decode(probs, charset)
+    assert folded.text == "ab" and folded.confidence == folded.unconstrained.confidence

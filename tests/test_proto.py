@@ -33,7 +33,7 @@ def test_contract_field_numbers() -> None:
 
     assert numbers(ocr_pb2.RecognizeRequest) == {
         "images": 1, "model": 2, "allowlist": 3, "char_details": 4, "pattern": 5, "lexicon": 6,
-        "lexicon_ignore_case": 7, "beam_width": 8, "min_confidence": 9,
+        "lexicon_ignore_case": 7, "beam_width": 8, "min_confidence": 9, "pattern_ignore_case": 10,
     }
     assert numbers(ocr_pb2.Image) == {"content": 1, "id": 2}
     assert numbers(ocr_pb2.RecognizeResponse) == {"results": 1, "model": 2}

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognizeRequest(_message.Message):
-    __slots__ = ("images", "model", "allowlist", "char_details", "pattern", "lexicon", "lexicon_ignore_case", "beam_width", "min_confidence")
+    __slots__ = ("images", "model", "allowlist", "char_details", "pattern", "lexicon", "lexicon_ignore_case", "beam_width", "min_confidence", "pattern_ignore_case")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ALLOWLIST_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class RecognizeRequest(_message.Message):
     LEXICON_IGNORE_CASE_FIELD_NUMBER: _ClassVar[int]
     BEAM_WIDTH_FIELD_NUMBER: _ClassVar[int]
     MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_IGNORE_CASE_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[Image]
     model: str
     allowlist: str
@@ -26,7 +27,8 @@ class RecognizeRequest(_message.Message):
     lexicon_ignore_case: bool
     beam_width: int
     min_confidence: float
-    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., model: _Optional[str] = ..., allowlist: _Optional[str] = ..., char_details: _Optional[bool] = ..., pattern: _Optional[str] = ..., lexicon: _Optional[_Iterable[str]] = ..., lexicon_ignore_case: _Optional[bool] = ..., beam_width: _Optional[int] = ..., min_confidence: _Optional[float] = ...) -> None: ...
+    pattern_ignore_case: bool
+    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., model: _Optional[str] = ..., allowlist: _Optional[str] = ..., char_details: _Optional[bool] = ..., pattern: _Optional[str] = ..., lexicon: _Optional[_Iterable[str]] = ..., lexicon_ignore_case: _Optional[bool] = ..., beam_width: _Optional[int] = ..., min_confidence: _Optional[float] = ..., pattern_ignore_case: _Optional[bool] = ...) -> None: ...
 
 class Image(_message.Message):
     __slots__ = ("content", "id")
