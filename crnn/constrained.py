@@ -276,13 +276,12 @@ class Lexicon:
 
 
 def _best_case(log_probs: np.ndarray, charset: Charset) -> np.ndarray:
-    """Per frame, each letter's score raised to the better of its two cases (lower-case classes)."""
+    """Per frame, each letter's lower-case class raised to the better of its two cases."""
     out = log_probs.copy()
-    for c in range(1, charset.num_classes):
-        ch = charset.char(c)
-        other = ch.upper() if ch.islower() else ch.lower()
-        if other != ch and not charset.unknown_chars(other):
-            out[:, c] = np.maximum(log_probs[:, c], log_probs[:, charset.encode(other)[0]])
+    fold = Charset(charset.alphabet, "lower").case_fold
+    if fold is not None:
+        lower, upper = fold
+        out[:, lower] = np.maximum(log_probs[:, lower], log_probs[:, upper])
     return out
 
 

@@ -231,7 +231,7 @@ def load_checkpoint(path: Path) -> LoadedModel:
         normalization=Normalization(float(norm.get("mean", 0.5)), float(norm.get("std", 0.5))),
         source=f"checkpoint {path}",
         sha256=sha256_file(path),
-        metadata={k: payload[k] for k in ("architecture", "provenance", "metrics", "fallback") if payload.get(k)},
+        metadata={k: payload[k] for k in ("architecture", "provenance", "metrics") if k in payload},
         fallback=_load_fallback(payload.get("fallback"), charset, path),
     )
 

@@ -12,7 +12,6 @@ from crnn import InvalidImageError
 from crnn.charset import Charset
 from crnn.decode import Result
 from crnn.preprocess import to_gray
-from crnn.recognizer import more_confident
 from crnn.weights import LoadedModel
 from ocr.adapt.general import PROBE_CHARS, hard_general_set
 from ocr.adapt.render import find_fonts
@@ -81,12 +80,9 @@ class ForgettingProbe:
         return self.scorer.read(network)
 
     @cached_property
-    def _pretrained(self) -> list[Result]:
+    def pretrained(self) -> list[Result]:
+        """The probe as the pretrained network reads it in the adapted model's case (for a fallback pair)."""
         return self.scorer.read(self.scorer.base.network)
-
-    def with_fallback(self, readings: list[Result], below: float) -> list[Result]:
-        """``readings`` as a model falling back on the pretrained one below ``below`` would give them."""
-        return [more_confident(own, other, below) for own, other in zip(readings, self._pretrained)]
 
     def estimate(self, predictions: list[str]) -> float:
         """The estimated drop in general-text loose accuracy, from a candidate's readings of the probe."""

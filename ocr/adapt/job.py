@@ -314,7 +314,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         if option.weight not in probe_readings:
             probe_readings[option.weight] = probe.read(_network(base, interpolate(pretrained, tuned, option.weight)))
         readings = probe_readings[option.weight]
-        return _texts(probe.with_fallback(readings, FALLBACK_BELOW) if option.fallback else readings)
+        return _texts(with_fallback(readings, probe.pretrained) if option.fallback else readings)
 
     option, drops = choose_option(candidate, lambda o: probe.estimate(probe_texts(o)), config.max_forgetting)
     weight = option.weight
