@@ -33,7 +33,14 @@ from ocr.config import (
 )
 from ocr.datasets import FORMATS_HELP, DatasetError
 from ocr.metrics import bootstrap, expected_calibration_error, loose, risk_coverage
-from server.config import DEFAULT_MAX_IMAGES, DEFAULT_MAX_MESSAGE_BYTES, TOKEN_ENV, RayOptions, ServerConfig
+from server.config import (
+    ALL_INTERFACES,
+    DEFAULT_MAX_IMAGES,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    TOKEN_ENV,
+    RayOptions,
+    ServerConfig,
+)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
@@ -202,9 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(batch, batch_size=False)
 
     serve = commands.add_parser(
-        "serve", help="run the gRPC Recognizer service",
-        description="Serve ocr.v1.Recognizer (plus grpc.health.v1 and reflection) with dynamic batching. "
-        "SIGTERM/SIGINT drain: health NOT_SERVING, no new calls, every accepted call answered, exit 0.",
+        "serve", help="run the gRPC Recognizer service (HTTP/JSON too with --http-port)",
+        description="Serve ocr.v1.Recognizer (plus grpc.health.v1 and reflection) with dynamic batching; with "
+        "--http-port also HTTP/JSON and a web page, through the same batcher. SIGTERM/SIGINT drain: health "
+        "NOT_SERVING, no new calls, every accepted call answered, exit 0.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     serve.add_argument("--port", type=int, default=50051, help="port (default: 50051; 0 picks a free one)")
@@ -225,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "or ./models) that is not loaded yet loads it, up to this many (default: 4)")
     serve.add_argument("--max-message-mb", type=float, default=DEFAULT_MAX_MESSAGE_BYTES / 2**20,
                        help="largest request in MiB (default: 32)")
+    serve.add_argument("--http-port", type=int, metavar="PORT",
+                       help="also serve HTTP/JSON (POST /v1/recognize, GET /v1/models, /healthz, /readyz, /metrics, "
+                       "/openapi.json) and the web page at / on this port, same host (default: off; 0: a free port)")
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
     serve.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
@@ -412,6 +423,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                              "metrics through Ray's own Prometheus endpoint; drop --tls-*/--metrics-port")
         if args.port == 0:
             raise ValueError("--ray needs a fixed --port: Ray Serve's gRPC proxy listens on it on every node")
+        if args.http_port is not None:
+            raise ValueError("--http-port is not served under --ray: Ray Serve's HTTP proxy answers only Ray's own "
+                             "routes here; use the gRPC port, or run `ocr serve --http-port` without --ray")
+        if args.host not in ALL_INTERFACES:
+            raise ValueError(f"--ray cannot bind --host {args.host}: Ray Serve's gRPC proxy always listens on every "
+                             f"interface ([::]:{args.port}) of every proxy node. Pass --host 0.0.0.0 to accept that "
+                             "(and firewall the port), or run `ocr serve` without --ray to stay on loopback")
         threads = threads or max(1, math.ceil(args.cpus_per_replica))
     config = ServerConfig(
         host=args.host, port=args.port, device=args.device, models=tuple(args.models or [DEFAULT_MODEL]),
@@ -419,7 +437,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_queue_delay_ms=args.max_queue_delay_ms, max_queue_size=args.max_queue_size,
         max_images_per_request=args.max_images_per_request, max_models=args.max_models,
         max_message_bytes=int(args.max_message_mb * 2**20),
-        metrics_port=args.metrics_port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        metrics_port=args.metrics_port, http_port=args.http_port, tls_cert=args.tls_cert, tls_key=args.tls_key,
         token=args.token or os.environ.get(TOKEN_ENV) or None, grace_s=args.grace,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

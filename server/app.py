@@ -18,6 +18,7 @@ from server.auth import BearerTokenInterceptor
 from server.batcher import BatcherConfig
 from server.config import ServerConfig
 from server.contract import build_recognizer, check_loadable, load_for_request
+from server.http_api import HttpApi
 from server.metrics import Metrics
 from server.service import RecognizerService
 from server.worker import ModelWorker
@@ -29,7 +30,10 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class OcrServer:
-    """One gRPC server process: health + reflection + ``ocr.v1.Recognizer`` over one inference thread.
+    """One server process: health + reflection + ``ocr.v1.Recognizer`` over one inference thread.
+
+    With ``config.http_port`` the same service also answers HTTP/JSON (and
+    serves the web page) on that port, through the same batcher.
 
     ``recognizers`` lets a caller (tests, benchmarks) hand in models it has
     already loaded; otherwise ``config.models`` are loaded on :meth:`start`.
@@ -48,6 +52,7 @@ class OcrServer:
         self.service.loader = self.load_on_demand
         self._batcher_config = BatcherConfig(config.max_batch_size, config.max_queue_delay_ms, config.max_queue_size)
         self.port: int | None = None
+        self.http: HttpApi | None = None
         self._server: grpc.aio.Server | None = None
         self._stopped = asyncio.Event()
         self._loading: dict[str, asyncio.Future] = {}
@@ -85,6 +90,10 @@ class OcrServer:
         if not self.port:
             raise OSError(f"cannot listen on {address}")
         await self._server.start()
+        if c.http_port is not None:
+            self.http = HttpApi(self.service, self.metrics, c)
+            tls = (c.tls_cert, c.tls_key) if c.tls_cert and c.tls_key else None
+            await self.http.start(c.host, c.http_port, tls)
         if c.metrics_port is not None:
             self.metrics.serve_http(c.metrics_port, c.host)
         loop = asyncio.get_running_loop()
@@ -138,6 +147,8 @@ class OcrServer:
         await self.health.enter_graceful_shutdown()
         await self.service.wait_idle(grace)  # every accepted call answered (or the grace period spent)
         await self._server.stop(max(0.0, end - loop.time()))
+        if self.http is not None:
+            await self.http.stop()
         for worker in self.service.workers.values():
             await worker.batcher.stop()
         self._inference.shutdown(wait=True)
@@ -156,6 +167,9 @@ async def serve(config: ServerConfig) -> int:
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))
     await server.start()
     print(f"ocr serve: listening on {config.host}:{server.port} ({', '.join(config.models)})", flush=True)
+    if server.http is not None:
+        print(f"ocr serve: HTTP/JSON and the web page on http{'s' if config.tls_cert else ''}://"
+              f"{config.host}:{server.http.port}/", flush=True)
     await server.wait()
     print("ocr serve: drained, exiting", flush=True)
     return 0

@@ -10,6 +10,8 @@ DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: Most images in one RecognizeRequest.
 DEFAULT_MAX_IMAGES = 512
 TOKEN_ENV = "OCR_TOKEN"
+#: --host values meaning every interface: the only ones ``ocr serve --ray`` accepts (Ray's gRPC proxy binds [::]).
+ALL_INTERFACES = ("0.0.0.0", "::", "[::]")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class ServerConfig:
     max_images_per_request: int = DEFAULT_MAX_IMAGES
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     metrics_port: int | None = None
+    #: Serve HTTP/JSON (and the web page) on this port too, through the same batcher (None: off).
+    http_port: int | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     token: str | None = None

@@ -1,4 +1,4 @@
-"""The one place that maps exceptions to gRPC status codes.
+"""The one place that maps exceptions to gRPC status codes, and gRPC status codes to HTTP statuses.
 
 INVALID_ARGUMENT always means "your input"; INTERNAL is reserved for our bugs.
 """
@@ -34,3 +34,18 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, DrainingError):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     return grpc.StatusCode.INTERNAL, f"internal error ({exc.__class__.__name__})"
+
+
+#: The HTTP status each gRPC status code is sent with (google.rpc's mapping). HTTP-only refusals, such as a
+#: body over the size limit (413) or a wrong Content-Type (415), are sent by the HTTP layer before any gRPC code.
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}

@@ -13,7 +13,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.requests = Counter("ocr_requests", "RPCs by method and status code", ["method", "code"], registry=r)
+        self.requests = Counter("ocr_requests", "Requests by method, gRPC status code and protocol (grpc or http)",
+                                ["method", "code", "protocol"], registry=r)
         self.items = Counter("ocr_inference_items", "Images recognised", ["model"], registry=r)
         self.batches = Counter("ocr_inference_batches", "Batches run (items / batches = mean batch size)",
                                ["model"], registry=r)
@@ -23,7 +24,7 @@ class Metrics:
         self.compute_seconds = Histogram("ocr_compute_duration_seconds", "Time to run one batch",
                                          ["model"], buckets=_TIME_BUCKETS, registry=r)
         self.request_seconds = Histogram("ocr_request_duration_seconds", "Recognize latency seen by the server",
-                                         buckets=_TIME_BUCKETS, registry=r)
+                                         ["protocol"], buckets=_TIME_BUCKETS, registry=r)
 
     def serve_http(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` on ``host:port``."""

@@ -206,7 +206,8 @@ def serve_on_ray(config: ServerConfig, options: RayOptions) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         serve.start(
-            http_options={"host": config.host, "port": options.http_port},
+            # Ray's HTTP proxy serves none of our routes: keep it on loopback whatever --host says.
+            http_options={"host": "127.0.0.1", "port": options.http_port},
             grpc_options=gRPCOptions(port=config.port, grpc_servicer_functions=SERVICER_FUNCTIONS),
         )
         app = serve.deployment(RecognizerDeployment).options(**deployment_options(config, options)).bind(config)

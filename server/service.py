@@ -55,23 +55,38 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         return {name: worker.recognizer for name, worker in self.workers.items()}
 
     async def Recognize(self, request: ocr_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
-        start = time.perf_counter()
         try:
-            response = await self._recognize(request, context)
-            self._metrics.requests.labels("Recognize", "OK").inc()
-            self._metrics.request_seconds.observe(time.perf_counter() - start)
-            return response
+            return await self.recognize(request, context.time_remaining(), "grpc")
         except asyncio.CancelledError:
-            self._metrics.requests.labels("Recognize", "CANCELLED").inc()
             raise
         except Exception as exc:
             code, message = status_for(exc)
-            if code == grpc.StatusCode.INTERNAL:
-                log.exception("Recognize failed")
-            self._metrics.requests.labels("Recognize", code.name).inc()
         await context.abort(code, message)
 
-    async def _recognize(self, request: ocr_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
+    async def recognize(
+        self, request: ocr_pb2.RecognizeRequest, timeout: float | None, protocol: str
+    ) -> ocr_pb2.RecognizeResponse:
+        """Answer one request, whatever protocol carried it; errors are raised (map them with ``status_for``).
+
+        ``timeout`` is the caller's remaining time in seconds (None: no deadline).
+        """
+        start = time.perf_counter()
+        try:
+            response = await self._recognize(request, timeout)
+        except asyncio.CancelledError:
+            self._metrics.requests.labels("Recognize", "CANCELLED", protocol).inc()
+            raise
+        except Exception as exc:
+            code, _ = status_for(exc)
+            if code == grpc.StatusCode.INTERNAL:
+                log.exception("Recognize failed")
+            self._metrics.requests.labels("Recognize", code.name, protocol).inc()
+            raise
+        self._metrics.requests.labels("Recognize", "OK", protocol).inc()
+        self._metrics.request_seconds.labels(protocol).observe(time.perf_counter() - start)
+        return response
+
+    async def _recognize(self, request: ocr_pb2.RecognizeRequest, timeout: float | None):
         if self.draining:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "server is shutting down; retry on another instance")
         if not self.ready:
@@ -80,7 +95,7 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         self.in_flight += 1
         self._idle.clear()
         try:
-            response = await self._answer(request, context)
+            response = await self._answer(request, timeout)
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
@@ -96,17 +111,20 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         except asyncio.TimeoutError:
             return False
 
-    async def _answer(self, request: ocr_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
+    async def _answer(self, request: ocr_pb2.RecognizeRequest, timeout: float | None):
         if (request.model or self.default_model) not in self.workers and self.loader is not None:
             await self.loader(request.model)
         _, worker = select_model(self.workers, request.model, self.default_model)
         options = check_request(request, worker.recognizer, self._max_images)
-        remaining = context.time_remaining()
-        deadline = self._clock.now() + remaining if remaining is not None else None
+        deadline = self._clock.now() + timeout if timeout is not None else None
         prepared = await prepare_off_loop(worker.recognizer, request, self._prep)
         results = await worker.recognize(prepared, options, deadline)
         return recognize_response(request, worker.name, results)
 
     async def ListModels(self, request: ocr_pb2.ListModelsRequest, context: grpc.aio.ServicerContext):
-        self._metrics.requests.labels("ListModels", "OK").inc()
+        return self.list_models("grpc")
+
+    def list_models(self, protocol: str) -> ocr_pb2.ListModelsResponse:
+        """Every loaded model and the default (counted under ``protocol``)."""
+        self._metrics.requests.labels("ListModels", "OK", protocol).inc()
         return list_models_response(self.recognizers, self.default_model)

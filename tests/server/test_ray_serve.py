@@ -57,7 +57,10 @@ def ray_target(tmp_path_factory):
     log = tmp_path_factory.mktemp("ray") / "serve.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ocr", "serve", "--ray", "--port", str(port), "--ray-http-port", str(free_port()),
+            # Ray's gRPC proxy binds every interface whatever --host says, so --ray insists on hearing it; the
+            # test's client still talks to 127.0.0.1 only.
+            [sys.executable, "-m", "ocr", "serve", "--ray", "--host", "0.0.0.0", "--port", str(port),
+             "--ray-http-port", str(free_port()),
              "--device", "cpu", "--precision", "fp32", "--cpus-per-replica", "1", "--grace", "5"],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

@@ -225,13 +225,14 @@ def test_bearer_token_on_every_rpc_but_health(fp32_recognizer) -> None:
 def test_metrics_count_requests_items_and_batches(running, stub) -> None:
     registry = running.server.metrics.registry
     before_items = registry.get_sample_value("ocr_inference_items_total", {"model": "english_g2"}) or 0.0
-    before_ok = registry.get_sample_value("ocr_requests_total", {"method": "Recognize", "code": "OK"}) or 0.0
+    ok, invalid = ({"method": "Recognize", "code": c, "protocol": "grpc"} for c in ("OK", "INVALID_ARGUMENT"))
+    before_ok = registry.get_sample_value("ocr_requests_total", ok) or 0.0
     stub.Recognize(request(*real_crops(0)), timeout=30)
     with pytest.raises(grpc.RpcError):
         stub.Recognize(request(b"junk"), timeout=30)
     assert registry.get_sample_value("ocr_inference_items_total", {"model": "english_g2"}) == before_items + 8
-    assert registry.get_sample_value("ocr_requests_total", {"method": "Recognize", "code": "OK"}) == before_ok + 1
-    assert registry.get_sample_value("ocr_requests_total", {"method": "Recognize", "code": "INVALID_ARGUMENT"}) >= 1
+    assert registry.get_sample_value("ocr_requests_total", ok) == before_ok + 1
+    assert registry.get_sample_value("ocr_requests_total", invalid) >= 1
     assert registry.get_sample_value("ocr_inference_batches_total", {"model": "english_g2"}) >= 1
     assert registry.get_sample_value("ocr_compute_duration_seconds_count", {"model": "english_g2"}) >= 1
 
