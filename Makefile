@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test serve lint bench
+.PHONY: install test serve lint bench browser
 
 install: $(STAMP)
 
@@ -15,8 +15,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,mnist,ray]'
 	touch $(STAMP)
 
-test: install
+test: install browser
 	$(PY) -m pytest -q
+
+# The browser test drives Debian's Chromium through Playwright; install it where we may (root with apt-get),
+# otherwise that test skips and says why.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && \
+		apt-get install -y -q chromium >/dev/null; }; }; } || \
+		echo "no Chromium here: the browser test will skip (apt-get install chromium)"
 
 serve: install
 	$(PY) -m ocr serve

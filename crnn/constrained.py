@@ -20,7 +20,10 @@ path of all, so a constrained path is never more probable than it.
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -31,9 +34,64 @@ from crnn.errors import InvalidConstraintError
 
 #: Largest automaton a pattern may compile to, and largest lexicon (words; characters per word).
 MAX_PATTERN_STATES = 512
+#: Longest pattern, largest counted repetition (x{n}) and most automaton states built on the way to the
+#: reduced one: without these, a short pattern such as ``(a|b)*a(a|b){16}`` or ``a{99999}`` keeps the compiler
+#: busy for minutes (subset construction is exponential in the worst case).
+MAX_PATTERN_LENGTH = 1000
+MAX_REPEAT = 1000
+MAX_BUILD_STATES = 2 * MAX_PATTERN_STATES
 MAX_LEXICON_WORDS = 100_000
 MAX_WORD_LENGTH = 64
 _NEG = -1e30
+
+
+class _TooManyStates(Exception):
+    """An automaton under construction passed its state budget."""
+
+
+def _check_pattern_size(pattern: str) -> None:
+    """Refuse, before any automaton work, a pattern too long or with a counted repetition over MAX_REPEAT."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise InvalidConstraintError(f"pattern of {len(pattern)} characters (at most {MAX_PATTERN_LENGTH})")
+    for match in re.finditer(r"(?<!\\)\{\s*(\d*)\s*(?:,\s*(\d*)\s*)?\}", pattern):
+        bounds = [int(b) for b in match.groups() if b]
+        if bounds and max(bounds) > MAX_REPEAT:
+            raise InvalidConstraintError(f"pattern repeats {match.group(0)}: counts above {MAX_REPEAT} are refused")
+
+
+_BUILD_LOCK = threading.Lock()
+
+
+@contextmanager
+def _bounded_construction(max_states: int):
+    """While active, every automaton interegular builds raises ``_TooManyStates`` past ``max_states`` states.
+
+    interegular builds each automaton by crawling it from its initial state
+    (``interegular.fsm.crawl``); the wrapper counts the states it visits.
+    A lock keeps the swap to one compilation at a time.
+    """
+    import interegular.fsm as fsm_module
+
+    with _BUILD_LOCK:
+        crawl = fsm_module.crawl
+
+        def bounded(alphabet, initial, final, follow):
+            seen = 0
+
+            def counting_final(state):
+                nonlocal seen
+                seen += 1
+                if seen > max_states:
+                    raise _TooManyStates
+                return final(state)
+
+            return crawl(alphabet, initial, counting_final, follow)
+
+        fsm_module.crawl = bounded
+        try:
+            yield
+        finally:
+            fsm_module.crawl = crawl
 
 
 @dataclass(frozen=True)
@@ -56,8 +114,15 @@ class Automaton:
         import interegular
         from interegular.fsm import anything_else
 
+        _check_pattern_size(pattern)
         try:
-            fsm = interegular.parse_pattern(pattern).to_fsm().reduce()
+            with _bounded_construction(MAX_BUILD_STATES):
+                fsm = interegular.parse_pattern(pattern).to_fsm().reduce()
+        except _TooManyStates:
+            raise InvalidConstraintError(
+                f"pattern {pattern!r} is too large: its automaton passes {MAX_BUILD_STATES} states while being "
+                f"built (at most {MAX_PATTERN_STATES} once reduced)"
+            ) from None
         except Exception as exc:  # interegular raises several types for bad or unsupported syntax
             raise InvalidConstraintError(f"pattern {pattern!r} cannot be compiled: {exc}") from exc
         states = sorted(fsm.states, key=lambda s: (s != fsm.initial, s))

@@ -129,6 +129,10 @@ def test_batch_and_serve_ray_option_errors(tmp_path, capsys) -> None:
     assert "input not found" in capsys.readouterr().err
     assert main(["serve", "--ray", "--metrics-port", "9100"]) == 2
     assert "--ray" in capsys.readouterr().err
+    assert main(["serve", "--ray", "--host", "0.0.0.0", "--http-port", "8080"]) == 2
+    assert "--http-port is not served under --ray" in capsys.readouterr().err
+    assert main(["serve", "--ray"]) == 2  # the default --host 127.0.0.1: Ray's gRPC proxy would bind [::]
+    assert "cannot bind --host 127.0.0.1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["serve", "--ray", "--autoscale", "3:1"])
     assert "MIN <= MAX" in capsys.readouterr().err

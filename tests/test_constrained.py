@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from crnn.charset import Charset
-from crnn.constrained import Automaton, Constraint, Lexicon, beam_search, best_path
+from crnn.constrained import Automaton, Constraint, Lexicon, _check_pattern_size, beam_search, best_path
 from crnn.errors import InvalidConstraintError
 
 CHARSET = Charset("ab1")
@@ -101,6 +101,24 @@ def test_bad_constraints_are_clear_errors() -> None:
     with pytest.raises(InvalidConstraintError, match="not both"):
         Constraint.build(CHARSET, pattern="a", lexicon=["a"])
     assert Constraint.build(CHARSET) is None
+
+
+@pytest.mark.parametrize("pattern", [
+    "a{99999}",  # a counted repetition far past any reading
+    "(a|b)*a(a|b){16}",  # exponential subset construction
+    "((a{1000}){1000}){1000}",  # nested counts, each under the limit
+    "(?:[ab]+1*)+" * 40,
+    "a" * 1001,  # too long
+])
+def test_patterns_that_would_keep_the_compiler_busy_are_refused_quickly(pattern: str) -> None:
+    with pytest.raises(InvalidConstraintError, match="too large|refused|at most"):
+        Automaton.from_pattern(pattern, CHARSET)  # each took minutes (or never ended) before the limits
+
+
+def test_limits_leave_ordinary_patterns_alone() -> None:
+    assert Automaton.from_pattern("(a|b)*a(a|b){7}", CHARSET).next.shape[0] == 256
+    assert Automaton.from_pattern("a{500}", CHARSET).accepts([1] * 500)
+    _check_pattern_size(r"a\{2000\}")  # escaped braces are characters, not a count
 
 
 def test_case_insensitive_lexicon_scores_letters_by_their_better_case() -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from itertools import islice
 
 import grpc
 import pytest
 
 from crnn import Recognizer
+from ocr.datasets import open_dataset
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.app import OcrServer
 from server.config import ServerConfig
+from tests.conftest import EXAMPLES, SHARED_DATA
 
 
 class ServerThread:
@@ -35,6 +38,11 @@ class ServerThread:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        assert self.server.http is not None, "started without http_port"
+        return f"http://127.0.0.1:{self.server.http.port}"
 
     def stop(self, grace: float = 5.0) -> None:
         self.call(self.server.stop(grace))
@@ -68,3 +76,10 @@ def stub(running: ServerThread) -> Iterator[ocr_pb2_grpc.RecognizerStub]:
 def request(*contents: bytes, **fields) -> ocr_pb2.RecognizeRequest:
     images = [ocr_pb2.Image(content=c, id=f"img{i}") for i, c in enumerate(contents)]
     return ocr_pb2.RecognizeRequest(images=images, **fields)
+
+
+def named_crops(n: int = 50) -> list[tuple[str, bytes]]:
+    """``n`` crops of a shared set when there is one, else the bundled examples: (name, encoded bytes)."""
+    shared = SHARED_DATA / "iiit5k_test_even_scenes"
+    dataset = open_dataset(shared if shared.is_dir() else EXAMPLES)
+    return [(s.name, s.image) for s in islice(dataset, n)]  # type: ignore[misc]

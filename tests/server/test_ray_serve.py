@@ -13,16 +13,15 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ocr.datasets import open_dataset
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
-from tests.conftest import EXAMPLES, ROOT, SHARED_DATA
+from tests.conftest import ROOT
+from tests.server.conftest import named_crops as real_crops
 from tests.server.conftest import request
 
 pytest.importorskip("ray.serve", reason="the [ray] extra is not installed")
@@ -32,13 +31,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def real_crops(n: int = 50) -> list[tuple[str, bytes]]:
-    """50 crops of a shared set when there is one, else the bundled examples."""
-    shared = SHARED_DATA / "iiit5k_test_even_scenes"
-    dataset = open_dataset(shared if shared.is_dir() else EXAMPLES)
-    return [(s.name, s.image) for s in islice(dataset, n)]  # type: ignore[misc]
 
 
 def wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float) -> None:

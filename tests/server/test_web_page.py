@@ -1,0 +1,82 @@
+"""The web page in a real headless Chromium: upload a crop, see its text and character boxes.
+
+Uses Playwright's Python API pointed at the system Chromium (Debian's ``chromium``
+package; ``make install`` installs it where it can). Skips, saying why, when
+either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from tests.server.conftest import ServerThread, config, named_crops
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[dev]')")
+CHROMIUM = os.environ.get("OCR_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium, or set OCR_TEST_CHROMIUM)"
+)
+# Headless, as root in CI, and with nothing that reaches for the internet.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def page_server(fp32_recognizer) -> Iterator[ServerThread]:
+    srv = ServerThread(config(http_port=0), {"english_g2": fp32_recognizer}).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_upload_shows_text_confidence_and_boxes(page_server, browser, tmp_path: Path) -> None:
+    name, data = named_crops(1)[0]
+    image = tmp_path / Path(name).name
+    image.write_bytes(data)
+    with grpc.insecure_channel(page_server.target) as channel:
+        request = ocr_pb2.RecognizeRequest(images=[ocr_pb2.Image(content=data, id=image.name)], char_details=True)
+        expected = ocr_pb2_grpc.RecognizerStub(channel).Recognize(request, timeout=60).results[0]
+    assert expected.text, "the crop should read as something"
+
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone-sized screen
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(page_server.http_url + "/")
+    page.wait_for_function("document.querySelector('#model').options[0].text.includes('english_g2')")
+    page.set_input_files("#files", str(image))
+    card = page.wait_for_selector(f'.result[data-id="{image.name}"]', timeout=30_000)
+    assert card.query_selector(".text").inner_text() == expected.text
+    assert f"{100 * expected.confidence:.1f}%" in card.query_selector(".meta").inner_text()
+    page.wait_for_selector(".result .box", timeout=10_000)
+    boxes = card.query_selector_all(".box")
+    assert [b.get_attribute("data-char") for b in boxes] == [c.text for c in expected.chars]
+    first = boxes[0].bounding_box()
+    frame = card.query_selector(".frame").bounding_box()
+    assert first is not None and frame is not None
+    assert frame["x"] <= first["x"] < frame["x"] + frame["width"]  # drawn over the image, not beside it
+    assert "read by english_g2" in page.inner_text("#status")
+    assert not errors
+
+
+def test_server_error_is_shown_not_swallowed(page_server, browser, tmp_path: Path) -> None:
+    image = tmp_path / "corrupt.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    page = browser.new_page()
+    page.goto(page_server.http_url + "/")
+    page.set_input_files("#files", str(image))
+    page.wait_for_selector("#status.error")
+    assert "INVALID_ARGUMENT" in page.inner_text("#status")
