@@ -93,6 +93,17 @@ def check_request(request: ocr_pb2.RecognizeRequest, recognizer: Recognizer, max
     return ReadOptions(allowlist, constraint, request.min_confidence or None)
 
 
+async def check_off_loop(
+    request: ocr_pb2.RecognizeRequest, recognizer: Recognizer, max_images: int, executor: Executor
+) -> ReadOptions:
+    """:func:`check_request`; on ``executor`` when the request carries a pattern or lexicon, whose first
+    compilation can take a second (100,000 words), so that other requests are not held up meanwhile."""
+    if not request.pattern and not request.lexicon:
+        return check_request(request, recognizer, max_images)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, check_request, request, recognizer, max_images)
+
+
 def prepare_request(recognizer: Recognizer, request: ocr_pb2.RecognizeRequest) -> list[PreparedImage]:
     """Decode and resize every image of a request; the first bad one raises ``InvalidImageError``."""
     return recognizer.prepare_many([im.content for im in request.images], [im.id for im in request.images])

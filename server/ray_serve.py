@@ -37,7 +37,7 @@ from server.contract import (
     ReadOptions,
     build_recognizer,
     check_loadable,
-    check_request,
+    check_off_loop,
     list_models_response,
     load_for_request,
     prepare_off_loop,
@@ -102,7 +102,7 @@ class RecognizerDeployment:
             self._authorize(grpc_context)
             await self._load_on_demand(request.model or self._default)
             name, recognizer = select_model(self._recognizers, request.model, self._default)
-            options = check_request(request, recognizer, self._config.max_images_per_request)
+            options = await check_off_loop(request, recognizer, self._config.max_images_per_request, self._prep)
             prepared = await prepare_off_loop(recognizer, request, self._prep)
             results = await asyncio.gather(*(self._read_batch(_Item(name, im, options)) for im in prepared))
             for result in results:

@@ -13,7 +13,7 @@ import grpc
 from crnn import Recognizer
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.batcher import Clock
-from server.contract import check_request, list_models_response, prepare_off_loop, recognize_response, select_model
+from server.contract import check_off_loop, list_models_response, prepare_off_loop, recognize_response, select_model
 from server.errors import RequestError, status_for
 from server.metrics import Metrics
 from server.worker import ModelWorker
@@ -115,7 +115,7 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         if (request.model or self.default_model) not in self.workers and self.loader is not None:
             await self.loader(request.model)
         _, worker = select_model(self.workers, request.model, self.default_model)
-        options = check_request(request, worker.recognizer, self._max_images)
+        options = await check_off_loop(request, worker.recognizer, self._max_images, self._prep)
         deadline = self._clock.now() + timeout if timeout is not None else None
         prepared = await prepare_off_loop(worker.recognizer, request, self._prep)
         results = await worker.recognize(prepared, options, deadline)

@@ -1,20 +1,35 @@
-"""2,000+ malformed payloads: the server answers each with OK or INVALID_ARGUMENT and stays SERVING."""
+"""10,000 fuzzed payloads across gRPC and HTTP: never INTERNAL or 500, the same status from both, still SERVING.
+
+8,000 malformed images (4,000 per protocol) and 1,000 random requests
+(hypothesis: any mix of fields and good or bad images) sent over both.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import http.client
 import io
+import json
 import random
 import struct
 import zlib
+from collections.abc import Iterator
+from functools import cache
 
+import aiohttp
 import grpc
 import numpy as np
+import pytest
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from ocr.v1 import ocr_pb2_grpc
-from tests.server.conftest import request
+from server.errors import HTTP_STATUS
+from tests.server.conftest import ServerThread, config, named_crops, request
 from tests.test_preprocess import png_header_only
 
 
@@ -67,28 +82,120 @@ def malformed_payloads(count: int, seed: int = 1234) -> list[bytes]:
     return payloads
 
 
-def test_fuzzed_images_never_break_the_server(running) -> None:
-    payloads = malformed_payloads(2000)
+@pytest.fixture(scope="module")
+def both(fp32_recognizer) -> Iterator[ServerThread]:
+    """A server answering gRPC and HTTP/JSON."""
+    srv = ServerThread(config(http_port=0), {"english_g2": fp32_recognizer}).start()
+    yield srv
+    srv.stop()
 
-    async def drive() -> list[grpc.StatusCode]:
-        async with grpc.aio.insecure_channel(running.target) as channel:
-            stub = ocr_pb2_grpc.RecognizerStub(channel)
-            semaphore = asyncio.Semaphore(64)
 
-            async def one(data: bytes) -> grpc.StatusCode:
-                async with semaphore:
-                    try:
-                        await stub.Recognize(request(data), timeout=60)
-                        return grpc.StatusCode.OK
-                    except grpc.aio.AioRpcError as exc:
-                        return exc.code()
+async def _grpc_codes(target: str, payloads: list[bytes]) -> list[str]:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = ocr_pb2_grpc.RecognizerStub(channel)
+        semaphore = asyncio.Semaphore(64)
 
-            return await asyncio.gather(*(one(p) for p in payloads))
+        async def one(data: bytes) -> str:
+            async with semaphore:
+                try:
+                    await stub.Recognize(request(data), timeout=60)
+                    return "OK"
+                except grpc.aio.AioRpcError as exc:
+                    return exc.code().name
 
-    codes = asyncio.run(drive())
-    assert len(codes) == 2000
-    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}, set(codes)
-    assert codes.count(grpc.StatusCode.INVALID_ARGUMENT) > 1500
-    with grpc.insecure_channel(running.target) as channel:
+        return await asyncio.gather(*(one(p) for p in payloads))
+
+
+async def _http_codes(url: str, payloads: list[bytes]) -> list[str]:
+    """Half the payloads as JSON (base64), half as multipart uploads; the gRPC code name from each answer."""
+    async with aiohttp.ClientSession() as session:
+        semaphore = asyncio.Semaphore(64)
+
+        async def one(i: int, data: bytes) -> str:
+            if i % 2:
+                form = aiohttp.FormData()
+                form.add_field("image", data, filename=f"fuzz{i}.bin")
+                kwargs: dict = {"data": form}
+            else:
+                kwargs = {"json": {"images": [{"content": base64.b64encode(data).decode(), "id": f"fuzz{i}"}]}}
+            async with semaphore, session.post(f"{url}/v1/recognize", **kwargs) as response:
+                body = await response.json()
+                return "OK" if response.status == 200 else f"{response.status} {body['error']['code']}"
+
+        return await asyncio.gather(*(one(i, p) for i, p in enumerate(payloads)))
+
+
+def _serving(srv: ServerThread) -> bool:
+    with grpc.insecure_channel(srv.target) as channel:
         status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest()).status
-    assert status == health_pb2.HealthCheckResponse.SERVING
+    ready = asyncio.run(_get(f"{srv.http_url}/readyz"))
+    return status == health_pb2.HealthCheckResponse.SERVING and ready == 200
+
+
+async def _get(url: str) -> int:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status
+
+
+def test_fuzzed_images_never_break_the_server(both) -> None:
+    """8,000 malformed images, half over gRPC and half over HTTP: OK or INVALID_ARGUMENT (400), nothing else."""
+    codes = asyncio.run(_grpc_codes(both.target, malformed_payloads(4000)))
+    assert len(codes) == 4000
+    assert set(codes) <= {"OK", "INVALID_ARGUMENT"}, set(codes)
+    assert codes.count("INVALID_ARGUMENT") > 3000
+    http = asyncio.run(_http_codes(both.http_url, malformed_payloads(4000, seed=4321)))
+    assert len(http) == 4000
+    assert set(http) <= {"OK", "400 INVALID_ARGUMENT"}, set(http)
+    assert http.count("400 INVALID_ARGUMENT") > 3000
+    assert _serving(both)
+
+
+_IMAGES = [b"", b"junk", png_header_only(1 << 20, 1 << 20)]
+_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF), max_size=12)
+_REQUESTS = st.fixed_dictionaries({}, optional={
+    "model": st.sampled_from(["", "english_g2", "no_such_model", "../english_g2"]),
+    "allowlist": _TEXT,
+    "pattern": st.one_of(_TEXT, st.sampled_from([r"\d+", "[A-Z]{2,3}", "(", "a{9999}", "(a|b)*a(a|b){16}"])),
+    "lexicon": st.lists(_TEXT, max_size=4),
+    "lexicon_ignore_case": st.booleans(),
+    "pattern_ignore_case": st.booleans(),
+    "beam_width": st.integers(-3, 100),
+    "min_confidence": st.floats(-0.5, 1.5, width=32),
+    "char_details": st.booleans(),
+})
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=_REQUESTS, images=st.lists(st.integers(0, len(_IMAGES)), max_size=3))
+def test_random_requests_get_the_same_status_from_both_protocols(both, fields, images) -> None:
+    """Any mix of fields and images: the same status over gRPC and HTTP, never INTERNAL / 500."""
+    contents = [_IMAGES[i] if i < len(_IMAGES) else _real_crop() for i in images]
+    message = request(*contents, **fields)
+    with grpc.insecure_channel(both.target) as channel:
+        try:
+            ocr_pb2_grpc.RecognizerStub(channel).Recognize(message, timeout=60)
+            grpc_code = "OK"
+        except grpc.RpcError as exc:
+            grpc_code = exc.code().name
+    body = json_format.MessageToJson(message)
+    status, answer = _post_json(both.http_url, body)
+    http_code = "OK" if status == 200 else answer["error"]["code"]
+    assert grpc_code == http_code, (fields, grpc_code, answer)
+    assert grpc_code != "INTERNAL" and status != 500
+    assert HTTP_STATUS[grpc.StatusCode[grpc_code]] == status
+
+
+def _post_json(url: str, body: str) -> tuple[int, dict]:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        connection.request("POST", "/v1/recognize", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+@cache
+def _real_crop() -> bytes:
+    return named_crops(1)[0][1]
