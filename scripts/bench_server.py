@@ -1,10 +1,13 @@
-"""Drive `ocr serve` with concurrent gRPC clients and compare with the in-process Recognizer, in one run.
+"""Drive `ocr serve` with concurrent gRPC and HTTP clients and compare with the in-process Recognizer, in one run.
 
     python scripts/bench_server.py [DATASET] [--crops 512] [--concurrency 1,8,32,128] [--images-per-request 1,8]
+                                   [--protocols grpc,http]
 
-Starts the server as a subprocess on a free loopback port (with a metrics
-port, to read the mean batch size), then for each concurrency C and images
-per request K sends the same real crops from C concurrent clients. Reports
+Starts the server as a subprocess on free loopback ports (gRPC, HTTP/JSON and
+a metrics port, to read the mean batch size), then for each protocol,
+concurrency C and images per request K sends the same real crops from C
+concurrent clients (HTTP: JSON bodies with base64 images, one keep-alive
+connection pool; rounds of both protocols interleave). Reports
 throughput (images/s), request latency p50/p95/p99 and mean batch size, next
 to the in-process ``Recognizer.recognize`` throughput on the same crops
 (decoding included on both sides) and the latency of a lone in-process call.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import re
 import socket
@@ -26,6 +30,7 @@ import urllib.request
 from itertools import islice
 from pathlib import Path
 
+import aiohttp
 import grpc
 import numpy as np
 
@@ -56,17 +61,51 @@ def scrape(port: int) -> dict[str, float]:
     return totals
 
 
-def start_server(args: argparse.Namespace, metrics_port: int) -> tuple[subprocess.Popen, str]:
+def start_server(args: argparse.Namespace, metrics_port: int, http_port: int) -> tuple[subprocess.Popen, str]:
     command = [
         sys.executable, "-m", "ocr", "serve", "--port", "0", "--metrics-port", str(metrics_port),
+        "--http-port", str(http_port),
         "--max-batch-size", str(args.max_batch_size), "--max-queue-delay-ms", str(args.max_queue_delay_ms),
         "--precision", args.precision,
     ]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    target = None
     for line in proc.stdout:  # type: ignore[union-attr]
         if "listening on" in line:
-            return proc, line.split("listening on ")[1].split()[0]
+            target = line.split("listening on ")[1].split()[0]
+        if "HTTP/JSON" in line and target:
+            return proc, target
     raise RuntimeError("server did not start")
+
+
+async def drive_http(url: str, crops: list[bytes], concurrency: int, per_request: int) -> tuple[float, list[float]]:
+    """:func:`drive` over HTTP/JSON: the same crops and calls, base64 in JSON bodies."""
+    bodies = [
+        json.dumps({"images": [{"content": base64.b64encode(c).decode()} for c in crops[i : i + per_request]]})
+        for i in range(0, len(crops), per_request)
+    ]
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector) as session:
+        queue = iter(bodies)
+
+        async def post(body: str) -> None:
+            async with session.post(f"{url}/v1/recognize", data=body, headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}")
+
+        async def client() -> None:
+            for body in queue:
+                start = time.perf_counter()
+                await post(body)
+                latencies.append(time.perf_counter() - start)
+
+        await post(bodies[0])  # connect
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return time.perf_counter() - start, latencies
 
 
 async def drive(target: str, crops: list[bytes], concurrency: int, per_request: int) -> tuple[float, list[float]]:
@@ -99,6 +138,7 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=512)
     parser.add_argument("--concurrency", default="1,8,32,128")
     parser.add_argument("--images-per-request", default="1,8")
+    parser.add_argument("--protocols", default="grpc,http", help="grpc, http or both (default: grpc,http)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lone-calls", type=int, default=200)
     parser.add_argument("--max-batch-size", type=int, default=32)
@@ -111,14 +151,17 @@ def main() -> None:
     crops = [c for c in crops if isinstance(c, bytes)]
     rec = Recognizer(precision=args.precision, batch_size=args.max_batch_size)
     rec.warmup()
-    metrics_port = free_port()
-    proc, target = start_server(args, metrics_port)
+    metrics_port, http_port = free_port(), free_port()
+    proc, target = start_server(args, metrics_port, http_port)
+    http_url = f"http://127.0.0.1:{http_port}"
+    protocols = args.protocols.split(",")
     try:
         rows = []
         # In-process reference, interleaved with the server rounds below so noise hits both alike.
         inproc_rates, lone_inproc, lone_grpc = [], [], []
-        combos = [(int(c), int(k)) for k in args.images_per_request.split(",") for c in args.concurrency.split(",")]
-        figures: dict[tuple[int, int], dict[str, list[float]]] = {
+        combos = [(proto, int(c), int(k)) for k in args.images_per_request.split(",")
+                  for c in args.concurrency.split(",") for proto in protocols]
+        figures: dict[tuple[str, int, int], dict[str, list[float]]] = {
             x: {"rate": [], "lat": [], "batch": []} for x in combos
         }
         channel = grpc.insecure_channel(target)
@@ -136,13 +179,16 @@ def main() -> None:
                 t0 = time.perf_counter()
                 stub.Recognize(request, timeout=60)
                 lone_grpc.append(time.perf_counter() - t0)
-            for concurrency, per_request in combos:
+            for proto, concurrency, per_request in combos:
                 before = scrape(metrics_port)
-                seconds, latencies = asyncio.run(drive(target, crops, concurrency, per_request))
+                if proto == "http":
+                    seconds, latencies = asyncio.run(drive_http(http_url, crops, concurrency, per_request))
+                else:
+                    seconds, latencies = asyncio.run(drive(target, crops, concurrency, per_request))
                 after = scrape(metrics_port)
                 items = after["ocr_inference_items_total"] - before["ocr_inference_items_total"]
                 batches = after["ocr_inference_batches_total"] - before["ocr_inference_batches_total"]
-                f = figures[(concurrency, per_request)]
+                f = figures[(proto, concurrency, per_request)]
                 f["rate"].append(len(crops) / seconds)
                 f["lat"].extend(latencies)
                 f["batch"].append(items / max(batches, 1))
@@ -155,18 +201,25 @@ def main() -> None:
         print(f"lone call latency ms  in-process p50 {p(lone_inproc, 50):.2f} p99 {p(lone_inproc, 99):.2f} | "
               f"gRPC p50 {p(lone_grpc, 50):.2f} p99 {p(lone_grpc, 99):.2f} | "
               f"p99 ratio {p(lone_grpc, 99) / p(lone_inproc, 99):.2f}x")
-        print(f"{'clients':>7} {'img/req':>7} {'images/s':>9} {'vs in-proc':>10} {'p50 ms':>8} {'p95 ms':>8} "
-              f"{'p99 ms':>8} {'batch':>6}")
-        for (concurrency, per_request), f in figures.items():
+        print(f"{'protocol':>8} {'clients':>7} {'img/req':>7} {'images/s':>9} {'vs in-proc':>10} {'p50 ms':>8} "
+              f"{'p95 ms':>8} {'p99 ms':>8} {'batch':>6}")
+        for (proto, concurrency, per_request), f in figures.items():
             rate = statistics.median(f["rate"])
             row = {
-                "clients": concurrency, "images_per_request": per_request, "images_per_s": rate,
+                "protocol": proto, "clients": concurrency, "images_per_request": per_request, "images_per_s": rate,
                 "vs_in_process": rate / inproc, "p50_ms": p(f["lat"], 50), "p95_ms": p(f["lat"], 95),
                 "p99_ms": p(f["lat"], 99), "mean_batch": statistics.median(f["batch"]),
             }
             rows.append(row)
-            print(f"{concurrency:>7} {per_request:>7} {rate:9.1f} {rate / inproc:9.2f}x {row['p50_ms']:8.1f} "
-                  f"{row['p95_ms']:8.1f} {row['p99_ms']:8.1f} {row['mean_batch']:6.1f}")
+            print(f"{proto:>8} {concurrency:>7} {per_request:>7} {rate:9.1f} {rate / inproc:9.2f}x "
+                  f"{row['p50_ms']:8.1f} {row['p95_ms']:8.1f} {row['p99_ms']:8.1f} {row['mean_batch']:6.1f}")
+        if {"grpc", "http"} <= set(protocols):
+            print("HTTP vs gRPC throughput, same client load (median of rounds, each round's pair run back to back):")
+            for _, concurrency, per_request in combos[::len(protocols)]:
+                ratios = [h / g for h, g in zip(figures[("http", concurrency, per_request)]["rate"],
+                                                figures[("grpc", concurrency, per_request)]["rate"])]
+                print(f"  {concurrency:>4} clients x {per_request} images/request: {statistics.median(ratios):.2f}x "
+                      f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
         if args.json:
             args.json.write_text(json.dumps({
                 "in_process_images_per_s": inproc,

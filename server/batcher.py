@@ -3,7 +3,8 @@
 Callers ``await batcher.submit(item, key, deadline)``; a single loop collects
 queued items into batches of one ``key`` (e.g. model + width bucket) and hands
 each batch to ``run_batch``. A batch closes when it holds ``max_batch_size``
-items or when its oldest item has waited ``max_queue_delay_ms``. Items whose
+items or when its oldest item has waited ``max_queue_delay_ms``; keys are
+served oldest item first, so a rare key never waits behind a busy one. Items whose
 deadline has passed, or whose caller has gone (cancelled), are dropped before
 compute. ``run_batch`` returns one result *or exception* per item, so one
 item's failure fails only that item; if ``run_batch`` itself raises, the batch
@@ -168,17 +169,18 @@ class DynamicBatcher(Generic[T, R]):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            # The oldest item's key goes first once that item is due, so no key starves under load; before
+            # then, a key with a full batch may jump the queue (a full batch gains nothing by waiting).
             key = self._oldest_key()
-            full = any(len(q) >= self.config.max_batch_size for q in self._queues.values())
-            if full:
-                key = next(k for k, q in self._queues.items() if len(q) >= self.config.max_batch_size)
-            else:
-                due = self._queues[key][0].enqueued + self.config.max_queue_delay_ms / 1000.0
-                remaining = due - self._clock.now()
-                if remaining > 0 and not self._draining:
+            due = self._queues[key][0].enqueued + self.config.max_queue_delay_ms / 1000.0
+            remaining = due - self._clock.now()
+            if remaining > 0 and not self._draining:
+                full = [k for k, q in self._queues.items() if len(q) >= self.config.max_batch_size]
+                if not full:
                     self._wakeup.clear()
                     await self._clock.wait(self._wakeup, remaining)
                     continue
+                key = full[0]
             await self._dispatch(self._take(key))
 
     async def _dispatch(self, batch: list[_Pending]) -> None:

@@ -189,6 +189,25 @@ async def test_oldest_key_goes_first_and_full_keys_jump_the_queue() -> None:
     await batcher.stop()
 
 
+async def test_a_due_item_is_not_starved_by_a_busy_key() -> None:
+    """Under sustained load a busy key always has a full batch waiting; an older item of a rare key goes first."""
+    model = FakeModel()
+    model.gate = gate = asyncio.Event()
+    batcher, model, clock = make(BatcherConfig(max_batch_size=2, max_queue_delay_ms=0), model)
+    busy = [asyncio.ensure_future(batcher.submit("b0", key="b"))]  # the first batch holds the model
+    await settle()
+    rare = asyncio.ensure_future(batcher.submit("rare", key="a"))
+    await settle()
+    clock.advance(0.001)
+    busy += [asyncio.ensure_future(batcher.submit(f"b{i}", key="b")) for i in range(1, 5)]  # two full batches
+    await settle()
+    gate.set()
+    await settle()
+    assert model.batches[:2] == [["b0"], ["rare"]]
+    assert rare.done() and all(t.done() for t in busy)
+    await batcher.stop()
+
+
 def test_config_validation() -> None:
     with pytest.raises(ValueError):
         BatcherConfig(max_batch_size=0)
