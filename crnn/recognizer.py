@@ -25,6 +25,7 @@ from crnn.preprocess import (
     stack_batch,
     stretch_contrast,
 )
+from crnn.quantize import load_stats, quantized_network, stats_path
 from crnn.runtime import Precision, autocast_dtype, resolve_device, resolve_precision
 from crnn.specs import DEFAULT_MODEL, MODEL_SPECS
 from crnn.weights import LoadedModel, load_model
@@ -99,12 +100,15 @@ class Recognizer:
         spec = MODEL_SPECS.get(self.model.name)
         validated_weights = bool(spec and spec.sha256 == self.model.sha256)
         validated = validated_weights and bool(spec and spec.bf16_validated)
-        self.precision = resolve_precision(precision, self.device, validated)
+        int8_ready = validated_weights and bool(spec and spec.int8_validated) and stats_path(self.model.name).is_file()
+        self.precision = resolve_precision(precision, self.device, validated, int8_ready)
         self.batch_size = batch_size
         self.batch_columns = max(batch_columns or batch_size * DEFAULT_COLUMNS_PER_IMAGE, BUCKET_STEP)
         self.contrast_retry = contrast_retry or None
         self.polarity_retry = polarity_retry or None
         network = self.model.network.eval().to(self.device)
+        if self.precision == "int8":
+            network = quantized_network(network, self._int8_stats(), self.input_height)
         self.network = network.to(memory_format=torch.channels_last)
         for p in self.network.parameters():
             p.requires_grad_(False)
@@ -116,6 +120,13 @@ class Recognizer:
         self.fallback_below = fallback.below if fallback else 0.0
         #: Raw score -> probability of an exact reading; only for a registered model with its own weights.
         self.calibration = shipped_calibration(self.model.name) if calibrated and validated_weights else None
+
+    def _int8_stats(self) -> dict[str, torch.Tensor]:
+        path = stats_path(self.model.name)
+        if not path.is_file():
+            raise ValueError(f"no int8 activation ranges for model {self.model.name!r} (only registered models ship "
+                             "them; scripts/fit_int8.py fits them); use bf16 or fp32")
+        return load_stats(path, self.model.sha256)
 
     @property
     def charset(self):

@@ -6,8 +6,8 @@ from typing import Literal
 
 import torch
 
-Precision = Literal["fp32", "bf16", "fp16", "auto"]
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+Precision = Literal["fp32", "bf16", "fp16", "int8", "auto"]
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -28,21 +28,33 @@ def cpu_supports_bf16() -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def resolve_precision(precision: Precision, device: torch.device, bf16_validated: bool) -> str:
+def resolve_precision(
+    precision: Precision, device: torch.device, bf16_validated: bool, int8_validated: bool = False
+) -> str:
     """The precision actually used.
 
-    ``auto`` picks bf16 only where the hardware runs it fast *and* the model
-    spec says bf16 was measured to keep accuracy (``bf16_validated``); fp32
-    otherwise. An explicit ``bf16``/``fp16`` the device cannot run is an error.
+    On the CPU ``auto`` picks int8 where the CPU has int8 dot products (VNNI)
+    *and* int8 was measured to keep this model's accuracy (``int8_validated``:
+    validated, with shipped activation ranges); else bf16 where the hardware
+    runs it fast and the spec says bf16 keeps accuracy (``bf16_validated``);
+    else fp32. An explicit precision the device cannot run is an error.
     """
+    from crnn.quantize import cpu_has_vnni, int8_supported
+
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if device.type == "cpu":
         if precision == "fp16":
-            raise ValueError("fp16 is not supported on the CPU; use bf16 or fp32")
+            raise ValueError("fp16 is not supported on the CPU; use bf16, int8 or fp32")
+        if precision == "int8" and not int8_supported():
+            raise ValueError("int8 needs PyTorch's x86 quantized engine, which this build lacks; use bf16 or fp32")
         if precision == "auto":
+            if int8_validated and int8_supported() and cpu_has_vnni():
+                return "int8"
             return "bf16" if bf16_validated and cpu_supports_bf16() else "fp32"
         return precision
+    if precision == "int8":
+        raise ValueError("int8 runs on the CPU only; on a GPU use bf16, fp16 or fp32")
     if precision == "auto":
         return "bf16" if bf16_validated and torch.cuda.is_bf16_supported() else "fp32"
     return precision

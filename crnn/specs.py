@@ -39,6 +39,9 @@ class ModelSpec:
     #: True once bf16 inference was measured to stay within 0.3 points of fp32
     #: (loose accuracy on every shared set); ``precision="auto"`` relies on it.
     bf16_validated: bool = False
+    #: True once int8 (convolutions, with the shipped activation ranges) was measured to stay within 0.5
+    #: points of fp32 on every shared set; ``precision="auto"`` then prefers it on CPUs with VNNI.
+    int8_validated: bool = False
 
     @property
     def charset(self) -> Charset:

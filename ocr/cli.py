@@ -169,6 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decode_options(ev)
     _add_model_options(ev)
 
+    export = commands.add_parser(
+        "export", help="write a model as ONNX (fp32, or int8 for ONNX Runtime)",
+        description="Export a model (the bundled one, a registered or models-folder name, or a checkpoint of "
+        "`ocr adapt`) as ONNX: input images (N, 1, 64, W) float32, output logits (N, W // 4 - 1, classes); batch "
+        "and width are dynamic; the alphabet, normalisation and weights' SHA-256 are in the metadata.",
+    )
+    export.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or checkpoint (default: {DEFAULT_MODEL})")
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="default: onnx (the only one)")
+    export.add_argument("--out", type=Path, required=True, metavar="MODEL.onnx")
+    export.add_argument("--int8", action="store_true",
+                        help="quantize the convolutions to int8 (QDQ, ONNX Runtime's static quantizer)")
+    export.add_argument("--calibration", type=Path, metavar="DIR",
+                        help="images to calibrate int8 on (any layout `ocr eval` reads; default: rendered words)")
+    export.add_argument("--calibration-lines", type=_positive_int, default=256, help="default: 256")
+
     bench = commands.add_parser(
         "bench", help="in-process throughput per batch size and precision",
         description="lines/s and GFLOP/s for each precision x batch size, measured side by side against "
@@ -401,6 +416,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ocr.export import ExportConfig, run_export
+
+    if args.calibration is not None and not args.int8:
+        raise ValueError("--calibration only applies with --int8")
+    path = run_export(ExportConfig(args.model, args.out, args.int8, args.calibration, args.calibration_lines))
+    print(f"ocr export: wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {'int8' if args.int8 else 'fp32'})")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from ocr.bench import run_bench
 
@@ -539,7 +564,8 @@ def _cmd_client(args: argparse.Namespace) -> int:
                       args.timeout)
 
 
-COMMANDS = {"read": _cmd_read, "batch": _cmd_batch, "eval": _cmd_eval, "bench": _cmd_bench, "serve": _cmd_serve,
+COMMANDS = {"read": _cmd_read, "batch": _cmd_batch, "eval": _cmd_eval, "bench": _cmd_bench, "export": _cmd_export,
+            "serve": _cmd_serve,
             "adapt": _cmd_adapt, "compare": _cmd_compare, "client": _cmd_client}
 
 

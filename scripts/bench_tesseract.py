@@ -1,0 +1,122 @@
+"""`ocr eval`'s reading loop against Tesseract (tesserocr) on the same crops, side by side, medians of rounds.
+
+    pip install tesserocr && apt-get install tesseract-ocr     # for this comparison only; not a project dependency
+    python scripts/bench_tesseract.py [DATASET] [--limit 600] [--precisions fp32 bf16 int8] [--repeats 3]
+
+Both sides start from the encoded image bytes in memory, so decoding is on
+the clock for both. Tesseract: PSM 7 (a single line), English, one
+``PyTessBaseAPI`` per thread, ``--threads`` threads (tesserocr releases the
+GIL while it recognises). Ours: ``ocr.evaluate.evaluate``, the loop behind
+``ocr eval``, one recogniser per precision with ``--threads`` torch threads.
+Rounds interleave the engines so machine noise hits all of them alike.
+Prints lines/s, loose accuracy and our speed over Tesseract's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from crnn import Recognizer  # noqa: E402
+from ocr.datasets import Dataset, open_dataset  # noqa: E402
+from ocr.evaluate import evaluate  # noqa: E402
+from ocr.metrics import score  # noqa: E402
+
+DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
+TESSDATA = [Path("/usr/share/tesseract-ocr/5/tessdata"), Path("/usr/share/tesseract-ocr/4.00/tessdata")]
+
+
+class InMemory:
+    """The first ``limit`` samples of a set, held in memory (so file reads are off everyone's clock)."""
+
+    def __init__(self, source: Dataset, limit: int) -> None:  # duck-types Dataset for evaluate()
+        self.samples = list(islice(iter(source), limit))
+        self.kind = source.kind
+
+    def __iter__(self):
+        return iter(self.samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def tesseract_round(images: list[bytes], threads: int, tessdata: Path) -> tuple[float, list[str]]:
+    """Read every image with Tesseract on ``threads`` threads; (seconds, texts)."""
+    import tesserocr
+    from PIL import Image
+
+    local = threading.local()
+    apis = []
+
+    def read(data: bytes) -> str:
+        api = getattr(local, "api", None)
+        if api is None:
+            api = local.api = tesserocr.PyTessBaseAPI(path=str(tessdata), lang="eng", psm=tesserocr.PSM.SINGLE_LINE)
+            apis.append(api)
+        api.SetImage(Image.open(io.BytesIO(data)))
+        return api.GetUTF8Text().strip()
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(read, images[: 2 * threads]))  # create the APIs and load the model outside the clock
+        start = time.perf_counter()
+        texts = list(pool.map(read, images))
+        seconds = time.perf_counter() - start
+    for api in apis:
+        api.End()
+    return seconds, texts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", nargs="?", type=Path, default=DEFAULT_SET)
+    parser.add_argument("--limit", type=int, default=600)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    tessdata = next((p for p in TESSDATA if (p / "eng.traineddata").is_file()), None)
+    if tessdata is None:
+        sys.exit("no eng.traineddata: apt-get install tesseract-ocr")
+
+    dataset = InMemory(open_dataset(args.dataset), args.limit)
+    images = [s.image for s in dataset.samples]
+    labels = [s.label for s in dataset.samples]
+    recognizers = {
+        p: Recognizer(precision=p, device="cpu", threads=args.threads, batch_size=args.batch_size)
+        for p in args.precisions
+    }
+    rates: dict[str, list[float]] = {name: [] for name in ["tesseract", *recognizers]}
+    loose: dict[str, float] = {}
+    for _ in range(args.repeats):
+        seconds, texts = tesseract_round(images, args.threads, tessdata)
+        rates["tesseract"].append(len(images) / seconds)
+        loose["tesseract"] = score(texts, labels).loose
+        for precision, recognizer in recognizers.items():
+            result = evaluate(recognizer, dataset, progress=False)
+            rates[precision].append(result.lines_per_s)
+            loose[precision] = result.scores.loose
+    tess = statistics.median(rates["tesseract"])
+    print(f"{len(images)} crops of {args.dataset.name}; {args.threads} threads each; medians of {args.repeats} rounds")
+    print(f"{'engine':>20} {'lines/s':>8} {'rounds':>24} {'loose':>6} {'vs Tesseract':>12}")
+    for name, values in rates.items():
+        median = statistics.median(values)
+        label = "tesserocr PSM 7" if name == "tesseract" else f"ocr eval {name}"
+        print(f"{label:>20} {median:8.1f} {', '.join(f'{v:.0f}' for v in values):>24} {loose[name]:6.3f} "
+              f"{median / tess:11.2f}x")
+
+
+if __name__ == "__main__":
+    main()
