@@ -14,7 +14,7 @@ from pathlib import Path
 
 from crnn import Recognizer
 from crnn.weights import load_model
-from ocr.datasets import open_dataset
+from ocr.datasets import DatasetError, open_dataset
 from ocr.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +38,7 @@ def main() -> None:
     reference = ROOT.parent / "shared" / "reference" / "easyocr" / "SUMMARY.md"
     parser.add_argument("--reference", type=Path, default=reference)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--sets", nargs="+", metavar="NAME", help="only these sets (default: every set of lines)")
     args = parser.parse_args()
     ref = reference_loose(args.reference)
     loaded = load_model()
@@ -45,8 +46,13 @@ def main() -> None:
     header = "| set | n | " + " | ".join(f"{p} exact | {p} loose | {p} CER" for p in args.precisions)
     print(header + " | EasyOCR loose | fp32 - EasyOCR (points) |")
     print("|" + " --- |" * (3 * len(args.precisions) + 4))
-    for folder in sorted(p for p in args.data.iterdir() if p.is_dir()):
-        dataset = open_dataset(folder)
+    skipped = []
+    for folder in sorted(p for p in args.data.iterdir() if p.is_dir() and (not args.sets or p.name in args.sets)):
+        try:
+            dataset = open_dataset(folder)
+        except DatasetError:
+            skipped.append(folder.name)  # not a set of cropped lines (e.g. whole receipts)
+            continue
         allow = "0123456789" if dataset.kind == "mnist-idx" else None
         cells, first_loose = [], None
         for recognizer in recognizers.values():
@@ -57,6 +63,8 @@ def main() -> None:
         delta = f"{100 * (first_loose - theirs):+.1f}" if theirs is not None else "-"
         theirs_text = f"{theirs:.3f}" if theirs is not None else "-"
         print(f"| {folder.name} | {len(dataset)} | " + " | ".join(cells) + f" | {theirs_text} | {delta} |", flush=True)
+    if skipped:
+        print(f"\nNot sets of cropped lines, skipped: {', '.join(skipped)}")
 
 
 if __name__ == "__main__":
