@@ -105,7 +105,7 @@ def test_onnx_export_matches_pytorch(recognizer: Recognizer, onnx_fp32: Path) ->
     assert graph.metadata["input_height"] == "64" and graph.metadata["blank_index"] == "0"
     assert graph.metadata["weights_sha256"] == recognizer.model.sha256
     widths = set()
-    for ims, tensor in batches(recognizer, example_images()):
+    for _ims, tensor in batches(recognizer, example_images()):
         with torch.inference_mode():
             ref = recognizer.network(tensor).numpy()
         out = graph(tensor.numpy())
@@ -122,7 +122,7 @@ def test_onnx_int8_export_reads_the_examples(recognizer: Recognizer, tmp_path: P
     graph = OnnxNetwork(out)
     assert graph.metadata["precision"].startswith("int8")
     agree = total = 0
-    for ims, tensor in batches(recognizer, example_images()):
+    for _ims, tensor in batches(recognizer, example_images()):
         with torch.inference_mode():
             ref = recognizer.network(tensor).argmax(-1).numpy()
         agree += int((graph(tensor.numpy()).argmax(-1) == ref).sum())
@@ -140,7 +140,7 @@ def test_export_option_errors(tmp_path: Path, capsys) -> None:
 def test_onnx_texts_equal_pytorch_on_a_shared_set(recognizer: Recognizer, onnx_fp32: Path) -> None:
     images = [s.image for s in islice(iter(open_dataset(shared_set("iiit5k_test_even_scenes"))), 300)]
     graph = OnnxNetwork(onnx_fp32, threads=2)
-    for ims, tensor in batches(recognizer, images):
+    for _ims, tensor in batches(recognizer, images):
         with torch.inference_mode():
             ref = recognizer.network(tensor).numpy()
         out = graph(tensor.numpy())
