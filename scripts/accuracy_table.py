@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from crnn import Recognizer
+from crnn.recognizer import DEFAULT_CONTRAST_RETRY
 from crnn.weights import load_model
 from ocr.datasets import DatasetError, open_dataset
 from ocr.evaluate import evaluate
@@ -39,10 +40,13 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, default=reference)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--sets", nargs="+", metavar="NAME", help="only these sets (default: every set of lines)")
+    parser.add_argument("--contrast-retry", type=float, default=DEFAULT_CONTRAST_RETRY,
+                        help=f"re-read lines below this confidence with stretched contrast (0: off; default: "
+                        f"{DEFAULT_CONTRAST_RETRY})")
     args = parser.parse_args()
     ref = reference_loose(args.reference)
     loaded = load_model()
-    recognizers = {p: Recognizer(loaded, precision=p) for p in args.precisions}
+    recognizers = {p: Recognizer(loaded, precision=p, contrast_retry=args.contrast_retry) for p in args.precisions}
     header = "| set | n | " + " | ".join(f"{p} exact | {p} loose | {p} CER" for p in args.precisions)
     print(header + " | EasyOCR loose | fp32 - EasyOCR (points) |")
     print("|" + " --- |" * (3 * len(args.precisions) + 4))
