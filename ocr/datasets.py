@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,12 @@ class Dataset:
 
     def __iter__(self) -> Iterator[Sample]:
         return self._reader()
+
+    def cached(self, limit: int | None = None) -> Dataset:
+        """The first ``limit`` samples (None: all) read now and held in memory: for timing loops that must not
+        pay for file reads."""
+        samples = list(islice(iter(self), limit))
+        return Dataset(self.root, self.kind, len(samples), lambda: iter(samples))
 
     def locations(self) -> list[Location]:
         """Where each sample's image lives, in order, without reading the images."""

@@ -22,33 +22,18 @@ import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from crnn import Recognizer  # noqa: E402
-from ocr.datasets import Dataset, open_dataset  # noqa: E402
+from ocr.datasets import open_dataset  # noqa: E402
 from ocr.evaluate import evaluate  # noqa: E402
 from ocr.metrics import score  # noqa: E402
 
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
 TESSDATA = [Path("/usr/share/tesseract-ocr/5/tessdata"), Path("/usr/share/tesseract-ocr/4.00/tessdata")]
-
-
-class InMemory:
-    """The first ``limit`` samples of a set, held in memory (so file reads are off everyone's clock)."""
-
-    def __init__(self, source: Dataset, limit: int) -> None:  # duck-types Dataset for evaluate()
-        self.samples = list(islice(iter(source), limit))
-        self.kind = source.kind
-
-    def __iter__(self):
-        return iter(self.samples)
-
-    def __len__(self) -> int:
-        return len(self.samples)
 
 
 def tesseract_round(images: list[bytes], threads: int, tessdata: Path) -> tuple[float, list[str]]:
@@ -91,9 +76,10 @@ def main() -> None:
     if tessdata is None:
         sys.exit("no eng.traineddata: apt-get install tesseract-ocr")
 
-    dataset = InMemory(open_dataset(args.dataset), args.limit)
-    images = [s.image for s in dataset.samples]
-    labels = [s.label for s in dataset.samples]
+    dataset = open_dataset(args.dataset).cached(args.limit)  # file reads off everyone's clock
+    samples = list(dataset)
+    images = [s.image for s in samples]
+    labels = [s.label for s in samples]
     recognizers = {
         p: Recognizer(precision=p, device="cpu", threads=args.threads, batch_size=args.batch_size)
         for p in args.precisions

@@ -21,7 +21,6 @@ import sys
 import time
 import warnings
 from collections import defaultdict
-from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import crnn.preprocess as preprocess  # noqa: E402
 import crnn.recognizer as recognizer_module  # noqa: E402
 from crnn import Recognizer  # noqa: E402
-from ocr.datasets import open_dataset  # noqa: E402
+from ocr.datasets import Dataset, open_dataset  # noqa: E402
 from ocr.evaluate import evaluate  # noqa: E402
 
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
@@ -55,20 +54,7 @@ class Timers:
         setattr(owner, name, timed)
 
 
-class InMemory:
-    """The first ``limit`` samples of a set held in memory (duck-types ``Dataset`` for ``evaluate``)."""
-
-    def __init__(self, path: Path, limit: int) -> None:
-        self.samples = list(islice(iter(open_dataset(path)), limit))
-
-    def __iter__(self):
-        return iter(self.samples)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-
-def profile(recognizer: Recognizer, dataset: InMemory) -> tuple[dict[str, float], int, float]:
+def profile(recognizer: Recognizer, dataset: Dataset) -> tuple[dict[str, float], int, float]:
     """One timed run: (seconds per stage, lines retried, the loop's own seconds)."""
     timers = Timers()
     timers.wrap(preprocess, "to_gray", "decode")
@@ -98,7 +84,7 @@ def profile(recognizer: Recognizer, dataset: InMemory) -> tuple[dict[str, float]
         calibration = recognizer.calibration
         timers.wrap(type(calibration), "__call__", "calibration")
     try:
-        result = evaluate(recognizer, dataset, progress=False)  # type: ignore[arg-type]
+        result = evaluate(recognizer, dataset, progress=False)
     finally:
         del recognizer.forward, recognizer._retry  # the module-level wrappers are undone by the caller
     seconds = dict(timers.seconds)
@@ -115,7 +101,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    dataset = InMemory(args.dataset, args.limit)
+    dataset = open_dataset(args.dataset).cached(args.limit)
     n = len(dataset)
     rows = {}
     for precision in args.precisions:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from ocr.datasets import DatasetError, open_dataset
 from ocr.lmdb_io import read_lmdb, write_lmdb
 from ocr.metrics import loose, score
 from ocr.mnist import digit_to_crop
-from tests.conftest import encode
+from tests.conftest import EXAMPLES, encode
 
 
 def make_images(folder: Path, names: list[str]) -> None:
@@ -121,3 +122,11 @@ def test_metrics() -> None:
     assert s.loose == pytest.approx(1 / 3)
     assert s.cer == pytest.approx((5 + 1 + 2) / 12)
     assert score([], []).n == 0
+
+
+def test_cached_dataset_holds_the_first_samples_in_memory() -> None:
+    full = open_dataset(EXAMPLES)
+    cached = full.cached(3)
+    assert len(cached) == 3 and cached.kind == full.kind
+    first = [s.name for s in islice(iter(full), 3)]
+    assert [s.name for s in cached] == first and [s.name for s in cached] == first  # iterable twice
