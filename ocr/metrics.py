@@ -99,6 +99,21 @@ def expected_calibration_error(confidences: Sequence[float], correct: Sequence[b
     return float(total / len(conf))
 
 
+def ece_noise_floor(confidences: Sequence[float], draws: int = 200, seed: int = 0, bins: int = 15
+                    ) -> tuple[float, float]:
+    """The ECE a *perfectly* calibrated model with these confidences shows from sampling noise alone.
+
+    Each draw marks line i right with probability ``confidences[i]``; returns
+    the mean and the 95th percentile of the ECE over the draws. On a few
+    hundred lines this floor is several points: an ECE below it cannot be
+    told apart from perfect calibration.
+    """
+    conf = np.asarray(confidences, dtype=float)
+    rng = np.random.default_rng(seed)
+    values = [expected_calibration_error(conf, rng.random(len(conf)) < conf, bins) for _ in range(draws)]
+    return float(np.mean(values)), float(np.percentile(values, 95))
+
+
 def risk_coverage(
     confidences: Sequence[float], correct: Sequence[bool], coverages: Sequence[float] = (1.0, 0.95, 0.9, 0.8, 0.7, 0.5)
 ) -> list[dict[str, float]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocr.metrics import expected_calibration_error, risk_coverage
+from ocr.metrics import ece_noise_floor, expected_calibration_error, risk_coverage
 
 
 def test_calibration_error_and_risk_coverage_on_hand_made_numbers() -> None:
@@ -16,3 +16,11 @@ def test_calibration_error_and_risk_coverage_on_hand_made_numbers() -> None:
     rows = risk_coverage(confidences, correct, coverages=(1.0, 0.5))
     assert rows[0] == {"coverage": 1.0, "threshold": 0.55, "error": 3 / 8}
     assert rows[1] == {"coverage": 0.5, "threshold": 0.95, "error": 0.25}
+
+
+def test_ece_noise_floor_shrinks_with_more_lines() -> None:
+    few, few95 = ece_noise_floor([0.7] * 50 + [0.3] * 50)
+    many, _ = ece_noise_floor([0.7] * 5000 + [0.3] * 5000)
+    assert 0.02 < few <= few95 < 0.2  # 100 lines: a perfect calibration still shows several points of ECE
+    assert many < few / 5
+    assert ece_noise_floor([1.0, 0.0] * 10) == (0.0, 0.0)  # certain confidences: no noise at all
