@@ -71,8 +71,9 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         ``timeout`` is the caller's remaining time in seconds (None: no deadline).
         """
         start = time.perf_counter()
+        deadline = self._clock.now() + timeout if timeout is not None else None
         try:
-            response = await self._recognize(request, timeout)
+            response = await self._recognize(request, deadline)
         except asyncio.CancelledError:
             self._metrics.requests.labels("Recognize", "CANCELLED", protocol).inc()
             raise
@@ -86,7 +87,7 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         self._metrics.request_seconds.labels(protocol).observe(time.perf_counter() - start)
         return response
 
-    async def _recognize(self, request: ocr_pb2.RecognizeRequest, timeout: float | None):
+    async def _recognize(self, request: ocr_pb2.RecognizeRequest, deadline: float | None):
         if self.draining:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "server is shutting down; retry on another instance")
         if not self.ready:
@@ -95,7 +96,7 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         self.in_flight += 1
         self._idle.clear()
         try:
-            response = await self._answer(request, timeout)
+            response = await self._answer(request, deadline)
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
@@ -111,12 +112,11 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         except asyncio.TimeoutError:
             return False
 
-    async def _answer(self, request: ocr_pb2.RecognizeRequest, timeout: float | None):
+    async def _answer(self, request: ocr_pb2.RecognizeRequest, deadline: float | None):
         if (request.model or self.default_model) not in self.workers and self.loader is not None:
             await self.loader(request.model)
         _, worker = select_model(self.workers, request.model, self.default_model)
         options = await check_off_loop(request, worker.recognizer, self._max_images, self._prep)
-        deadline = self._clock.now() + timeout if timeout is not None else None
         prepared = await prepare_off_loop(worker.recognizer, request, self._prep)
         results = await worker.recognize(prepared, options, deadline)
         return recognize_response(request, worker.name, results)

@@ -133,6 +133,16 @@ def test_bad_input_gets_its_status_and_a_json_error(http_server, case, kwargs, s
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_a_timeout_that_passes_before_compute_gets_504(http_server) -> None:
+    (crop,) = named_crops(1)
+    status, body, _ = call("POST", f"{http_server.http_url}/v1/recognize", json=json_request(crop),
+                           headers={"X-Request-Timeout": "0.000001"})  # spent before the batch can run
+    assert (status, body["error"]["code"]) == (504, "DEADLINE_EXCEEDED")
+    status, _, _ = call("POST", f"{http_server.http_url}/v1/recognize", json=json_request(crop),
+                        headers={"X-Request-Timeout": "60"})
+    assert status == 200
+
+
 def test_unknown_paths_and_methods_get_json_errors(http_server) -> None:
     status, body, _ = call("GET", f"{http_server.http_url}/v2/nothing")
     assert (status, body["error"]["code"]) == (404, "NOT_FOUND")
