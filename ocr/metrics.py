@@ -54,6 +54,13 @@ class Interval:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
+def net_lines_better(predictions: Sequence[str], baseline: Sequence[str], labels: Sequence[str]) -> int:
+    """Lines ``predictions`` read with fewer character errors than ``baseline``, minus lines it reads with more."""
+    ours = [Levenshtein.distance(p, t) for p, t in zip(predictions, labels)]
+    theirs = [Levenshtein.distance(p, t) for p, t in zip(baseline, labels)]
+    return sum(a < b for a, b in zip(ours, theirs)) - sum(a > b for a, b in zip(ours, theirs))
+
+
 def bootstrap(
     predictions: Sequence[str], labels: Sequence[str], seed: int = 0, rounds: int = 2000
 ) -> dict[str, Interval]:

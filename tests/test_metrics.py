@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocr.metrics import ece_noise_floor, expected_calibration_error, risk_coverage
+from ocr.metrics import ece_noise_floor, expected_calibration_error, net_lines_better, risk_coverage
 
 
 def test_calibration_error_and_risk_coverage_on_hand_made_numbers() -> None:
@@ -24,3 +24,11 @@ def test_ece_noise_floor_shrinks_with_more_lines() -> None:
     assert 0.02 < few <= few95 < 0.2  # 100 lines: a perfect calibration still shows several points of ECE
     assert many < few / 5
     assert ece_noise_floor([1.0, 0.0] * 10) == (0.0, 0.0)  # certain confidences: no noise at all
+
+
+def test_net_lines_better_counts_lines_not_characters() -> None:
+    labels = ["cat", "dog", "bird", "fish"]
+    baseline = ["cat", "dg", "bxrd", "fsh"]
+    assert net_lines_better(["cat", "dog", "bird", "fsh"], baseline, labels) == 2  # two lines fixed
+    assert net_lines_better(["cot", "dog", "bxxd", "fish"], baseline, labels) == 0  # two fixed, two made worse
+    assert net_lines_better(baseline, baseline, labels) == 0

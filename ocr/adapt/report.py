@@ -17,6 +17,14 @@ from ocr.metrics import Interval, loose
 SIGNIFICANCE = 0.05
 
 
+def _margin_text(selection: dict) -> str:
+    best, margin = selection.get("best_held_out"), selection.get("net_lines_better_than_1")
+    if best is None or best == 1.0:
+        return ""
+    return (f", {margin:+d} lines net better than weight 1.0 (a lower weight needs at least "
+            f"+{selection.get('min_net_lines')})")
+
+
 def compare_paired(zero_shot: list[str], adapted: list[str], labels: list[str], seed: int, rounds: int = 2000) -> dict:
     """Zero-shot vs adapted readings of the same images, image by image (loose correctness).
 
@@ -170,8 +178,9 @@ def render_markdown(r: dict) -> str:
     lines += [
         "",
         f"Interpolation: the installed weights are {sel['weight']} x fine-tuned + {1 - sel['weight']:.1f} x "
-        f"pretrained.{fallback} On the held-out images weight {sel['candidate']} read best (lowest CER, then "
-        f"loose, then the higher weight); from there down, each weight alone and then with the fallback was "
+        f"pretrained.{fallback} On the held-out images weight {sel.get('best_held_out', sel['candidate'])} read "
+        f"best (lowest CER, then loose, then the higher weight){_margin_text(sel)}; the candidate was "
+        f"{sel['candidate']}, and from there down, each weight alone and then with the fallback was "
         f"tried until the estimated general-text drop was within {100 * sel['max_forgetting']:.1f} points "
         f"(`--max-forgetting`); estimated drops, in points: {drops}."
         + ("" if sel["within_limit"] else " **Nothing tried met the limit; the last option tried was used.**"),
