@@ -37,14 +37,21 @@ STAGES = ["decode", "resize", "batch", "network", "softmax+mask", "ctc decode", 
 
 
 class Timers:
+    """Wraps functions with timers while active (``with Timers() as t: t.wrap(...)``); undoes every wrap on exit."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.retried = 0
+        self._undo: list[tuple[object, str, object | None]] = []
 
-    def wrap(self, owner, name: str, stage: str) -> None:
+    def wrap(self, owner: object, name: str, stage: str, before=None) -> None:
+        """Time ``owner.name`` under ``stage``; ``before(*args)`` runs first, untimed."""
         original = getattr(owner, name)
+        self._undo.append((owner, name, vars(owner).get(name)))
 
         def timed(*args, **kwargs):
+            if before is not None:
+                before(*args)
             start = time.perf_counter()
             try:
                 return original(*args, **kwargs)
@@ -53,40 +60,34 @@ class Timers:
 
         setattr(owner, name, timed)
 
+    def __enter__(self) -> Timers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for owner, name, own in reversed(self._undo):
+            if own is None:
+                delattr(owner, name)  # it was inherited (e.g. a bound method): uncover it again
+            else:
+                setattr(owner, name, own)
+
 
 def profile(recognizer: Recognizer, dataset: Dataset) -> tuple[dict[str, float], int, float]:
     """One timed run: (seconds per stage, lines retried, the loop's own seconds)."""
-    timers = Timers()
-    timers.wrap(preprocess, "to_gray", "decode")
-    timers.wrap(preprocess, "resize_to_height", "resize")
-    timers.wrap(recognizer_module, "stack_batch", "batch")
-    timers.wrap(recognizer_module, "masked_probabilities", "softmax+mask")
-    timers.wrap(recognizer_module, "greedy_decode", "ctc decode")
-    original_forward, original_retry = recognizer.forward, recognizer._retry
 
-    def forward(images, width):
-        start = time.perf_counter()
-        try:
-            return original_forward(images, width)
-        finally:
-            timers.seconds["forward"] += time.perf_counter() - start
-
-    def retry(images, masks, constraints, results, below, transform):
+    def count_retried(images, masks, constraints, results, below, transform) -> None:
         timers.retried += sum(r.confidence < below for r in results)
-        start = time.perf_counter()
-        try:
-            return original_retry(images, masks, constraints, results, below, transform)
-        finally:
-            timers.seconds["retry"] += time.perf_counter() - start
 
-    recognizer.forward, recognizer._retry = forward, retry  # type: ignore[method-assign]
-    if recognizer.calibration is not None:
-        calibration = recognizer.calibration
-        timers.wrap(type(calibration), "__call__", "calibration")
-    try:
+    with Timers() as timers:
+        timers.wrap(preprocess, "to_gray", "decode")
+        timers.wrap(preprocess, "resize_to_height", "resize")
+        timers.wrap(recognizer_module, "stack_batch", "batch")
+        timers.wrap(recognizer_module, "masked_probabilities", "softmax+mask")
+        timers.wrap(recognizer_module, "greedy_decode", "ctc decode")
+        timers.wrap(recognizer, "forward", "forward")
+        timers.wrap(recognizer, "_retry", "retry", before=count_retried)
+        if recognizer.calibration is not None:
+            timers.wrap(type(recognizer.calibration), "__call__", "calibration")
         result = evaluate(recognizer, dataset, progress=False)
-    finally:
-        del recognizer.forward, recognizer._retry  # the module-level wrappers are undone by the caller
     seconds = dict(timers.seconds)
     seconds["network"] = seconds.pop("forward", 0.0) - seconds.get("batch", 0.0)
     return seconds, timers.retried, result.seconds
@@ -106,21 +107,7 @@ def main() -> None:
     rows = {}
     for precision in args.precisions:
         recognizer = Recognizer(precision=precision, device="cpu", threads=args.threads)
-        runs = []
-        for _ in range(args.repeats):
-            originals = {name: getattr(preprocess, name) for name in ("to_gray", "resize_to_height")}
-            originals |= {name: getattr(recognizer_module, name)
-                          for name in ("stack_batch", "masked_probabilities", "greedy_decode")}
-            calibration_call = type(recognizer.calibration).__call__ if recognizer.calibration else None
-            try:
-                runs.append(profile(recognizer, dataset))
-            finally:
-                for name in ("to_gray", "resize_to_height"):
-                    setattr(preprocess, name, originals[name])
-                for name in ("stack_batch", "masked_probabilities", "greedy_decode"):
-                    setattr(recognizer_module, name, originals[name])
-                if calibration_call is not None:
-                    type(recognizer.calibration).__call__ = calibration_call  # type: ignore[method-assign]
+        runs = [profile(recognizer, dataset) for _ in range(args.repeats)]
         rows[precision] = runs
     print(f"{n} crops of {args.dataset.name}; {args.threads} threads; ms per line, medians of {args.repeats} runs")
     print("| stage | " + " | ".join(rows) + " |")
