@@ -287,6 +287,14 @@ class Recognizer:
                         )
         return results  # type: ignore[return-value]
 
+    def input_batches(self, images: Sequence[PreparedImage]) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """The network inputs the recogniser would run for ``images``: (indices, ``(N, 1, H, W)`` tensor) per batch.
+
+        For calibrating and checking other runtimes (int8 ranges, ONNX) on exactly the batches served here.
+        """
+        for rows in self.batches(images):
+            yield rows, self.batch_tensor([images[i] for i in rows], bucket_width(images[rows[0]].width))
+
     def batch_tensor(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:
         """Pad, normalise and stack images into an ``(N, 1, H, width)`` float tensor on the CPU."""
         return torch.from_numpy(stack_batch([im.pixels for im in images], width, self.model.normalization))

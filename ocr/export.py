@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from crnn import Recognizer
-from crnn.preprocess import PreparedImage, bucket_width
+from crnn.preprocess import PreparedImage
 from crnn.weights import LoadedModel
 
 OPSET = 17
@@ -82,10 +82,7 @@ def calibration_batches(recognizer: Recognizer, source: Path | None, lines: int)
 
         images, _ = hard_general_set(find_fonts(PROBE_CHARS), count=lines, seed=7)
     prepared: list[PreparedImage] = recognizer.prepare_many(images)
-    return [
-        recognizer.batch_tensor([prepared[i] for i in b], bucket_width(prepared[b[0]].width)).numpy()
-        for b in recognizer.batches(prepared)
-    ]
+    return [tensor.numpy() for _, tensor in recognizer.input_batches(prepared)]
 
 
 def quantize_int8(fp32_path: Path, out: Path, batches: list[np.ndarray], model: LoadedModel) -> None:

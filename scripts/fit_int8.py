@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from crnn import Recognizer  # noqa: E402
-from crnn.preprocess import bucket_width  # noqa: E402
 from crnn.quantize import fit_stats, save_stats, stats_path  # noqa: E402
 from ocr.adapt.general import PROBE_CHARS, hard_general_set  # noqa: E402
 from ocr.adapt.render import find_fonts  # noqa: E402
@@ -42,10 +41,7 @@ def main() -> None:
     images = [s.image for s in islice(iter(open_dataset(args.real)), args.real_lines)]
     rendered, _ = hard_general_set(find_fonts(PROBE_CHARS), count=args.rendered_lines, seed=7)
     prepared = recognizer.prepare_many(images + rendered)
-    batches = [
-        recognizer.batch_tensor([prepared[i] for i in b], bucket_width(prepared[b[0]].width))
-        for b in recognizer.batches(prepared)
-    ]
+    batches = [tensor for _, tensor in recognizer.input_batches(prepared)]
     stats = fit_stats(recognizer.model.network, batches)
     print(f"observed {len(images)} real and {len(rendered)} rendered lines in {len(batches)} batches; "
           f"{len(stats)} observer tensors")

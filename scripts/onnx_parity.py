@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 
 from crnn import Recognizer  # noqa: E402
 from crnn.decode import greedy_decode  # noqa: E402
-from crnn.preprocess import bucket_width  # noqa: E402
 from ocr.datasets import open_dataset  # noqa: E402
 from ocr.export import ExportConfig, OnnxNetwork, run_export  # noqa: E402
 from ocr.metrics import loose  # noqa: E402
@@ -64,8 +63,7 @@ def main() -> None:
         labels = [s.label for s in samples]
         read = {"torch": [""] * len(samples), "fp32": [""] * len(samples), "int8": [""] * len(samples)}
         worst = 0.0
-        for rows in recognizer.batches(prepared):
-            batch = recognizer.batch_tensor([prepared[i] for i in rows], bucket_width(prepared[rows[0]].width))
+        for rows, batch in recognizer.input_batches(prepared):
             with torch.inference_mode():
                 ref = recognizer.network(batch).numpy()
             out = fp32(batch.numpy())

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from crnn import Recognizer
-from crnn.preprocess import bucket_width
 from crnn.quantize import fit_stats, load_stats, quantized_network, save_stats, stats_path
 from crnn.runtime import resolve_precision
 from crnn.weights import LoadedModel
@@ -32,9 +31,8 @@ def example_images() -> list[bytes]:
 def batches(recognizer: Recognizer, images: list[bytes]):
     """The recogniser's own width-bucketed batches: (prepared images, input tensor)."""
     prepared = recognizer.prepare_many(images)
-    for rows in recognizer.batches(prepared):
-        ims = [prepared[i] for i in rows]
-        yield ims, recognizer.batch_tensor(ims, bucket_width(ims[0].width))
+    for rows, tensor in recognizer.input_batches(prepared):
+        yield [prepared[i] for i in rows], tensor
 
 
 @pytest.fixture(scope="module")
