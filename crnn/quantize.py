@@ -13,6 +13,7 @@ on every machine.
 from __future__ import annotations
 
 import copy
+import io
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from crnn.calibration import TABLES
+from crnn.weights import write_atomically
 
 #: Observer state keys end with these (the rest of a prepared model's state dict is the weights).
 _OBSERVER_KEYS = ("histogram", "min_val", "max_val")
@@ -96,9 +98,9 @@ def quantized_network(network: nn.Module, stats: dict[str, torch.Tensor], input_
 
 def save_stats(stats: dict[str, torch.Tensor], weights_sha256: str, path: Path) -> None:
     """Write fitted ranges with the SHA-256 of the weights they belong to (atomically)."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"weights_sha256": weights_sha256, "observers": stats}, tmp)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    torch.save({"weights_sha256": weights_sha256, "observers": stats}, buffer)
+    write_atomically(path, buffer.getvalue())
 
 
 def load_stats(path: Path, weights_sha256: str) -> dict[str, torch.Tensor]:

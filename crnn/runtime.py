@@ -6,6 +6,8 @@ from typing import Literal
 
 import torch
 
+from crnn import quantize
+
 Precision = Literal["fp32", "bf16", "fp16", "int8", "auto"]
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
 
@@ -39,17 +41,15 @@ def resolve_precision(
     runs it fast and the spec says bf16 keeps accuracy (``bf16_validated``);
     else fp32. An explicit precision the device cannot run is an error.
     """
-    from crnn.quantize import cpu_has_vnni, int8_supported
-
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if device.type == "cpu":
         if precision == "fp16":
             raise ValueError("fp16 is not supported on the CPU; use bf16, int8 or fp32")
-        if precision == "int8" and not int8_supported():
+        if precision == "int8" and not quantize.int8_supported():
             raise ValueError("int8 needs PyTorch's x86 quantized engine, which this build lacks; use bf16 or fp32")
         if precision == "auto":
-            if int8_validated and int8_supported() and cpu_has_vnni():
+            if int8_validated and quantize.int8_supported() and quantize.cpu_has_vnni():
                 return "int8"
             return "bf16" if bf16_validated and cpu_supports_bf16() else "fp32"
         return precision
