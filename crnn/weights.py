@@ -116,19 +116,8 @@ def load_registered(spec: ModelSpec, weights: Path | None = None) -> LoadedModel
     if weights is None and os.environ.get(WEIGHTS_ENV):
         weights = Path(os.environ[WEIGHTS_ENV])
     path = Path(weights) if weights is not None else spec.weights_file()
-    if not path.is_file():
-        raise WeightsError(f"weights file for model {spec.name!r} not found: {path}")
-    actual = sha256_file(path)
-    if actual != spec.sha256:
-        raise WeightsError(
-            f"checksum mismatch for {path}: expected SHA-256 {spec.sha256} for model "
-            f"{spec.name!r}, got {actual}; refusing to load"
-        )
-    state_dict = _torch_load(path)
-    if not isinstance(state_dict, dict):
-        raise WeightsError(f"{path}: expected a state dict, got {type(state_dict).__name__}")
     network = spec.build()
-    _load_strict(network, strip_module_prefix(state_dict), path)
+    load_verified_weights(network, path, spec.sha256, spec.name)
     return LoadedModel(
         name=spec.name,
         network=network.eval(),
@@ -136,9 +125,29 @@ def load_registered(spec: ModelSpec, weights: Path | None = None) -> LoadedModel
         input_height=spec.input_height,
         normalization=spec.normalization,
         source=f"{spec.source}; file {path}",
-        sha256=actual,
+        sha256=spec.sha256,
         metadata={"architecture": spec.architecture},
     )
+
+
+def load_verified_weights(network: nn.Module, path: Path, sha256: str, name: str) -> None:
+    """Load a registered bare state dict into ``network`` after checking the file's SHA-256.
+
+    A missing file, a checksum mismatch (checked before the file is unpickled),
+    a file that is not a state dict or weights that do not fit raise ``WeightsError``.
+    """
+    if not path.is_file():
+        raise WeightsError(f"weights file for model {name!r} not found: {path}")
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise WeightsError(
+            f"checksum mismatch for {path}: expected SHA-256 {sha256} for model {name!r}, got {actual}; "
+            "refusing to load"
+        )
+    state_dict = _torch_load(path)
+    if not isinstance(state_dict, dict):
+        raise WeightsError(f"{path}: expected a state dict, got {type(state_dict).__name__}")
+    _load_strict(network, strip_module_prefix(state_dict), path)
 
 
 def save_checkpoint(

@@ -1,0 +1,171 @@
+"""From CRAFT's score maps to text lines: pure numpy/OpenCV functions, no model.
+
+Pipeline (every threshold is a field of :class:`BoxThresholds` or :class:`LineGrouping`):
+
+1. **Words.** A map pixel is "text" when its region score exceeds ``low_text``
+   and "link" when its affinity score exceeds ``link``. Connected components
+   (4-connectivity) of text-or-link pixels are candidate words; one smaller
+   than ``min_area`` map pixels, or whose region score never reaches ``text``,
+   is dropped. Each word's pixels, minus link-only ones, are dilated in
+   proportion to the word's thickness and wrapped in their minimum-area
+   rectangle (an axis-aligned one when that rectangle is nearly square, where
+   its angle means nothing).
+2. **Lines.** Near-horizontal words (top edge slope under ``max_slope``) on the
+   same row (centres within ``max_center_shift`` of the row's height, heights
+   within ``max_height_ratio``) and close together (gap under ``max_gap`` of
+   the height) are merged into one axis-aligned line box. Tilted words stay
+   as their own rotated boxes.
+3. **Reading order.** Lines are grouped into rows top to bottom (a line whose
+   vertical centre falls inside the current row's span joins it) and read
+   left to right within a row.
+
+A box is a ``(4, 2)`` float array of corners ``(x, y)``, clockwise from the
+top-left corner.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BoxThresholds:
+    """Score thresholds for turning CRAFT's maps into word boxes (CRAFT's published defaults)."""
+
+    #: A word's region score must reach this somewhere.
+    text: float = 0.7
+    #: Region score above which a pixel belongs to a character.
+    low_text: float = 0.4
+    #: Affinity score above which a pixel joins two characters.
+    link: float = 0.4
+    #: Components smaller than this many map pixels are noise.
+    min_area: int = 10
+
+
+@dataclass(frozen=True)
+class LineGrouping:
+    """When neighbouring word boxes are merged into one line (lengths relative to the box height)."""
+
+    #: Words whose top edge is steeper than this (|dy/dx|) are kept as rotated boxes.
+    max_slope: float = 0.1
+    #: Words whose vertical centres differ by less than this share a row.
+    max_center_shift: float = 0.5
+    #: Words whose heights differ by more than this fraction do not share a row.
+    max_height_ratio: float = 0.5
+    #: Words on a row whose horizontal gap is below this are merged into one line.
+    max_gap: float = 1.0
+
+
+def order_corners(points: np.ndarray) -> np.ndarray:
+    """Four corners sorted clockwise (in image coordinates, y down) starting from the top-left one."""
+    points = np.asarray(points, dtype=np.float32).reshape(4, 2)
+    centre = points.mean(axis=0)
+    angles = np.arctan2(points[:, 1] - centre[1], points[:, 0] - centre[0])
+    points = points[np.argsort(angles)]  # increasing angle is clockwise when y points down
+    first = int(np.argmin(points.sum(axis=1)))
+    return np.roll(points, -first, axis=0)
+
+
+def word_boxes(region: np.ndarray, affinity: np.ndarray, thresholds: BoxThresholds = BoxThresholds()) -> list[np.ndarray]:
+    """Word boxes in map coordinates from a region map and an affinity map of the same shape."""
+    if region.shape != affinity.shape or region.ndim != 2:
+        raise ValueError(f"region {region.shape} and affinity {affinity.shape} must be 2-D maps of one shape")
+    text = region > thresholds.low_text
+    link = affinity > thresholds.link
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((text | link).astype(np.uint8), connectivity=4)
+    link_only = link & ~text
+    height, width = region.shape
+    boxes = []
+    for k in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[k])
+        if area < thresholds.min_area:
+            continue
+        window = (slice(y, y + h), slice(x, x + w))
+        mine = labels[window] == k
+        if region[window][mine].max() < thresholds.text:
+            continue
+        # Grow the character pixels by about the word's stroke thickness, so the box covers whole glyphs.
+        grow = int(math.sqrt(area * min(w, h) / (w * h)) * 2)
+        x0, y0 = max(0, x - grow), max(0, y - grow)
+        x1, y1 = min(width, x + w + grow + 1), min(height, y + h + grow + 1)
+        segment = ((labels[y0:y1, x0:x1] == k) & ~link_only[y0:y1, x0:x1]).astype(np.uint8)
+        if grow:
+            segment = cv2.dilate(segment, np.ones((1 + grow, 1 + grow), np.uint8))
+        ys, xs = np.nonzero(segment)
+        if xs.size == 0:
+            continue
+        points = np.column_stack([xs + x0, ys + y0]).astype(np.float32)
+        rect = cv2.minAreaRect(points)
+        rect_w, rect_h = rect[1]
+        if abs(rect_w - rect_h) <= 0.1 * max(rect_w, rect_h, 1e-6):
+            left, top = points.min(axis=0)
+            right, bottom = points.max(axis=0) + 1
+            corners = np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float32)
+        else:
+            corners = cv2.boxPoints(rect)
+        boxes.append(order_corners(corners))
+    return boxes
+
+
+def _is_horizontal(box: np.ndarray, max_slope: float) -> bool:
+    dx, dy = box[1] - box[0]
+    return dx > 0 and abs(dy) <= max_slope * dx
+
+
+def group_lines(boxes: list[np.ndarray], grouping: LineGrouping = LineGrouping()) -> list[np.ndarray]:
+    """Merge near-horizontal word boxes on one row and close together into line boxes; others pass through."""
+    flat = [b for b in boxes if _is_horizontal(b, grouping.max_slope)]
+    lines = [b for b in boxes if not _is_horizontal(b, grouping.max_slope)]
+    # Axis-aligned extents: (left, top, right, bottom).
+    extents = sorted(
+        ((float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 0].max()), float(b[:, 1].max())) for b in flat),
+        key=lambda e: (e[1] + e[3]) / 2,
+    )
+    rows: list[list[tuple[float, float, float, float]]] = []
+    for extent in extents:
+        centre, height = (extent[1] + extent[3]) / 2, extent[3] - extent[1]
+        if rows:
+            row = rows[-1]
+            row_centre = sum((e[1] + e[3]) / 2 for e in row) / len(row)
+            row_height = sum(e[3] - e[1] for e in row) / len(row)
+            if (abs(centre - row_centre) < grouping.max_center_shift * row_height
+                    and abs(height - row_height) < grouping.max_height_ratio * row_height):
+                row.append(extent)
+                continue
+        rows.append([extent])
+    for row in rows:
+        row.sort()
+        merged = list(row[0])
+        for left, top, right, bottom in row[1:]:
+            height = max(merged[3] - merged[1], bottom - top)
+            if left - merged[2] < grouping.max_gap * height:
+                merged = [merged[0], min(merged[1], top), max(merged[2], right), max(merged[3], bottom)]
+            else:
+                lines.append(_rectangle(*merged))
+                merged = [left, top, right, bottom]
+        lines.append(_rectangle(*merged))
+    return lines
+
+
+def _rectangle(left: float, top: float, right: float, bottom: float) -> np.ndarray:
+    return np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float32)
+
+
+def reading_order(boxes: list[np.ndarray]) -> list[int]:
+    """Indices of ``boxes`` in reading order: rows top to bottom, left to right within a row."""
+    by_top = sorted(range(len(boxes)), key=lambda i: (float(boxes[i][:, 1].min()), float(boxes[i][:, 0].min())))
+    rows: list[list[int]] = []
+    row_bottom = -math.inf
+    for i in by_top:
+        centre = float(boxes[i][:, 1].mean())
+        if rows and centre <= row_bottom:
+            rows[-1].append(i)
+            row_bottom = max(row_bottom, float(boxes[i][:, 1].max()))
+        else:
+            rows.append([i])
+            row_bottom = float(boxes[i][:, 1].max())
+    return [i for row in rows for i in sorted(row, key=lambda j: float(boxes[j][:, 0].min()))]
