@@ -34,16 +34,20 @@ import numpy as np
 
 @dataclass(frozen=True)
 class BoxThresholds:
-    """Score thresholds for turning CRAFT's maps into word boxes (CRAFT's published defaults)."""
+    """Score thresholds for turning CRAFT's maps into word boxes.
+
+    CRAFT publishes 0.7 / 0.4 / 0.4 and 10 pixels; the lower values here find
+    more thin and small characters on scanned receipts (docs/detection.md).
+    """
 
     #: A word's region score must reach this somewhere.
-    text: float = 0.7
+    text: float = 0.5
     #: Region score above which a pixel belongs to a character.
-    low_text: float = 0.4
+    low_text: float = 0.3
     #: Affinity score above which a pixel joins two characters.
     link: float = 0.4
     #: Components smaller than this many map pixels are noise.
-    min_area: int = 10
+    min_area: int = 4
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ def order_corners(points: np.ndarray) -> np.ndarray:
     return np.roll(points, -first, axis=0)
 
 
-def word_boxes(region: np.ndarray, affinity: np.ndarray, thresholds: BoxThresholds = BoxThresholds()) -> list[np.ndarray]:
+def word_boxes(region: np.ndarray, affinity: np.ndarray, thresholds: BoxThresholds = BoxThresholds()
+               ) -> list[np.ndarray]:
     """Word boxes in map coordinates from a region map and an affinity map of the same shape."""
     if region.shape != affinity.shape or region.ndim != 2:
         raise ValueError(f"region {region.shape} and affinity {affinity.shape} must be 2-D maps of one shape")
@@ -169,3 +174,61 @@ def reading_order(boxes: list[np.ndarray]) -> list[int]:
             rows.append([i])
             row_bottom = float(boxes[i][:, 1].max())
     return [i for row in rows for i in sorted(row, key=lambda j: float(boxes[j][:, 0].min()))]
+
+
+@dataclass(frozen=True)
+class GlyphRecovery:
+    """Finding lone characters CRAFT misses (a "1" in a quantity column, a spaced ":"), from the ink itself.
+
+    Dark ink outside every detected line, joined vertically by ``join`` of the
+    typical line height (so a colon's two dots are one mark), is a candidate
+    when its height is between ``min_height`` and ``max_height`` of the typical
+    line height, it is at most ``max_aspect`` times wider than tall, and a
+    detected line shares its row. Heights are those of upright line boxes.
+    A candidate is kept only when the recogniser reads it, with confidence
+    at least ``min_confidence``, as letters or digits or one of ``keep_marks``
+    (other marks are mostly specks, rules and smudges).
+    """
+
+    min_height: float = 0.4
+    max_height: float = 1.0
+    max_aspect: float = 1.2
+    join: float = 0.3
+    #: Ink within this fraction of a line's height around its box belongs to that line.
+    clearance: float = 0.2
+    min_confidence: float = 0.5
+    keep_marks: str = ":"
+
+    def keeps(self, text: str, confidence: float) -> bool:
+        """Whether a candidate read as ``text`` is kept."""
+        return confidence >= self.min_confidence and (text.isalnum() or (len(text) == 1 and text in self.keep_marks))
+
+
+def stray_glyphs(gray: np.ndarray, lines: list[np.ndarray], recovery: GlyphRecovery = GlyphRecovery()
+                 ) -> list[np.ndarray]:
+    """Boxes around lone characters outside ``lines`` (page pixels); see :class:`GlyphRecovery`."""
+    upright = [b for b in lines if _is_horizontal(b, 0.1)]
+    if not upright:
+        return []
+    spans = np.array([(b[:, 1].min(), b[:, 1].max()) for b in upright], np.float32)
+    typical = float(np.median(spans[:, 1] - spans[:, 0]))
+    if typical < 4:
+        return []
+    _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    rows, cols = gray.shape
+    for b in lines:
+        pad = recovery.clearance * float(b[:, 1].max() - b[:, 1].min())
+        x0, y0 = (max(0, math.floor(v - pad)) for v in b.min(axis=0))
+        x1, y1 = math.ceil(b[:, 0].max() + pad), math.ceil(b[:, 1].max() + pad)
+        ink[y0:min(rows, y1), x0:min(cols, x1)] = 0
+    joined = cv2.dilate(ink, np.ones((max(1, round(recovery.join * typical)), 1), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    found = []
+    for x, y, w, h, _ in stats[1:count]:
+        if not recovery.min_height * typical <= h <= recovery.max_height * typical or w > recovery.max_aspect * h:
+            continue
+        overlap = np.minimum(spans[:, 1], y + h) - np.maximum(spans[:, 0], y)
+        if not (overlap >= 0.5 * h).any():
+            continue
+        found.append(_rectangle(float(x), float(y), float(x + w), float(y + h)))
+    return found

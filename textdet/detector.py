@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -11,13 +10,21 @@ import torch
 
 from crnn.runtime import Precision, autocast_dtype, resolve_device, resolve_precision
 from crnn.weights import load_verified_weights
-from textdet.boxes import BoxThresholds, LineGrouping, group_lines, reading_order, word_boxes
+from textdet.boxes import (
+    BoxThresholds,
+    GlyphRecovery,
+    LineGrouping,
+    group_lines,
+    reading_order,
+    stray_glyphs,
+    word_boxes,
+)
 from textdet.specs import DEFAULT_DETECTOR, DETECTOR_SPECS, DetectorSpec
 
 #: Pages are scaled down so that their longer side is at most this many pixels before detection ...
 DEFAULT_MAX_SIDE = 2560
-#: ... and they hold at most this many pixels (the detector's time grows with the area).
-DEFAULT_MAX_PIXELS = 1_000_000
+#: ... and they hold at most this many pixels (the detector's time grows with the area; docs/detection.md).
+DEFAULT_MAX_PIXELS = 600_000
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,8 @@ class DetectionConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     thresholds: BoxThresholds = field(default_factory=BoxThresholds)
     grouping: LineGrouping = field(default_factory=LineGrouping)
+    #: Look for lone characters CRAFT misses (None: don't).
+    glyphs: GlyphRecovery | None = field(default_factory=GlyphRecovery)
 
 
 class Detector:
@@ -101,6 +110,6 @@ class Detector:
         lines = group_lines(words, self.config.grouping)
         return [lines[i] for i in reading_order(lines)]
 
-    def detect_many(self, grays: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-        """:meth:`detect` for each page."""
-        return [self.detect(gray) for gray in grays]
+    def stray_glyphs(self, gray: np.ndarray, lines: list[np.ndarray]) -> list[np.ndarray]:
+        """Candidate lone characters outside ``lines`` (empty when glyph recovery is off)."""
+        return stray_glyphs(gray, lines, self.config.glyphs) if self.config.glyphs else []

@@ -1,8 +1,19 @@
-"""Reading whole pages: detect lines, cut them out straightened, read them all in shared batches."""
+"""Reading whole pages: detect lines, cut them out straightened, read them all in shared batches.
+
+The work is split into steps so that a caller that owns its own batching
+(the server's dynamic batcher) can run the recogniser itself:
+
+1. :meth:`PageReader.cut` — detect one page's lines (and lone-glyph candidates) and cut them out;
+2. read every cut's image; then read :func:`darkened` copies of those below ``enhance_below``;
+3. :meth:`PageReader.finish` — keep the better reading of each, tidy spacing, drop
+   unreadable glyph candidates, apply the minimum confidence, sort into reading order.
+
+:meth:`PageReader.read` does all three with the ``Recognizer``'s own batches.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -11,6 +22,7 @@ from crnn.constrained import Constraint
 from crnn.decode import CharResult, Result
 from crnn.preprocess import PreparedImage, prepare
 from crnn.recognizer import Recognizer
+from textdet.boxes import reading_order
 from textdet.crop import DEFAULT_MARGIN, crop_line
 from textdet.detector import Detector
 from textdet.lines import darken_ink, tidy_spacing
@@ -38,22 +50,26 @@ class Line:
 
 @dataclass(frozen=True)
 class Cut:
-    """A line cut out of its page for the recogniser, and how to map its reading back."""
+    """A line cut out of its page for the recogniser, and how to map its reading back.
+
+    ``glyph`` marks a lone-character candidate, kept only if it reads as one (see ``GlyphRecovery``).
+    """
 
     page: int
     box: np.ndarray
     crop: np.ndarray
     image: PreparedImage
     left_margin: float
+    glyph: bool = False
 
 
 def cut_lines(gray: np.ndarray, boxes: Sequence[np.ndarray], height: int, page: int = 0,
-              margin: float = DEFAULT_MARGIN) -> list[Cut]:
+              margin: float = DEFAULT_MARGIN, glyph: bool = False) -> list[Cut]:
     """Every box of one page cut out, straightened and resized for a recogniser of input ``height``."""
     cuts = []
     for box in boxes:
         crop, left = crop_line(gray, box, margin)
-        cuts.append(Cut(page, box, crop, prepare(crop, height), left))
+        cuts.append(Cut(page, box, crop, prepare(crop, height), left, glyph))
     return cuts
 
 
@@ -85,31 +101,50 @@ class PageReader:
         self.enhance_below = enhance_below or None
 
     def cut(self, gray: np.ndarray, page: int = 0) -> list[Cut]:
-        """Detect the lines of one grey page and cut them out for the recogniser."""
-        return cut_lines(gray, self.detector.detect(gray), self.recognizer.input_height, page, self.margin)
+        """Detect the lines (and lone-glyph candidates) of one grey page and cut them out for the recogniser."""
+        lines = self.detector.detect(gray)
+        glyphs = self.detector.stray_glyphs(gray, lines)
+        height = self.recognizer.input_height
+        return (cut_lines(gray, lines, height, page, self.margin)
+                + cut_lines(gray, glyphs, height, page, self.margin, glyph=True))
 
-    def read_cuts(self, cuts: Sequence[Cut], allowlist: str | None = None, constraint: Constraint | None = None,
-                  min_confidence: float | None = None) -> list[Line]:
-        """Read lines already cut out (of any pages), in one set of batches."""
-        results = self.recognizer.recognize_prepared([c.image for c in cuts], allowlist, constraint)
-        if self.enhance_below:
-            unsure = [i for i, r in enumerate(results) if r.confidence < self.enhance_below]
-            darker = [prepare(darken_ink(cuts[i].crop), self.recognizer.input_height) for i in unsure]
-            for i, other in zip(unsure, self.recognizer.recognize_prepared(darker, allowlist, constraint)):
-                if other.confidence > results[i].confidence:
-                    results[i] = other
-        if constraint is None:
-            results = [tidy_spacing(r) for r in results]
-        if min_confidence is not None:
-            results = [r if r.confidence >= min_confidence else replace(r, text="", chars=[], rejected=True)
-                       for r in results]
-        return [to_line(cut, result) for cut, result in zip(cuts, results)]
+    def unsure(self, results: Sequence[Result]) -> list[int]:
+        """Indices of the readings worth a second look with darkened ink."""
+        if not self.enhance_below:
+            return []
+        return [i for i, r in enumerate(results) if r.confidence < self.enhance_below]
+
+    def darkened(self, cut: Cut) -> PreparedImage:
+        """The cut with its ink darkened, prepared for the recogniser."""
+        return prepare(darken_ink(cut.crop), self.recognizer.input_height)
+
+    def finish(self, cuts: Sequence[Cut], results: Sequence[Result], second: Mapping[int, Result], pages: int,
+               tidy: bool = True, min_confidence: float | None = None) -> list[list[Line]]:
+        """Lines per page from the cuts' readings (``second``: index -> reading of the darkened cut)."""
+        recovery = self.detector.config.glyphs
+        kept: list[list[tuple[Cut, Result]]] = [[] for _ in range(pages)]
+        for i, (cut, result) in enumerate(zip(cuts, results)):
+            other = second.get(i)
+            if other is not None and other.confidence > result.confidence:
+                result = other
+            if tidy:
+                result = tidy_spacing(result)
+            if cut.glyph and not (recovery and recovery.keeps(result.text, result.confidence)):
+                continue
+            if min_confidence is not None and result.confidence < min_confidence:
+                result = replace(result, text="", chars=[], rejected=True)
+            kept[cut.page].append((cut, result))
+        out = []
+        for page in kept:
+            order = reading_order([cut.box for cut, _ in page])
+            out.append([to_line(*page[i]) for i in order])
+        return out
 
     def read(self, grays: Sequence[np.ndarray], allowlist: str | None = None, constraint: Constraint | None = None,
              min_confidence: float | None = None) -> list[list[Line]]:
         """The lines of each grey page, in reading order; a page without text gives an empty list."""
         cuts = [cut for page, gray in enumerate(grays) for cut in self.cut(gray, page)]
-        pages: list[list[Line]] = [[] for _ in grays]
-        for cut, line in zip(cuts, self.read_cuts(cuts, allowlist, constraint, min_confidence)):
-            pages[cut.page].append(line)
-        return pages
+        results = self.recognizer.recognize_prepared([c.image for c in cuts], allowlist, constraint)
+        unsure = self.unsure(results)
+        again = self.recognizer.recognize_prepared([self.darkened(cuts[i]) for i in unsure], allowlist, constraint)
+        return self.finish(cuts, results, dict(zip(unsure, again)), len(grays), constraint is None, min_confidence)
