@@ -27,11 +27,13 @@ from ocr.config import (
     BatchConfig,
     BenchConfig,
     DecodeOptions,
+    DetectOptions,
     EvalConfig,
     ModelOptions,
     ReadConfig,
 )
 from ocr.datasets import FORMATS_HELP, DatasetError
+from textdet.detector import DEFAULT_MAX_PIXELS
 from ocr.metrics import bootstrap, expected_calibration_error, loose, risk_coverage
 from server.config import (
     ALL_INTERFACES,
@@ -121,6 +123,19 @@ def _add_decode_options(parser: argparse.ArgumentParser) -> None:
                        "chance the reading is exactly right): they come back with no text, marked rejected")
 
 
+def _add_detect_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("whole pages (text detection)")
+    group.add_argument("--detect", action="store_true",
+                       help="the images are whole pages or photos: find the text lines (CRAFT) and read each")
+    group.add_argument("--detect-max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                       help="pages are scaled down to at most N pixels for detection, never up (default: "
+                       f"{DEFAULT_MAX_PIXELS:,}); more finds smaller text, at a cost in time that grows with N")
+
+
+def _detect_options(args: argparse.Namespace) -> DetectOptions:
+    return DetectOptions(args.detect, args.detect_max_pixels)
+
+
 def _decode_options(args: argparse.Namespace) -> DecodeOptions:
     return DecodeOptions(args.pattern, args.lexicon, args.ignore_case, args.beam, args.min_confidence)
 
@@ -150,7 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
     read.add_argument("--allow", metavar="CHARS", help="only these characters may be read, e.g. 0123456789")
     read.add_argument("--json", action="store_true",
-                      help='JSON lines {"image", "text", "confidence"} (and "unconstrained" with a constraint)')
+                      help='JSON lines {"image", "text", "confidence"} (and "unconstrained" with a constraint); with '
+                      '--detect {"image", "lines": [{"box", "text", "confidence", "chars"}]}')
+    read.add_argument("--draw", type=Path, metavar="OUT.png",
+                      help="with --detect: draw the boxes and texts over the image into OUT.png (a folder with "
+                      "several images)")
+    _add_detect_options(read)
     _add_decode_options(read)
     _add_model_options(read)
 
@@ -367,8 +387,16 @@ def _write_predictions(path: Path, predictions) -> None:
 def _cmd_read(args: argparse.Namespace) -> int:
     from ocr.read import run_read
 
-    config = ReadConfig(tuple(args.inputs), args.allow, args.json, _model_options(args), _decode_options(args))
-    return run_read(config, config.model.load())
+    from ocr.read import run_read_pages
+
+    if args.draw is not None and not args.detect:
+        raise ValueError("--draw needs --detect")
+    config = ReadConfig(tuple(args.inputs), args.allow, args.json, _model_options(args), _decode_options(args),
+                        _detect_options(args), args.draw)
+    recognizer = config.model.load()
+    if config.detect.detect:
+        return run_read_pages(config, config.detect.page_reader(recognizer))
+    return run_read(config, recognizer)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -8,6 +8,9 @@ from pathlib import Path
 from crnn import Recognizer
 from crnn.constrained import Constraint
 from crnn.errors import InvalidConstraintError
+from crnn.runtime import Precision
+from textdet import DetectionConfig, Detector, PageReader
+from textdet.detector import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 
 #: Largest lexicon file read (bytes).
 MAX_LEXICON_BYTES = 16 << 20
@@ -57,12 +60,35 @@ class DecodeOptions:
 
 
 @dataclass(frozen=True)
+class DetectOptions:
+    """Whether images are whole pages to find lines in first, and how large the detector sees them."""
+
+    detect: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_side: int = DEFAULT_MAX_SIDE
+
+    def page_reader(self, recognizer: Recognizer) -> PageReader:
+        """A page reader around ``recognizer``, with the detector on the same device (weights checked on load)."""
+        config = DetectionConfig(max_side=self.max_side, max_pixels=self.max_pixels)
+        detector = Detector(device=str(recognizer.device), precision=_detector_precision(recognizer), config=config)
+        return PageReader(recognizer, detector)
+
+
+def _detector_precision(recognizer: Recognizer) -> Precision:
+    """The detector follows the recogniser: bf16 where the recogniser runs bf16 or int8, else fp32."""
+    return "bf16" if recognizer.precision in ("bf16", "int8") else "fp16" if recognizer.precision == "fp16" else "fp32"
+
+
+@dataclass(frozen=True)
 class ReadConfig:
     inputs: tuple[Path, ...]
     allow: str | None
     json: bool
     model: ModelOptions
     decode: DecodeOptions = DecodeOptions()
+    detect: DetectOptions = DetectOptions()
+    #: With detect: draw the lines over the image into this file (one input) or folder (several).
+    draw: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +100,7 @@ class EvalConfig:
     out: Path | None
     model: ModelOptions
     decode: DecodeOptions = DecodeOptions()
+    detect: DetectOptions = DetectOptions()
 
 
 @dataclass(frozen=True)
