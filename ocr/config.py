@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from crnn import Recognizer
 from crnn.constrained import Constraint
@@ -67,16 +68,15 @@ class DetectOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_side: int = DEFAULT_MAX_SIDE
 
-    def page_reader(self, recognizer: Recognizer) -> PageReader:
-        """A page reader around ``recognizer``, with the detector on the same device (weights checked on load)."""
+    def page_reader(self, recognizer: Recognizer, precision: str = "auto") -> PageReader:
+        """A page reader around ``recognizer``, with the detector on the same device (weights checked on load).
+
+        The detector runs at ``precision``, except that int8 (recogniser only) means ``auto`` for it.
+        """
         config = DetectionConfig(max_side=self.max_side, max_pixels=self.max_pixels)
-        detector = Detector(device=str(recognizer.device), precision=_detector_precision(recognizer), config=config)
+        detector_precision = cast(Precision, "auto" if precision == "int8" else precision)
+        detector = Detector(device=str(recognizer.device), precision=detector_precision, config=config)
         return PageReader(recognizer, detector)
-
-
-def _detector_precision(recognizer: Recognizer) -> Precision:
-    """The detector follows the recogniser: bf16 where the recogniser runs bf16 or int8, else fp32."""
-    return "bf16" if recognizer.precision in ("bf16", "int8") else "fp16" if recognizer.precision == "fp16" else "fp32"
 
 
 @dataclass(frozen=True)
