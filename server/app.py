@@ -17,11 +17,12 @@ from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.auth import BearerTokenInterceptor
 from server.batcher import BatcherConfig
 from server.config import ServerConfig
-from server.contract import build_recognizer, check_loadable, load_for_request
+from server.contract import build_detector, build_recognizer, check_loadable, load_for_request
 from server.http_api import HttpApi
 from server.metrics import Metrics
 from server.service import RecognizerService
 from server.worker import ModelWorker
+from textdet import Detector
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = ocr_pb2.DESCRIPTOR.services_by_name["Recognizer"].full_name
@@ -50,6 +51,8 @@ class OcrServer:
             {}, config.models[0], self._prep, self.metrics, config.max_images_per_request
         )
         self.service.loader = self.load_on_demand
+        self.service.detector_loader = self.detector
+        self._detector: asyncio.Future | None = None
         self._batcher_config = BatcherConfig(config.max_batch_size, config.max_queue_delay_ms, config.max_queue_size)
         self.port: int | None = None
         self.http: HttpApi | None = None
@@ -123,6 +126,16 @@ class OcrServer:
             self._loading[name] = asyncio.ensure_future(self._load_worker(name))
             self._loading[name].add_done_callback(lambda _: self._loading.pop(name, None))
         await asyncio.shield(self._loading[name])
+
+    async def detector(self) -> Detector:
+        """The text detector, loaded once on the inference thread when a request first asks for ``detect``.
+
+        Loading takes about a second on CPU; batches wait meanwhile. A failed load is retried by the next request.
+        """
+        if self._detector is None or (self._detector.done() and self._detector.exception() is not None):
+            loop = asyncio.get_running_loop()
+            self._detector = loop.run_in_executor(self._inference, build_detector, self.config)
+        return await asyncio.shield(self._detector)
 
     async def _load_worker(self, name: str) -> None:
         loop = asyncio.get_running_loop()

@@ -7,22 +7,27 @@ answer (and the same status code) from either.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, replace
+from typing import TypeVar, cast
 
 import grpc
+import numpy as np
 
 from crnn import Recognizer, Result
 from crnn.constrained import Constraint
-from crnn.errors import UnknownModelError
-from crnn.preprocess import PreparedImage
+from crnn.decode import CharResult
+from crnn.errors import InvalidImageError, UnknownModelError
+from crnn.preprocess import PreparedImage, to_gray
+from crnn.runtime import Precision
 from crnn.specs import MODEL_SPECS
 from crnn.weights import LoadedModel, find_model_file, load_model
 from ocr.v1 import ocr_pb2
 from server.config import ServerConfig
 from server.errors import RequestError
+from textdet.detector import Detector
+from textdet.page import Cut, Line, PageReader
 
 #: Requests with at most this many image bytes are decoded on the event loop (~0.3 ms), bigger ones on a thread.
 INLINE_PREPARE_BYTES = 64 * 1024
@@ -45,6 +50,12 @@ def build_recognizer(model: str | LoadedModel, config: ServerConfig) -> Recogniz
     )
     recognizer.warmup()
     return recognizer
+
+
+def build_detector(config: ServerConfig) -> Detector:
+    """The text detector on the server's device (int8 is for the recogniser only: the detector then picks)."""
+    precision = cast(Precision, "auto" if config.precision == "int8" else config.precision)
+    return Detector(device=config.device, precision=precision)
 
 
 def load_for_request(name: str, config: ServerConfig) -> Recognizer:
@@ -104,42 +115,119 @@ async def check_off_loop(
     return await loop.run_in_executor(executor, check_request, request, recognizer, max_images)
 
 
-def prepare_request(recognizer: Recognizer, request: ocr_pb2.RecognizeRequest) -> list[PreparedImage]:
-    """Decode and resize every image of a request; the first bad one raises ``InvalidImageError``."""
-    return recognizer.prepare_many([im.content for im in request.images], [im.id for im in request.images])
+def prepare_request(recognizer: Recognizer, request: ocr_pb2.RecognizeRequest) -> list[PreparedImage | np.ndarray]:
+    """Decode every image of a request: a line (``PreparedImage``) or, with ``detect``, a grey page array.
+
+    The first bad image raises ``InvalidImageError`` naming its index (and id).
+    """
+    out: list[PreparedImage | np.ndarray] = []
+    for i, image in enumerate(request.images):
+        try:
+            out.append(to_gray(image.content) if image.detect else recognizer.prepare(image.content))
+        except InvalidImageError as exc:
+            label = f"image {i}" + (f" (id {image.id!r})" if image.id else "")
+            raise InvalidImageError(exc.reason, f"{label}: {exc}") from exc
+    return out
 
 
 async def prepare_off_loop(
     recognizer: Recognizer, request: ocr_pb2.RecognizeRequest, executor: Executor
-) -> list[PreparedImage]:
+) -> list[PreparedImage | np.ndarray]:
     """:func:`prepare_request`, inline for small requests (cheaper than a thread hop), else on ``executor``."""
     if sum(len(im.content) for im in request.images) <= INLINE_PREPARE_BYTES:
         return prepare_request(recognizer, request)
     return await asyncio.get_running_loop().run_in_executor(executor, prepare_request, recognizer, request)
 
 
+ReadLines = Callable[[Sequence[PreparedImage], ReadOptions], Awaitable[list[Result]]]
+
+
+async def read_request(
+    prepared: Sequence[PreparedImage | np.ndarray], options: ReadOptions, read: ReadLines,
+    page_reader: Callable[[], Awaitable[PageReader]], executor: Executor,
+) -> list[Result | list[Line]]:
+    """Every image's reading: a ``Result`` for a line, the lines found for a page (``detect``).
+
+    ``read`` reads lines through the caller's batching; page detection runs on
+    ``executor`` (the inference thread), and every page line goes through
+    ``read`` too, so page lines share batches with other requests' crops.
+    """
+    lines = [i for i, p in enumerate(prepared) if isinstance(p, PreparedImage)]
+    pages = [i for i, p in enumerate(prepared) if not isinstance(p, PreparedImage)]
+
+    async def read_lines() -> list[Result]:
+        return await read([prepared[i] for i in lines], options) if lines else []  # type: ignore[misc]
+
+    async def read_pages() -> list[list[Line]]:
+        if not pages:
+            return []
+        grays = [prepared[i] for i in pages]
+        return await _read_pages(await page_reader(), grays, options, read, executor)  # type: ignore[arg-type]
+
+    line_results, page_lines = await asyncio.gather(read_lines(), read_pages())
+    readings: list[Result | list[Line]] = [[] for _ in prepared]
+    for i, result in zip(lines, line_results):
+        readings[i] = result
+    for i, found in zip(pages, page_lines):
+        readings[i] = found
+    return readings
+
+
+async def _read_pages(reader: PageReader, grays: Sequence[np.ndarray], options: ReadOptions, read: ReadLines,
+                      executor: Executor) -> list[list[Line]]:
+    loop = asyncio.get_running_loop()
+    cuts: list[Cut] = []
+    for page, gray in enumerate(grays):
+        cuts += await loop.run_in_executor(executor, reader.cut, gray, page)
+    plain = replace(options, min_confidence=None)  # applied after the darkened second reading
+    results = await read([c.image for c in cuts], plain) if cuts else []
+    unsure = reader.unsure(results)
+    again = await read([reader.darkened(cuts[i]) for i in unsure], plain) if unsure else []
+    return reader.finish(cuts, results, dict(zip(unsure, again)), len(grays), options.constraint is None,
+                         options.min_confidence)
+
+
+def _chars(chars: Sequence[CharResult], char_details: bool) -> list[ocr_pb2.Char]:
+    if not char_details:
+        return []
+    return [ocr_pb2.Char(text=c.text, confidence=c.confidence, x_start=c.x_start, x_end=c.x_end) for c in chars]
+
+
 def recognition(image_id: str, result: Result, char_details: bool) -> ocr_pb2.Recognition:
     """One result message (characters only when the request asked for them)."""
-    chars = (
-        [ocr_pb2.Char(text=c.text, confidence=c.confidence, x_start=c.x_start, x_end=c.x_end) for c in result.chars]
-        if char_details
-        else []
-    )
     greedy = result.unconstrained
     return ocr_pb2.Recognition(
-        id=image_id, text=result.text, confidence=result.confidence, chars=chars,
+        id=image_id, text=result.text, confidence=result.confidence, chars=_chars(result.chars, char_details),
         unconstrained_text=greedy.text if greedy else "", unconstrained_confidence=greedy.confidence if greedy else 0.0,
         rejected=result.rejected,
     )
 
 
+def page_recognition(image_id: str, lines: Sequence[Line], char_details: bool) -> ocr_pb2.Recognition:
+    """The result message of a page: its lines, their texts joined by newlines, the lowest line confidence."""
+    return ocr_pb2.Recognition(
+        id=image_id,
+        text="\n".join(line.text for line in lines if not line.rejected),
+        confidence=min((line.confidence for line in lines), default=0.0),
+        lines=[
+            ocr_pb2.Line(box=[ocr_pb2.Point(x=x, y=y) for x, y in line.box], text=line.text,
+                         confidence=line.confidence, chars=_chars(line.chars, char_details), rejected=line.rejected)
+            for line in lines
+        ],
+    )
+
+
 def recognize_response(
-    request: ocr_pb2.RecognizeRequest, model: str, results: list[Result]
+    request: ocr_pb2.RecognizeRequest, model: str, readings: Sequence[Result | list[Line]]
 ) -> ocr_pb2.RecognizeResponse:
     """The response to ``request``: one recognition per image, in request order."""
     return ocr_pb2.RecognizeResponse(
         model=model,
-        results=[recognition(im.id, r, request.char_details) for im, r in zip(request.images, results)],
+        results=[
+            recognition(im.id, r, request.char_details) if isinstance(r, Result)
+            else page_recognition(im.id, r, request.char_details)
+            for im, r in zip(request.images, readings)
+        ],
     )
 
 

@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -41,10 +42,12 @@ from server.contract import (
     list_models_response,
     load_for_request,
     prepare_off_loop,
+    read_request,
     recognize_response,
     select_model,
 )
 from server.errors import RequestError, status_for
+from textdet import PageReader
 
 log = logging.getLogger(__name__)
 APP_NAME = "ocr"
@@ -61,6 +64,11 @@ class _Item:
     model: str
     image: PreparedImage
     options: ReadOptions
+
+
+async def _no_detector() -> PageReader:
+    raise RequestError(grpc.StatusCode.UNIMPLEMENTED,
+                       "text detection (Image.detect) is not served under --ray; use ocr serve without --ray")
 
 
 class RecognizerDeployment:
@@ -104,11 +112,16 @@ class RecognizerDeployment:
             name, recognizer = select_model(self._recognizers, request.model, self._default)
             options = await check_off_loop(request, recognizer, self._config.max_images_per_request, self._prep)
             prepared = await prepare_off_loop(recognizer, request, self._prep)
-            results = await asyncio.gather(*(self._read_batch(_Item(name, im, options)) for im in prepared))
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
-            return recognize_response(request, name, results)
+
+            async def read(images: Sequence[PreparedImage], read_options: ReadOptions) -> list[Result]:
+                results = await asyncio.gather(*(self._read_batch(_Item(name, im, read_options)) for im in images))
+                for result in results:
+                    if isinstance(result, Exception):
+                        raise result
+                return list(results)
+
+            readings = await read_request(prepared, options, read, _no_detector, self._inference)
+            return recognize_response(request, name, readings)
         except Exception as exc:
             code, message = status_for(exc)
             if code == grpc.StatusCode.INTERNAL:

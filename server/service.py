@@ -5,18 +5,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
+from functools import partial
 
 import grpc
 
-from crnn import Recognizer
+from crnn import Recognizer, Result
+from crnn.preprocess import PreparedImage
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.batcher import Clock
-from server.contract import check_off_loop, list_models_response, prepare_off_loop, recognize_response, select_model
+from server.contract import (
+    ReadOptions,
+    check_off_loop,
+    list_models_response,
+    prepare_off_loop,
+    read_request,
+    recognize_response,
+    select_model,
+)
 from server.errors import RequestError, status_for
 from server.metrics import Metrics
 from server.worker import ModelWorker
+from textdet import Detector, PageReader
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +48,9 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         self.default_model = default_model
         #: Loads a model a request names that is not loaded yet (set by the server; None: never).
         self.loader: Callable[[str], Awaitable[None]] | None = None
+        #: Returns the text detector, loading it on first use (set by the server; None: no detection).
+        self.detector_loader: Callable[[], Awaitable[Detector]] | None = None
+        self._page_readers: dict[str, PageReader] = {}
         self._prep = prep_executor
         self._metrics = metrics
         self._max_images = max_images
@@ -118,8 +132,22 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         _, worker = select_model(self.workers, request.model, self.default_model)
         options = await check_off_loop(request, worker.recognizer, self._max_images, self._prep)
         prepared = await prepare_off_loop(worker.recognizer, request, self._prep)
-        results = await worker.recognize(prepared, options, deadline)
-        return recognize_response(request, worker.name, results)
+
+        def read(images: Sequence[PreparedImage], read_options: ReadOptions) -> Awaitable[list[Result]]:
+            return worker.recognize(images, read_options, deadline)
+
+        readings = await read_request(prepared, options, read, partial(self._page_reader, worker), worker.executor)
+        return recognize_response(request, worker.name, readings)
+
+    async def _page_reader(self, worker: ModelWorker) -> PageReader:
+        """The detector (loaded on first use) paired with ``worker``'s recogniser."""
+        if self.detector_loader is None:
+            raise RequestError(grpc.StatusCode.UNIMPLEMENTED, "this server does not detect text; send cropped lines")
+        detector = await self.detector_loader()
+        reader = self._page_readers.get(worker.name)
+        if reader is None or reader.recognizer is not worker.recognizer or reader.detector is not detector:
+            reader = self._page_readers[worker.name] = PageReader(worker.recognizer, detector)
+        return reader
 
     async def ListModels(self, request: ocr_pb2.ListModelsRequest, context: grpc.aio.ServicerContext):
         return self.list_models("grpc")

@@ -45,6 +45,11 @@ class ModelWorker:
             self._run_batch, config, clock, on_batch=self._record_batch
         )
 
+    @property
+    def executor(self) -> Executor:
+        """The device's inference thread (also where a page's text detection runs)."""
+        return self._executor
+
     def _record_batch(self, size: int, oldest_wait: float) -> None:
         self._metrics.batches.labels(self.name).inc()
         self._metrics.items.labels(self.name).inc(size)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10ocr/v1/ocr.proto\x12\x06ocr.v1\"\xf1\x01\n\x10RecognizeRequest\x12\x1d\n\x06images\x18\x01 \x03(\x0b\x32\r.ocr.v1.Image\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tallowlist\x18\x03 \x01(\t\x12\x14\n\x0c\x63har_details\x18\x04 \x01(\x08\x12\x0f\n\x07pattern\x18\x05 \x01(\t\x12\x0f\n\x07lexicon\x18\x06 \x03(\t\x12\x1b\n\x13lexicon_ignore_case\x18\x07 \x01(\x08\x12\x12\n\nbeam_width\x18\x08 \x01(\x05\x12\x16\n\x0emin_confidence\x18\t \x01(\x02\x12\x1b\n\x13pattern_ignore_case\x18\n \x01(\x08\"$\n\x05Image\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\n\n\x02id\x18\x02 \x01(\t\"H\n\x11RecognizeResponse\x12$\n\x07results\x18\x01 \x03(\x0b\x32\x13.ocr.v1.Recognition\x12\r\n\x05model\x18\x02 \x01(\t\"\xa8\x01\n\x0bRecognition\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x1b\n\x05\x63hars\x18\x04 \x03(\x0b\x32\x0c.ocr.v1.Char\x12\x1a\n\x12unconstrained_text\x18\x05 \x01(\t\x12 \n\x18unconstrained_confidence\x18\x06 \x01(\x02\x12\x10\n\x08rejected\x18\x07 \x01(\x08\"H\n\x04\x43har\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x0f\n\x07x_start\x18\x03 \x01(\x05\x12\r\n\x05x_end\x18\x04 \x01(\x05\"\x13\n\x11ListModelsRequest\"N\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.ocr.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\"\xac\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x61lphabet\x18\x02 \x01(\t\x12\x14\n\x0cinput_height\x18\x03 \x01(\x05\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x10\n\x08\x63hecksum\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x11\n\tprecision\x18\x07 \x01(\t\x12\x12\n\ncalibrated\x18\x08 \x01(\x08\x12\x10\n\x08\x66\x61llback\x18\t \x01(\t2\x93\x01\n\nRecognizer\x12@\n\tRecognize\x12\x18.ocr.v1.RecognizeRequest\x1a\x19.ocr.v1.RecognizeResponse\x12\x43\n\nListModels\x12\x19.ocr.v1.ListModelsRequest\x1a\x1a.ocr.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10ocr/v1/ocr.proto\x12\x06ocr.v1\"\xf1\x01\n\x10RecognizeRequest\x12\x1d\n\x06images\x18\x01 \x03(\x0b\x32\r.ocr.v1.Image\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tallowlist\x18\x03 \x01(\t\x12\x14\n\x0c\x63har_details\x18\x04 \x01(\x08\x12\x0f\n\x07pattern\x18\x05 \x01(\t\x12\x0f\n\x07lexicon\x18\x06 \x03(\t\x12\x1b\n\x13lexicon_ignore_case\x18\x07 \x01(\x08\x12\x12\n\nbeam_width\x18\x08 \x01(\x05\x12\x16\n\x0emin_confidence\x18\t \x01(\x02\x12\x1b\n\x13pattern_ignore_case\x18\n \x01(\x08\"4\n\x05Image\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tect\x18\x03 \x01(\x08\"H\n\x11RecognizeResponse\x12$\n\x07results\x18\x01 \x03(\x0b\x32\x13.ocr.v1.Recognition\x12\r\n\x05model\x18\x02 \x01(\t\"\xc5\x01\n\x0bRecognition\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x1b\n\x05\x63hars\x18\x04 \x03(\x0b\x32\x0c.ocr.v1.Char\x12\x1a\n\x12unconstrained_text\x18\x05 \x01(\t\x12 \n\x18unconstrained_confidence\x18\x06 \x01(\x02\x12\x10\n\x08rejected\x18\x07 \x01(\x08\x12\x1b\n\x05lines\x18\x08 \x03(\x0b\x32\x0c.ocr.v1.Line\"s\n\x04Line\x12\x1a\n\x03\x62ox\x18\x01 \x03(\x0b\x32\r.ocr.v1.Point\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x1b\n\x05\x63hars\x18\x04 \x03(\x0b\x32\x0c.ocr.v1.Char\x12\x10\n\x08rejected\x18\x05 \x01(\x08\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x05\x12\t\n\x01y\x18\x02 \x01(\x05\"H\n\x04\x43har\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x0f\n\x07x_start\x18\x03 \x01(\x05\x12\r\n\x05x_end\x18\x04 \x01(\x05\"\x13\n\x11ListModelsRequest\"N\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.ocr.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\"\xac\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x61lphabet\x18\x02 \x01(\t\x12\x14\n\x0cinput_height\x18\x03 \x01(\x05\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x10\n\x08\x63hecksum\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x11\n\tprecision\x18\x07 \x01(\t\x12\x12\n\ncalibrated\x18\x08 \x01(\x08\x12\x10\n\x08\x66\x61llback\x18\t \x01(\t2\x93\x01\n\nRecognizer\x12@\n\tRecognize\x12\x18.ocr.v1.RecognizeRequest\x1a\x19.ocr.v1.RecognizeResponse\x12\x43\n\nListModels\x12\x19.ocr.v1.ListModelsRequest\x1a\x1a.ocr.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOGNIZEREQUEST']._serialized_start=29
   _globals['_RECOGNIZEREQUEST']._serialized_end=270
   _globals['_IMAGE']._serialized_start=272
-  _globals['_IMAGE']._serialized_end=308
-  _globals['_RECOGNIZERESPONSE']._serialized_start=310
-  _globals['_RECOGNIZERESPONSE']._serialized_end=382
-  _globals['_RECOGNITION']._serialized_start=385
-  _globals['_RECOGNITION']._serialized_end=553
-  _globals['_CHAR']._serialized_start=555
-  _globals['_CHAR']._serialized_end=627
-  _globals['_LISTMODELSREQUEST']._serialized_start=629
-  _globals['_LISTMODELSREQUEST']._serialized_end=648
-  _globals['_LISTMODELSRESPONSE']._serialized_start=650
-  _globals['_LISTMODELSRESPONSE']._serialized_end=728
-  _globals['_MODELINFO']._serialized_start=731
-  _globals['_MODELINFO']._serialized_end=903
-  _globals['_RECOGNIZER']._serialized_start=906
-  _globals['_RECOGNIZER']._serialized_end=1053
+  _globals['_IMAGE']._serialized_end=324
+  _globals['_RECOGNIZERESPONSE']._serialized_start=326
+  _globals['_RECOGNIZERESPONSE']._serialized_end=398
+  _globals['_RECOGNITION']._serialized_start=401
+  _globals['_RECOGNITION']._serialized_end=598
+  _globals['_LINE']._serialized_start=600
+  _globals['_LINE']._serialized_end=715
+  _globals['_POINT']._serialized_start=717
+  _globals['_POINT']._serialized_end=746
+  _globals['_CHAR']._serialized_start=748
+  _globals['_CHAR']._serialized_end=820
+  _globals['_LISTMODELSREQUEST']._serialized_start=822
+  _globals['_LISTMODELSREQUEST']._serialized_end=841
+  _globals['_LISTMODELSRESPONSE']._serialized_start=843
+  _globals['_LISTMODELSRESPONSE']._serialized_end=921
+  _globals['_MODELINFO']._serialized_start=924
+  _globals['_MODELINFO']._serialized_end=1096
+  _globals['_RECOGNIZER']._serialized_start=1099
+  _globals['_RECOGNIZER']._serialized_end=1246
 # @@protoc_insertion_point(module_scope)

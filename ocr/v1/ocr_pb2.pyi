@@ -31,12 +31,14 @@ class RecognizeRequest(_message.Message):
     def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., model: _Optional[str] = ..., allowlist: _Optional[str] = ..., char_details: _Optional[bool] = ..., pattern: _Optional[str] = ..., lexicon: _Optional[_Iterable[str]] = ..., lexicon_ignore_case: _Optional[bool] = ..., beam_width: _Optional[int] = ..., min_confidence: _Optional[float] = ..., pattern_ignore_case: _Optional[bool] = ...) -> None: ...
 
 class Image(_message.Message):
-    __slots__ = ("content", "id")
+    __slots__ = ("content", "id", "detect")
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
+    DETECT_FIELD_NUMBER: _ClassVar[int]
     content: bytes
     id: str
-    def __init__(self, content: _Optional[bytes] = ..., id: _Optional[str] = ...) -> None: ...
+    detect: bool
+    def __init__(self, content: _Optional[bytes] = ..., id: _Optional[str] = ..., detect: _Optional[bool] = ...) -> None: ...
 
 class RecognizeResponse(_message.Message):
     __slots__ = ("results", "model")
@@ -47,7 +49,7 @@ class RecognizeResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[Recognition, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Recognition(_message.Message):
-    __slots__ = ("id", "text", "confidence", "chars", "unconstrained_text", "unconstrained_confidence", "rejected")
+    __slots__ = ("id", "text", "confidence", "chars", "unconstrained_text", "unconstrained_confidence", "rejected", "lines")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +57,7 @@ class Recognition(_message.Message):
     UNCONSTRAINED_TEXT_FIELD_NUMBER: _ClassVar[int]
     UNCONSTRAINED_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     confidence: float
@@ -62,7 +65,30 @@ class Recognition(_message.Message):
     unconstrained_text: str
     unconstrained_confidence: float
     rejected: bool
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., confidence: _Optional[float] = ..., chars: _Optional[_Iterable[_Union[Char, _Mapping]]] = ..., unconstrained_text: _Optional[str] = ..., unconstrained_confidence: _Optional[float] = ..., rejected: _Optional[bool] = ...) -> None: ...
+    lines: _containers.RepeatedCompositeFieldContainer[Line]
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., confidence: _Optional[float] = ..., chars: _Optional[_Iterable[_Union[Char, _Mapping]]] = ..., unconstrained_text: _Optional[str] = ..., unconstrained_confidence: _Optional[float] = ..., rejected: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ...) -> None: ...
+
+class Line(_message.Message):
+    __slots__ = ("box", "text", "confidence", "chars", "rejected")
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    CHARS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    box: _containers.RepeatedCompositeFieldContainer[Point]
+    text: str
+    confidence: float
+    chars: _containers.RepeatedCompositeFieldContainer[Char]
+    rejected: bool
+    def __init__(self, box: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., text: _Optional[str] = ..., confidence: _Optional[float] = ..., chars: _Optional[_Iterable[_Union[Char, _Mapping]]] = ..., rejected: _Optional[bool] = ...) -> None: ...
+
+class Point(_message.Message):
+    __slots__ = ("x", "y")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    x: int
+    y: int
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ...) -> None: ...
 
 class Char(_message.Message):
     __slots__ = ("text", "confidence", "x_start", "x_end")
