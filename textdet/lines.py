@@ -25,13 +25,11 @@ _SPACE_RUN = re.compile(r"(?<= )( +)")
 
 
 def darken_ink(gray: np.ndarray) -> np.ndarray:
-    """Stretch a line's contrast fully, then push mid-greys towards the ink's side (dark or light)."""
+    """Stretch a line's contrast fully, then push mid-greys towards the ink (dark ink; light ink is mirrored)."""
+    if np.median(gray) < 128:  # light ink on a dark background: do the same to the negative
+        return 255 - darken_ink(255 - gray)
     stretched = stretch_contrast(gray, target=1.0).astype(np.float32) / 255.0
-    if np.median(stretched) >= 0.5:  # light background, dark ink
-        out = stretched ** INK_GAMMA
-    else:
-        out = 1.0 - (1.0 - stretched) ** INK_GAMMA
-    return (out * 255.0).round().astype(np.uint8)
+    return (stretched**INK_GAMMA * 255.0).round().astype(np.uint8)
 
 
 def spurious_spaces(text: str) -> list[int]:
