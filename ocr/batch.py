@@ -9,6 +9,7 @@ written, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
@@ -24,11 +25,13 @@ import numpy as np
 from tqdm import tqdm
 
 from crnn import InvalidImageError, Recognizer
-from crnn.preprocess import PreparedImage
+from crnn.preprocess import PreparedImage, to_gray
 from ocr.batch_output import open_results
-from ocr.config import BatchConfig, DecodeOptions, ModelOptions
+from ocr.config import BatchConfig, DecodeOptions, DetectOptions, ModelOptions
 from ocr.datasets import DatasetError, Location, is_labelled, load_image, open_dataset
+from ocr.page_output import line_record
 from ocr.read import IMAGE_SUFFIXES, expand_inputs
+from textdet import PageReader
 
 #: Columns of the items handed to :class:`BatchRecognizer` (Arrow-friendly scalars only).
 ITEM_COLUMNS = ("id", "label", "source", "path", "index")
@@ -82,9 +85,12 @@ class BatchRecognizer:
     The Ray engine builds one per actor (``map_batches``); the local engine builds one.
     """
 
-    def __init__(self, model: ModelOptions, allow: str | None, decode: DecodeOptions | None = None) -> None:
+    def __init__(self, model: ModelOptions, allow: str | None, decode: DecodeOptions | None = None,
+                 detect: DetectOptions | None = None) -> None:
         self.allow = allow
         self.decode = decode or DecodeOptions()
+        self.detect = detect or DetectOptions()
+        self.pages: PageReader | None = None
         # Every torch call of this object runs on one thread: once a second thread ran the model, both
         # ran 2.2x slower here (torch's OpenMP pools are per calling thread), and Ray may call __call__
         # from a thread other than the constructor's.
@@ -96,6 +102,8 @@ class BatchRecognizer:
         recognizer.charset.allow_mask(self.allow)  # a bad allowlist or constraint fails before any work
         self.constraint = self.decode.build(recognizer)
         recognizer.warmup()
+        if self.detect.detect:
+            self.pages = self.detect.page_reader(recognizer, model.precision)
         return recognizer
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -103,28 +111,40 @@ class BatchRecognizer:
 
     def _read(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ids = [str(i) for i in batch["id"]]
-        prepared: list[PreparedImage] = []
+        images: list[PreparedImage | np.ndarray] = []
         errors: dict[int, str] = {}
         for k, (source, path, index) in enumerate(zip(batch["source"], batch["path"], batch["index"])):
             try:
-                prepared.append(self.recognizer.prepare(load_image(str(source), str(path), int(index))))
+                image = load_image(str(source), str(path), int(index))
+                images.append(to_gray(image) if self.pages else self.recognizer.prepare(image))
             except InvalidImageError as exc:
                 errors[k] = str(exc)
             except OSError as exc:
                 errors[k] = f"cannot read: {exc.strerror or exc}"
-        results = iter(self.recognizer.recognize_prepared(prepared, self.allow, self.constraint,
-                                                          self.decode.min_confidence))
-        texts, confidences = [], []
-        for k in range(len(ids)):
-            result = None if k in errors else next(results)
-            texts.append(result.text if result else "")
-            confidences.append(result.confidence if result else 0.0)
+        columns: dict[str, np.ndarray] = {}
+        if self.pages is not None:
+            pages = self.pages.read(images, self.allow, self.constraint, self.decode.min_confidence)
+            found = iter(pages)
+            per_item = [None if k in errors else next(found) for k in range(len(ids))]
+            texts = ["\n".join(line.text for line in lines if not line.rejected) if lines else ""
+                     for lines in per_item]
+            confidences = [min((line.confidence for line in lines), default=0.0) if lines else 0.0
+                           for lines in per_item]
+            columns["lines"] = np.array([json.dumps([line_record(line, char_details=False) for line in lines or []])
+                                         for lines in per_item], dtype=object)
+        else:
+            results = iter(self.recognizer.recognize_prepared(images, self.allow, self.constraint,  # type: ignore[arg-type]
+                                                              self.decode.min_confidence))
+            readings = [None if k in errors else next(results) for k in range(len(ids))]
+            texts = [r.text if r else "" for r in readings]
+            confidences = [r.confidence if r else 0.0 for r in readings]
         return {
             "id": np.array(ids, dtype=object),
             "text": np.array(texts, dtype=object),
             "confidence": np.array(confidences, dtype=np.float32),
             "error": np.array([errors.get(k, "") for k in range(len(ids))], dtype=object),
             "label": np.array(list(batch["label"]), dtype=object),
+            **columns,
         }
 
 
@@ -136,7 +156,7 @@ def _text_or_none(value) -> str | None:
 
 
 def _rows(columns: dict[str, np.ndarray]) -> list[dict]:
-    return [
+    rows = [
         {
             "id": str(columns["id"][k]),
             "text": str(columns["text"][k]),
@@ -146,6 +166,10 @@ def _rows(columns: dict[str, np.ndarray]) -> list[dict]:
         }
         for k in range(len(columns["id"]))
     ]
+    if "lines" in columns:  # --detect: each page's lines (box, text, confidence) as a list
+        for k, row in enumerate(rows):
+            row["lines"] = json.loads(str(columns["lines"][k]))
+    return rows
 
 
 def _columns(items: list[dict]) -> dict[str, np.ndarray]:
@@ -153,7 +177,7 @@ def _columns(items: list[dict]) -> dict[str, np.ndarray]:
 
 
 def _local(items: list[dict], config: BatchConfig) -> Iterator[list[dict]]:
-    reader = BatchRecognizer(config.model, config.allow, config.decode)
+    reader = BatchRecognizer(config.model, config.allow, config.decode, config.detect)
     rows = iter(items)
     while chunk := list(islice(rows, config.batch_size)):
         yield _rows(reader(_columns(chunk)))
@@ -182,7 +206,8 @@ def _ray(items: list[dict], config: BatchConfig) -> Iterator[list[dict]]:
     blocks = min(1000, math.ceil(len(items) / config.batch_size))
     dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         BatchRecognizer,
-        fn_constructor_kwargs={"model": config.model, "allow": config.allow, "decode": config.decode},
+        fn_constructor_kwargs={"model": config.model, "allow": config.allow, "decode": config.decode,
+                               "detect": config.detect},
         batch_size=config.batch_size,
         batch_format="numpy",
         concurrency=config.concurrency,

@@ -1,7 +1,9 @@
 """Where ``ocr batch`` streams its results: JSON Lines or a Parquet folder, both resumable.
 
 Each row is ``{"id", "text", "confidence", "error", "label"}`` (``error``
-and ``label`` may be null). Rows reach the disk as they come, so an
+and ``label`` may be null); with ``--detect`` also ``lines``, each page's
+lines as ``{"box", "text", "confidence"}`` objects (in Parquet, that list
+as a JSON string). Rows reach the disk as they come, so an
 interrupted run keeps what it finished; opening the same output again
 reports the ids already there, and the run skips them.
 """
@@ -91,7 +93,7 @@ class ParquetResults:
             raise ValueError(f"{path} exists and is not a folder of Parquet parts; choose another --out")
         path.mkdir(parents=True, exist_ok=True)
         self._schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("confidence", pa.float32()),
-                                  ("error", pa.string()), ("label", pa.string())])
+                                  ("error", pa.string()), ("label", pa.string()), ("lines", pa.string())])
         self._rows_per_part = rows_per_part
         self._pending: list[dict] = []
 
@@ -100,7 +102,7 @@ class ParquetResults:
         return {i for part in parts for i in self._pq.read_table(part, columns=["id"]).column("id").to_pylist()}
 
     def write(self, rows: list[dict]) -> None:
-        self._pending.extend(rows)
+        self._pending.extend({**row, "lines": json.dumps(row["lines"])} if "lines" in row else row for row in rows)
         if len(self._pending) >= self._rows_per_part:
             self._flush()
 

@@ -246,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--allow", metavar="CHARS", help="only these characters may be read")
     batch.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
     batch.add_argument("--summary", type=Path, metavar="SUMMARY.json", help="also write the summary as JSON here")
+    _add_detect_options(batch)
     _add_decode_options(batch)
     _add_model_options(batch, batch_size=False)
 
@@ -558,6 +559,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         input=args.input, out=args.out, allow=args.allow, engine=args.engine, ray_address=args.ray_address,
         concurrency=args.concurrency, batch_size=args.batch_size, cpus_per_worker=args.cpus_per_worker,
         gpus_per_worker=args.gpus_per_worker, limit=args.limit, model=options, decode=_decode_options(args),
+        detect=_detect_options(args),
     )
     summary = run_batch(config, progress=sys.stderr.isatty())
     print_summary(summary, config.out)

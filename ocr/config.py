@@ -130,6 +130,7 @@ class BatchConfig:
     limit: int | None
     model: ModelOptions
     decode: DecodeOptions = DecodeOptions()
+    detect: DetectOptions = DetectOptions()
 
 
 @dataclass(frozen=True)
