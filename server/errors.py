@@ -33,8 +33,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, UnknownModelError):
         return grpc.StatusCode.NOT_FOUND, str(exc)
-    if isinstance(exc, WeightsError):  # a model file the server was asked to load is missing or corrupt
-        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, WeightsError):  # the server's own model file is missing or corrupt: say which
+        return grpc.StatusCode.INTERNAL, f"server cannot load a model: {exc}"
     if isinstance(exc, QueueFullError):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, f"server overloaded: {exc}; retry with backoff"
     if isinstance(exc, DeadlineExceededError):
@@ -51,7 +51,6 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.CANCELLED: 499,
     grpc.StatusCode.INTERNAL: 500,

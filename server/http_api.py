@@ -129,20 +129,25 @@ def request_from_form(form: Any) -> ocr_pb2.RecognizeRequest:
     """A ``RecognizeRequest`` from a multipart upload: ``image`` file parts plus the other fields as form fields.
 
     Repeated text fields (``lexicon``) may be sent several times or as one value with a word per line.
+    A ``detect`` form field (true/false) sets ``Image.detect`` on every uploaded image.
     """
     fields = ocr_pb2.RecognizeRequest.DESCRIPTOR.fields_by_name
     images: list[ocr_pb2.Image] = []
     data: dict[str, Any] = {}
+    detect = False
     for name, value in form.items():
         if isinstance(value, web.FileField):
             if name not in ("image", "images"):
                 raise _bad(f"file part {name!r}: send images as parts named 'image'")
             images.append(ocr_pb2.Image(content=value.file.read(), id=value.filename or f"image{len(images)}"))
             continue
+        if name == "detect":
+            detect = _form_value(ocr_pb2.Image.DESCRIPTOR.fields_by_name["detect"], name, value)
+            continue
         field = fields.get(name)
         if field is None or field.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_BYTES):
             settable = sorted(f for f, d in fields.items() if d.type != FieldDescriptor.TYPE_MESSAGE)
-            raise _bad(f"unknown form field {name!r}; fields: {', '.join(settable)} and 'image' files")
+            raise _bad(f"unknown form field {name!r}; fields: {', '.join(settable)}, detect and 'image' files")
         if field.is_repeated:
             data.setdefault(name, []).extend(line.strip() for line in value.splitlines() if line.strip())
         else:
@@ -152,6 +157,8 @@ def request_from_form(form: Any) -> ocr_pb2.RecognizeRequest:
         json_format.ParseDict(data, request)
     except json_format.ParseError as exc:
         raise _bad(f"bad form field: {exc}") from exc
+    for image in images:
+        image.detect = detect
     request.images.extend(images)
     return request
 

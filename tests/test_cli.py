@@ -146,3 +146,73 @@ def test_batch_local_writes_rows_and_summary(tmp_path, capsys) -> None:
     assert "8 read now, 0 already there, 8 in the input; 0 failed" in capsys.readouterr().out
     assert json.loads(summary.read_text())["done"] == 8
     assert [json.loads(line)["text"] for line in out.read_text().splitlines()][0] == "HELLO"
+
+
+def _page_file(tmp_path: Path, rows, name: str = "page.png", **kwargs) -> Path:
+    from tests.conftest import encode
+    from tests.pages import render_page
+
+    page, boxes = render_page(rows, **kwargs)
+    path = tmp_path / name
+    path.write_bytes(encode(page))
+    return path
+
+
+def test_read_detect_prints_lines_json_and_draws(tmp_path: Path, capsys) -> None:
+    page = _page_file(tmp_path, [(40, 40, "INVOICE 2024"), (40, 120, "TOTAL 12.50")])
+    assert main(["read", str(page), "--detect", "--precision", "fp32"]) == 0
+    rows = [row.split("\t") for row in capsys.readouterr().out.splitlines()]
+    assert [r[1] for r in rows] == ["1", "2"] and [r[3].upper() for r in rows] == ["INVOICE 2024", "TOTAL 12.50"]
+    drawing = tmp_path / "drawn.png"
+    assert main(["read", str(page), "--detect", "--json", "--draw", str(drawing), "--precision", "fp32"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["image"] == str(page) and len(record["lines"]) == 2
+    first = record["lines"][0]
+    assert set(first) == {"box", "text", "confidence", "chars"} and len(first["box"]) == 4
+    assert len(first["chars"]) == len(first["text"])
+    from PIL import Image
+
+    assert Image.open(drawing).size == (1280, 480)  # the page beside its transcript
+
+
+def test_read_warns_when_a_page_is_read_as_one_line(tmp_path: Path, capsys) -> None:
+    page = _page_file(tmp_path, [(40, 40, "HELLO")])
+    assert main(["read", str(page), "--precision", "fp32"]) == 0
+    assert "shaped like a page" in capsys.readouterr().err and "--detect" in capsys.readouterr().err + "--detect"
+    assert main(["read", str(EXAMPLES / "images" / "00.png"), "--precision", "fp32"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["read", str(page), "--draw", str(tmp_path / "x.png")]) == 2
+    assert "--draw needs --detect" in capsys.readouterr().err
+
+
+def test_eval_detect_scores_a_page_set(tmp_path: Path, capsys) -> None:
+    from tests.pages import render_page
+
+    (tmp_path / "set" / "images").mkdir(parents=True)
+    (tmp_path / "set" / "boxes").mkdir()
+    from tests.conftest import encode
+
+    rows = [(40, 40, "INVOICE 2024"), (40, 120, "TOTAL 12.50"), (40, 300, "THANK YOU")]
+    page, boxes = render_page(rows)
+    (tmp_path / "set" / "images" / "p1.png").write_bytes(encode(page))
+    lines = [",".join(str(int(v)) for v in box.reshape(-1)) + f",{text}" for box, (_, _, text) in zip(boxes, rows)]
+    (tmp_path / "set" / "boxes" / "p1.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "lines.jsonl"
+    assert main(["eval", str(tmp_path / "set"), "--detect", "--json", "--precision", "fp32", "--out", str(out)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    for key in ("word_f1", "word_f1_cased", "det_precision", "det_recall", "seconds_per_image"):
+        assert key in record
+    assert record["word_f1"] > 0.8 and record["det_recall"] == 1.0
+    assert json.loads(out.read_text())["image"] == "p1"
+
+
+def test_batch_detect_writes_each_pages_lines(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    _page_file(folder, [(40, 40, "INVOICE 2024"), (40, 120, "TOTAL 12.50")], name="a.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out.jsonl"
+    assert main(["batch", str(folder), "--detect", "--out", str(out), "--engine", "local", "--precision", "fp32"]) == 1
+    rows = {row["id"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert rows["a.png"]["text"].upper() == "INVOICE 2024\nTOTAL 12.50" and len(rows["a.png"]["lines"]) == 2
+    assert rows["broken.png"]["error"] and rows["broken.png"]["lines"] == []

@@ -138,3 +138,9 @@ def test_health_and_model_listing_through_the_proxy(running, ray_target) -> None
     assert [(m.name, m.checksum, m.alphabet) for m in listed.models] == [
         (m.name, m.checksum, m.alphabet) for m in direct.models
     ]
+
+
+def test_detect_is_refused_under_ray_with_unimplemented(ray_target) -> None:
+    req = ocr_pb2.RecognizeRequest(images=[ocr_pb2.Image(content=real_crops(1)[0][1], detect=True)])
+    code, message = status_of(ray_target, req)
+    assert code == grpc.StatusCode.UNIMPLEMENTED and "--ray" in message

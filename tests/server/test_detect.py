@@ -1,0 +1,79 @@
+"""Whole pages over gRPC and HTTP: the detect flag, lines in the result, crops unchanged beside pages."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from tests.conftest import encode, example_bytes
+from tests.pages import render_page
+from tests.server.conftest import ServerThread, config
+from tests.server.test_http import call
+
+ROWS = [(40, 40, "INVOICE 2024"), (40, 120, "TOTAL 12.50")]
+
+
+@pytest.fixture(scope="module")
+def server(fp32_recognizer) -> Iterator[ServerThread]:
+    srv = ServerThread(config(http_port=0), {"english_g2": fp32_recognizer}).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def page() -> bytes:
+    return encode(render_page(ROWS)[0])
+
+
+def recognize(srv: ServerThread, *images: ocr_pb2.Image, **fields) -> ocr_pb2.RecognizeResponse:
+    with grpc.insecure_channel(srv.target) as channel:
+        return ocr_pb2_grpc.RecognizerStub(channel).Recognize(ocr_pb2.RecognizeRequest(images=images, **fields))
+
+
+def test_the_detector_loads_on_the_first_page_and_reads_its_lines(server: ServerThread, page: bytes) -> None:
+    assert server.server._detector is None  # crops never pay for the detector
+    crop = ocr_pb2.Image(content=example_bytes(0), id="crop")
+    alone = recognize(server, crop, char_details=True).results[0]
+    response = recognize(server, crop, ocr_pb2.Image(content=page, id="page", detect=True), char_details=True)
+    beside, found = response.results
+    assert (beside.text, beside.confidence, len(beside.lines)) == (alone.text, alone.confidence, 0)
+    assert found.id == "page" and [line.text.upper() for line in found.lines] == ["INVOICE 2024", "TOTAL 12.50"]
+    assert found.text == "\n".join(line.text for line in found.lines)
+    assert found.confidence == pytest.approx(min(line.confidence for line in found.lines))
+    first = found.lines[0]
+    assert len(first.box) == 4 and 30 <= first.box[0].x <= 45 and len(first.chars) == len(first.text)
+
+
+def test_pages_without_text_have_no_lines_and_bad_pages_are_refused(server: ServerThread) -> None:
+    blank = encode(render_page([])[0])
+    tiny = encode(render_page([], size=(1, 1))[0])
+    results = recognize(server, ocr_pb2.Image(content=blank, detect=True), ocr_pb2.Image(content=tiny, detect=True))
+    assert [(r.text, r.confidence, len(r.lines)) for r in results.results] == [("", 0.0, 0), ("", 0.0, 0)]
+    with pytest.raises(grpc.RpcError) as error:
+        recognize(server, ocr_pb2.Image(content=b"", id="nothing", detect=True))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "nothing" in error.value.details()
+
+
+def test_min_confidence_rejects_page_lines(server: ServerThread, page: bytes) -> None:
+    (found,) = recognize(server, ocr_pb2.Image(content=page, detect=True), min_confidence=1.0).results
+    assert found.lines and all(line.rejected and not line.text for line in found.lines) and found.text == ""
+
+
+def test_pages_over_http_json_and_multipart(server: ServerThread, page: bytes) -> None:
+    body = {"images": [{"content": base64.b64encode(page).decode(), "id": "p", "detect": True}]}
+    status, answer, _ = call("POST", f"{server.http_url}/v1/recognize", json=body)
+    assert status == 200
+    lines = answer["results"][0]["lines"]
+    assert [line["text"].upper() for line in lines] == ["INVOICE 2024", "TOTAL 12.50"]
+    assert set(lines[0]["box"][0]) == {"x", "y"}
+    import aiohttp
+
+    form = aiohttp.FormData()
+    form.add_field("image", page, filename="page.png", content_type="image/png")
+    form.add_field("detect", "true")
+    status, upload, _ = call("POST", f"{server.http_url}/v1/recognize", data=form)
+    assert status == 200 and [line["text"] for line in upload["results"][0]["lines"]] == [x["text"] for x in lines]
