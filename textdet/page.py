@@ -8,7 +8,8 @@ The work is split into steps so that a caller that owns its own batching
 3. :meth:`PageReader.finish` — keep the better reading of each, tidy spacing, drop
    unreadable glyph candidates, apply the minimum confidence, sort into reading order.
 
-:meth:`PageReader.read` does all three with the ``Recognizer``'s own batches.
+:meth:`PageReader.read` does all three with the ``Recognizer``'s own batches (:meth:`PageReader.read_cuts`
+does steps 2 and 3).
 """
 
 from __future__ import annotations
@@ -140,11 +141,16 @@ class PageReader:
             out.append([to_line(*page[i]) for i in order])
         return out
 
+    def read_cuts(self, cuts: Sequence[Cut], pages: int, allowlist: str | None = None,
+                  constraint: Constraint | None = None, min_confidence: float | None = None) -> list[list[Line]]:
+        """Read cuts of ``pages`` pages in shared batches (plain, then darkened where unsure); lines per page."""
+        results = self.recognizer.recognize_prepared([c.image for c in cuts], allowlist, constraint)
+        unsure = self.unsure(results)
+        again = self.recognizer.recognize_prepared([self.darkened(cuts[i]) for i in unsure], allowlist, constraint)
+        return self.finish(cuts, results, dict(zip(unsure, again)), pages, constraint is None, min_confidence)
+
     def read(self, grays: Sequence[np.ndarray], allowlist: str | None = None, constraint: Constraint | None = None,
              min_confidence: float | None = None) -> list[list[Line]]:
         """The lines of each grey page, in reading order; a page without text gives an empty list."""
         cuts = [cut for page, gray in enumerate(grays) for cut in self.cut(gray, page)]
-        results = self.recognizer.recognize_prepared([c.image for c in cuts], allowlist, constraint)
-        unsure = self.unsure(results)
-        again = self.recognizer.recognize_prepared([self.darkened(cuts[i]) for i in unsure], allowlist, constraint)
-        return self.finish(cuts, results, dict(zip(unsure, again)), len(grays), constraint is None, min_confidence)
+        return self.read_cuts(cuts, len(grays), allowlist, constraint, min_confidence)

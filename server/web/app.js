@@ -4,6 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const MAX_HEIGHT = 160; // px: tallest an image is shown
+const PAGE_MAX_HEIGHT = 900; // px: tallest a whole page is shown
 
 function headers() {
   const token = $("token").value.trim();
@@ -42,6 +43,22 @@ function percent(value) {
   return `${(100 * value).toFixed(1)}%`;
 }
 
+// A detected line's box, as an SVG polygon over the image (corners in % of the image's size).
+function lineOutline(line, number, width, height) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", "line-box");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  const polygon = document.createElementNS(svg.namespaceURI, "polygon");
+  polygon.setAttribute("points", line.box.map((p) => `${p.x || 0},${p.y || 0}`).join(" "));
+  if (line.confidence < 0.5) polygon.classList.add("unsure");
+  const title = document.createElementNS(svg.namespaceURI, "title");
+  title.textContent = `${number}. ${line.text} (${percent(line.confidence)})`;
+  polygon.append(title);
+  svg.append(polygon);
+  return svg;
+}
+
 function renderResult(file, result) {
   const card = document.createElement("article");
   card.className = "result";
@@ -53,11 +70,17 @@ function renderResult(file, result) {
   image.alt = result.id;
   image.src = URL.createObjectURL(file);
   frame.append(image);
+  const page = result.lines && result.lines.length > 0;
+  if (page) card.classList.add("page");
   image.addEventListener("load", () => {
     const width = image.naturalWidth;
+    const height = image.naturalHeight;
     // The frame takes the image's own shape (at most MAX_HEIGHT tall), so boxes placed in % of it line up.
-    frame.style.aspectRatio = `${width} / ${image.naturalHeight}`;
-    frame.style.width = `min(100%, ${(MAX_HEIGHT * width) / image.naturalHeight}px)`;
+    frame.style.aspectRatio = `${width} / ${height}`;
+    frame.style.width = `min(100%, ${((page ? PAGE_MAX_HEIGHT : MAX_HEIGHT) * width) / height}px)`;
+    for (const [i, line] of (result.lines || []).entries()) {
+      frame.append(lineOutline(line, i + 1, width, height));
+    }
     for (const char of result.chars) {
       const box = document.createElement("span");
       box.className = "box";
@@ -70,9 +93,19 @@ function renderResult(file, result) {
     }
   }, { once: true });
 
-  const text = document.createElement("p");
-  text.className = "text";
-  text.textContent = result.rejected ? "(rejected: below min confidence)" : result.text || "(nothing read)";
+  const text = document.createElement(page ? "ol" : "p");
+  text.className = page ? "lines" : "text";
+  if (page) {
+    for (const line of result.lines) {
+      const item = document.createElement("li");
+      item.textContent = line.rejected ? "(rejected)" : line.text;
+      item.title = `confidence ${percent(line.confidence)}`;
+      if (line.confidence < 0.5) item.classList.add("unsure");
+      text.append(item);
+    }
+  } else {
+    text.textContent = result.rejected ? "(rejected: below min confidence)" : result.text || "(nothing read)";
+  }
 
   const meta = document.createElement("p");
   meta.className = "meta";
@@ -90,6 +123,7 @@ async function recognize(files) {
   const form = new FormData();
   images.forEach((file, i) => form.append("image", file, file.name || `pasted-${i}.png`));
   form.append("char_details", "true");
+  if ($("detect").checked) form.append("detect", "true");
   for (const field of ["model", "allowlist", "pattern"]) {
     const value = $(field).value;
     if (value) form.append(field, value);

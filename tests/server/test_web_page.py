@@ -83,3 +83,27 @@ def test_server_error_is_shown_not_swallowed(page_server, browser, tmp_path: Pat
     page.set_input_files("#files", str(image))
     page.wait_for_selector("#status.error")
     assert "INVALID_ARGUMENT" in page.inner_text("#status")
+
+
+def test_whole_pages_show_each_line_and_its_box(page_server, browser, tmp_path: Path) -> None:
+    from tests.conftest import encode
+    from tests.pages import render_page
+
+    image = tmp_path / "page.png"
+    image.write_bytes(encode(render_page([(40, 40, "INVOICE 2024"), (40, 120, "TOTAL 12.50")])[0]))
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(page_server.http_url + "/")
+    page.check("#detect")
+    page.set_input_files("#files", str(image))
+    card = page.wait_for_selector('.result.page[data-id="page.png"]', timeout=60_000)
+    assert [li.inner_text().upper() for li in card.query_selector_all(".lines li")] == ["INVOICE 2024", "TOTAL 12.50"]
+    page.wait_for_selector(".line-box polygon", state="attached", timeout=10_000)
+    outlines = card.query_selector_all(".line-box")
+    frame = card.query_selector(".frame").bounding_box()
+    first = outlines[0].bounding_box()
+    assert len(outlines) == 2 and frame is not None and first is not None
+    assert abs(first["x"] - frame["x"]) < 2 and abs(first["width"] - frame["width"]) < 2  # laid over the image
+    page.screenshot(path=str(tmp_path / "page_mode.png"))
+    assert not errors
