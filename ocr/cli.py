@@ -157,13 +157,16 @@ def _model_options(args: argparse.Namespace) -> ModelOptions:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ocr",
-        description="Read short cropped text (words, codes, digits, single lines) with a pretrained CRNN.",
+        description="Read short cropped text (words, codes, digits, single lines) with a pretrained CRNN; with "
+        "--detect, whole pages and photos (CRAFT finds the lines first).",
         epilog=f"Image limits: at most {MAX_PIXELS:,} pixels and an aspect ratio of {MAX_ASPECT_RATIO:.0f}:1.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    read = commands.add_parser("read", help="recognise images or folders of images",
-                               description="Print one line per image: path, text, confidence (tab-separated).")
+    read = commands.add_parser("read", help="recognise images or folders of images (--detect: whole pages)",
+                               description="Print one line per image: path, text, confidence (tab-separated); "
+                               "with --detect, one line per text line found: path, line number, corners, text, "
+                               "confidence.")
     read.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
     read.add_argument("--allow", metavar="CHARS", help="only these characters may be read, e.g. 0123456789")
     read.add_argument("--json", action="store_true",
