@@ -284,3 +284,15 @@ def test_min_confidence_and_allowlist_apply_to_every_line(page_reader: PageReade
     assert set(digits.text) <= set("0123456789 ") and "4711" in digits.text
     (rejected,) = page_reader.read([page], min_confidence=1.0)[0]
     assert rejected.rejected and rejected.text == ""
+
+
+def test_whole_receipts_keep_their_measured_word_f1(page_reader: PageReader) -> None:
+    """A guard on the shared receipts: the first three read at 0.629 word F1 (fp32) when this was written."""
+    from ocr.page_eval import evaluate_pages
+    from tests.conftest import shared_set
+
+    pages = open_page_set(shared_set("sroie_receipts_full_part1"))
+    result = evaluate_pages(page_reader, pages, limit=3, progress=False)
+    assert result.pages == 3 and not result.errors
+    assert result.scores["word_f1"] >= 0.61
+    assert result.scores["det_recall"] >= 0.70
