@@ -31,6 +31,9 @@ from textdet.page import Cut, Line, PageReader
 
 #: Requests with at most this many image bytes are decoded on the event loop (~0.3 ms), bigger ones on a thread.
 INLINE_PREPARE_BYTES = 64 * 1024
+#: Most images with ``detect`` in one request: detection takes about a second a page on CPU, on the
+#: inference thread, so a request of hundreds of pages would hold every other client up for minutes.
+MAX_PAGES_PER_REQUEST = 16
 M = TypeVar("M")
 
 
@@ -92,6 +95,11 @@ def check_request(request: ocr_pb2.RecognizeRequest, recognizer: Recognizer, max
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT, f"{len(request.images)} images in one request; the limit is {max_images}"
         )
+    pages = sum(1 for image in request.images if image.detect)
+    if pages > MAX_PAGES_PER_REQUEST:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"{pages} images with detect in one request; the limit is {MAX_PAGES_PER_REQUEST} "
+                           "(send pages in several requests)")
     allowlist = request.allowlist or None
     recognizer.charset.allow_mask(allowlist)  # InvalidAllowlistError
     constraint = recognizer.constraint(  # InvalidConstraintError

@@ -35,11 +35,13 @@ def test_contract_field_numbers() -> None:
         "images": 1, "model": 2, "allowlist": 3, "char_details": 4, "pattern": 5, "lexicon": 6,
         "lexicon_ignore_case": 7, "beam_width": 8, "min_confidence": 9, "pattern_ignore_case": 10,
     }
-    assert numbers(ocr_pb2.Image) == {"content": 1, "id": 2}
+    assert numbers(ocr_pb2.Image) == {"content": 1, "id": 2, "detect": 3}
     assert numbers(ocr_pb2.RecognizeResponse) == {"results": 1, "model": 2}
     assert numbers(ocr_pb2.Recognition) == {
         "id": 1, "text": 2, "confidence": 3, "chars": 4, "unconstrained_text": 5, "unconstrained_confidence": 6,
-        "rejected": 7,
+        "rejected": 7, "lines": 8,
     }
     assert numbers(ocr_pb2.Char) == {"text": 1, "confidence": 2, "x_start": 3, "x_end": 4}
+    assert numbers(ocr_pb2.Line) == {"box": 1, "text": 2, "confidence": 3, "chars": 4, "rejected": 5}
+    assert numbers(ocr_pb2.Point) == {"x": 1, "y": 2}
     assert ocr_pb2.DESCRIPTOR.package == "ocr.v1"

@@ -10,6 +10,7 @@ import pytest
 
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from tests.conftest import encode, example_bytes
+from tests.test_preprocess import png_header_only
 from tests.pages import render_page
 from tests.server.conftest import ServerThread, config
 from tests.server.test_http import call
@@ -56,6 +57,12 @@ def test_pages_without_text_have_no_lines_and_bad_pages_are_refused(server: Serv
     with pytest.raises(grpc.RpcError) as error:
         recognize(server, ocr_pb2.Image(content=b"", id="nothing", detect=True))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "nothing" in error.value.details()
+    with pytest.raises(grpc.RpcError) as error:  # a header declaring 3.6 gigapixels: refused before decoding
+        recognize(server, ocr_pb2.Image(content=png_header_only(60000, 60000), id="huge", detect=True))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "pixels" in error.value.details()
+    with pytest.raises(grpc.RpcError) as error:
+        recognize(server, *[ocr_pb2.Image(content=blank, detect=True)] * 17)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "limit is 16" in error.value.details()
 
 
 def test_min_confidence_rejects_page_lines(server: ServerThread, page: bytes) -> None:
