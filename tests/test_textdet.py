@@ -11,7 +11,7 @@ import torch
 
 from crnn.decode import CharResult, Result
 from crnn.errors import InvalidImageError, WeightsError
-from crnn.preprocess import to_gray
+from crnn.preprocess import prepare, to_gray
 from ocr.datasets import DatasetError
 from ocr.page_metrics import Tally, box_iou, match_boxes, words
 from ocr.page_sets import open_page_set
@@ -159,6 +159,11 @@ def test_very_long_lines_get_enough_height_for_the_recogniser() -> None:
     page = np.full((100, 3000), 255, np.uint8)
     crop, _ = crop_line(page, rect(0, 40, 3000, 50))
     assert crop.shape[1] / crop.shape[0] <= 100
+    flush, _ = crop_line(np.full((12, 3000), 255, np.uint8), rect(0, 0, 3000, 12))  # no page left to borrow
+    sliver, _ = crop_line(np.full((3000, 40), 255, np.uint8), rect(10, 0, 11, 3000))
+    for crop in (flush, sliver):
+        assert max(crop.shape) / min(crop.shape) <= 100
+        prepare(crop, 64)  # the recogniser takes it
 
 
 def test_darkening_pushes_grey_ink_darker_on_either_background() -> None:

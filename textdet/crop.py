@@ -44,7 +44,7 @@ def crop_line(gray: np.ndarray, box: np.ndarray, margin: float = DEFAULT_MARGIN)
         crop = gray[top:bottom, left:right]
         if crop.size == 0:
             crop = np.full((1, 1), 255, np.uint8)
-        return np.ascontiguousarray(crop), float(box[:, 0].min() - left)
+        return within_aspect(np.ascontiguousarray(crop)), float(box[:, 0].min() - left)
     along = (box[1] - box[0]) / max(width, 1e-6)
     across = (box[3] - box[0]) / max(height, 1e-6)
     source = np.array([
@@ -57,4 +57,19 @@ def crop_line(gray: np.ndarray, box: np.ndarray, margin: float = DEFAULT_MARGIN)
     target = np.array([[0, 0], [out_w, 0], [out_w, out_h], [0, out_h]], np.float32)
     matrix = cv2.getPerspectiveTransform(source, target)
     warped = cv2.warpPerspective(gray, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return warped, pad
+    return within_aspect(warped), pad
+
+
+def within_aspect(crop: np.ndarray) -> np.ndarray:
+    """The crop, edge-padded (rows above and below, or columns on the right) to at most ``MAX_LINE_ASPECT``:1.
+
+    A line flush with the page's edge cannot borrow height from the page, and a
+    sliver of a box can be far taller than wide; either would be refused by the recogniser.
+    """
+    rows, cols = crop.shape
+    if cols > MAX_LINE_ASPECT * rows:
+        extra = math.ceil(cols / MAX_LINE_ASPECT) - rows
+        return cv2.copyMakeBorder(crop, extra // 2, extra - extra // 2, 0, 0, cv2.BORDER_REPLICATE)
+    if rows > MAX_LINE_ASPECT * cols:
+        return cv2.copyMakeBorder(crop, 0, 0, 0, math.ceil(rows / MAX_LINE_ASPECT) - cols, cv2.BORDER_REPLICATE)
+    return crop

@@ -43,8 +43,9 @@ class Detector:
     """Find text lines in whole images with CRAFT.
 
     Each page is scaled so its longer side is at most ``config.max_side`` and
-    its area at most ``config.max_pixels`` (never enlarged), padded to a multiple of 32 and run alone; boxes come
-    back in the page's own pixel coordinates, in reading order.
+    its area at most ``config.max_pixels`` (never enlarged), padded to a
+    multiple of 32 and run alone; boxes come back in the page's own pixel
+    coordinates, in reading order.
     """
 
     def __init__(

@@ -10,10 +10,10 @@ import pytest
 
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from tests.conftest import encode, example_bytes
-from tests.test_preprocess import png_header_only
 from tests.pages import render_page
 from tests.server.conftest import ServerThread, config
 from tests.server.test_http import call
+from tests.test_preprocess import png_header_only
 
 ROWS = [(40, 40, "INVOICE 2024"), (40, 120, "TOTAL 12.50")]
 
