@@ -98,6 +98,18 @@ def test_a_tilted_word_gets_a_rotated_box() -> None:
     assert dy < 0 and abs(dy / dx) == pytest.approx(0.5, abs=0.1)  # rises to the right, slope 1/2
 
 
+def test_tilted_words_merge_along_their_direction() -> None:
+    def tilted(x: float, width: float) -> np.ndarray:  # a word rising to the right at slope 1/4
+        return order_corners(np.array([[x, 100 - x / 4], [x + width, 100 - (x + width) / 4],
+                                       [x + width + 5, 120 - (x + width) / 4], [x + 5, 120 - x / 4]], np.float32))
+
+    near, next_word, far = tilted(0, 80), tilted(100, 60), tilted(400, 60)
+    lines = group_lines([near, next_word, far])
+    assert len(lines) == 2
+    merged = max(lines, key=lambda b: float(np.linalg.norm(b[1] - b[0])))
+    assert np.linalg.norm(merged[1] - merged[0]) > 150  # both words, along their slope
+
+
 def test_words_on_a_row_merge_into_lines_by_their_gap() -> None:
     left, near, far = rect(0, 0, 50, 20), rect(60, 1, 100, 21), rect(300, 0, 340, 20)
     below = rect(0, 40, 50, 60)
@@ -266,6 +278,15 @@ def test_a_rendered_page_is_read_line_by_line_in_reading_order(page_reader: Page
     for line, expected in zip(lines, [truth[0], truth[2], truth[1], truth[3]]):
         assert box_iou(np.array(line.box, np.float32), expected) > 0.6
         assert line.chars and line.chars[0].x_start < 10  # spans start near the line's left edge
+
+
+@pytest.mark.parametrize("angle", [12, -20])
+def test_tilted_lines_are_read_whole_and_in_order(page_reader: PageReader, angle: float) -> None:
+    page, _ = render_page([(60, 200, "ROTATED TEXT 42"), (60, 300, "SECOND LINE 7")], angle=angle)
+    lines = page_reader.read([page])[0]
+    assert [line.text.upper() for line in lines] == ["ROTATED TEXT 42", "SECOND LINE 7"]
+    (x0, y0), (x1, y1) = lines[0].box[:2]
+    assert np.degrees(np.arctan2(y0 - y1, x1 - x0)) == pytest.approx(angle, abs=4)  # the box follows the text
 
 
 def test_pages_without_text_give_no_lines_and_bad_images_are_refused(page_reader: PageReader) -> None:

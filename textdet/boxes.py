@@ -14,7 +14,11 @@ Pipeline (every threshold is a field of :class:`BoxThresholds` or :class:`LineGr
    same row (centres within ``max_center_shift`` of the row's height, heights
    within ``max_height_ratio``) and close together (gap under ``max_gap`` of
    the height) are merged into one axis-aligned line box. Tilted words stay
-   as their own rotated boxes.
+   as their own rotated boxes, unless they continue each other along their
+   common direction (angles within ``max_angle_difference``, the same row
+   and gap rules measured along and across that direction): then they are
+   merged into one rotated line. Short squarish words (one or two
+   characters, whose box has no reliable angle) may join a tilted line.
 3. **Reading order.** Lines are grouped into rows top to bottom (a line whose
    vertical centre falls inside the current row's span joins it) and read
    left to right within a row.
@@ -62,6 +66,8 @@ class LineGrouping:
     max_height_ratio: float = 0.5
     #: Words on a row whose horizontal gap is below this are merged into one line.
     max_gap: float = 1.0
+    #: Tilted words whose directions differ by less than this (radians) may share a tilted line.
+    max_angle_difference: float = 0.1
 
 
 def order_corners(points: np.ndarray) -> np.ndarray:
@@ -121,10 +127,74 @@ def _is_horizontal(box: np.ndarray, max_slope: float) -> bool:
     return dx > 0 and abs(dy) <= max_slope * dx
 
 
+def _is_squarish(box: np.ndarray) -> bool:
+    """A short word (one or two characters) whose box is at most 1.5 times longer one way than the other."""
+    width, height = (float(np.linalg.norm(box[1] - box[0])), float(np.linalg.norm(box[3] - box[0])))
+    return max(width, height) <= 1.5 * max(min(width, height), 1e-6)
+
+
+def _geometry(box: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Centre, unit direction along the top edge, width and height of a box."""
+    along = box[1] - box[0]
+    width = float(np.linalg.norm(along))
+    return box.mean(axis=0), along / max(width, 1e-6), width, float(np.linalg.norm(box[3] - box[0]))
+
+
+def _same_tilted_line(a: np.ndarray, b: np.ndarray, grouping: LineGrouping, loose: bool) -> bool:
+    """Whether ``b`` continues tilted word ``a`` along its direction (``loose``: ``b`` is squarish, no own angle)."""
+    centre_a, along_a, width_a, height_a = _geometry(a)
+    centre_b, along_b, width_b, height_b = _geometry(b)
+    if not loose:
+        angle = float(np.arccos(np.clip(abs(float(along_a @ along_b)), -1.0, 1.0)))
+        if angle > grouping.max_angle_difference:
+            return False
+    if abs(height_a - height_b) > grouping.max_height_ratio * max(height_a, height_b):
+        return False
+    offset = centre_b - centre_a
+    across = abs(float(offset @ np.array([-along_a[1], along_a[0]])))
+    gap = abs(float(offset @ along_a)) - (width_a + width_b) / 2
+    height = max(height_a, height_b)
+    return across < grouping.max_center_shift * height and gap < grouping.max_gap * height
+
+
+def _tilted_lines(boxes: list[np.ndarray], grouping: LineGrouping) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Tilted words joined along their direction (squarish words may join them); returns (lines, untouched)."""
+    tilted = [i for i, b in enumerate(boxes) if not _is_horizontal(b, grouping.max_slope)]
+    if not tilted:
+        return [], boxes
+    squarish = [i for i, b in enumerate(boxes) if i not in set(tilted) and _is_squarish(b)]
+    group = list(range(len(boxes)))  # union-find parents
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for k, i in enumerate(tilted):
+        for j in tilted[k + 1:] + squarish:
+            if _same_tilted_line(boxes[i], boxes[j], grouping, loose=j in squarish):
+                group[root(j)] = root(i)
+    members: dict[int, list[int]] = {}
+    for i in tilted + squarish:
+        members.setdefault(root(i), []).append(i)
+    lines, used = [], set()
+    for indices in members.values():
+        if not any(i in tilted for i in indices):
+            continue  # squarish words alone: left to the row grouping
+        used.update(indices)
+        if len(indices) == 1:
+            lines.append(boxes[indices[0]])
+        else:
+            corners = np.concatenate([boxes[i] for i in indices]).astype(np.float32)
+            lines.append(order_corners(cv2.boxPoints(cv2.minAreaRect(corners))))
+    return lines, [b for i, b in enumerate(boxes) if i not in used]
+
+
 def group_lines(boxes: list[np.ndarray], grouping: LineGrouping = LineGrouping()) -> list[np.ndarray]:
-    """Merge near-horizontal word boxes on one row and close together into line boxes; others pass through."""
-    flat = [b for b in boxes if _is_horizontal(b, grouping.max_slope)]
-    lines = [b for b in boxes if not _is_horizontal(b, grouping.max_slope)]
+    """Merge word boxes into lines: tilted words along their direction, near-horizontal ones by rows."""
+    lines, rest = _tilted_lines(boxes, grouping)
+    flat = [b for b in rest if _is_horizontal(b, grouping.max_slope)]
     # Axis-aligned extents: (left, top, right, bottom).
     extents = sorted(
         ((float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 0].max()), float(b[:, 1].max())) for b in flat),
