@@ -268,6 +268,8 @@ class GlyphRecovery:
     clearance: float = 0.2
     min_confidence: float = 0.5
     keep_marks: str = ":"
+    #: At most this many candidates per page are read.
+    max_candidates: int = 200
 
     def keeps(self, text: str, confidence: float) -> bool:
         """Whether a candidate read as ``text`` is kept."""
@@ -301,4 +303,5 @@ def stray_glyphs(gray: np.ndarray, lines: list[np.ndarray], recovery: GlyphRecov
         if not (overlap >= 0.5 * h).any():
             continue
         found.append(_rectangle(float(x), float(y), float(x + w), float(y + h)))
-    return found
+    # A textured photo can throw up hundreds of marks; each costs a reading, so keep the page's first few.
+    return found[: recovery.max_candidates]
