@@ -382,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--token", help=f"bearer token (also ${TOKEN_ENV})")
     client.add_argument("--tls-ca", type=Path, help="PEM CA certificate to trust (enables TLS)")
     client.add_argument("--timeout", type=float, default=60.0, help="seconds (default: 60)")
+    client.add_argument("--detect", action="store_true",
+                        help="the images are whole pages: the server finds and reads their lines (like read --detect)")
     return parser
 
 
@@ -633,7 +635,7 @@ def _cmd_client(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     return run_client(tuple(args.inputs), args.target, args.allow, args.json, args.model, token, args.tls_ca,
-                      args.timeout)
+                      args.timeout, args.detect)
 
 
 COMMANDS = {"read": _cmd_read, "batch": _cmd_batch, "eval": _cmd_eval, "bench": _cmd_bench, "export": _cmd_export,

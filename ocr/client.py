@@ -7,9 +7,11 @@ from pathlib import Path
 
 import grpc
 
-from crnn.decode import Result
+from crnn.decode import CharResult, Result
+from ocr.page_output import format_page
 from ocr.read import expand_inputs, format_reading
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from textdet.page import Line
 
 
 def open_channel(target: str, tls_ca: Path | None = None) -> grpc.Channel:
@@ -28,13 +30,15 @@ def run_client(
     token: str | None = None,
     tls_ca: Path | None = None,
     timeout: float = 60.0,
+    detect: bool = False,
 ) -> int:
-    """Send all images in one request and print one line per image (as ``ocr read`` does)."""
+    """Send all images in one request and print what was read (as ``ocr read`` does, with or without detect)."""
     paths = list(expand_inputs(inputs))
     if not paths:
         raise FileNotFoundError("no images found in " + ", ".join(map(str, inputs)))
     request = ocr_pb2.RecognizeRequest(
-        images=[ocr_pb2.Image(content=p.read_bytes(), id=str(p)) for p in paths], model=model, allowlist=allow or ""
+        images=[ocr_pb2.Image(content=p.read_bytes(), id=str(p), detect=detect) for p in paths], model=model,
+        allowlist=allow or "", char_details=detect and as_json,
     )
     metadata = [("authorization", f"Bearer {token}")] if token else None
     with open_channel(target, tls_ca) as channel:
@@ -45,5 +49,13 @@ def run_client(
             print(f"ocr client: error: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
     for result in response.results:
-        print(format_reading(result.id, Result(result.text, result.confidence), as_json))
+        if detect:
+            print(format_page(result.id, [_line(line) for line in result.lines], as_json))
+        else:
+            print(format_reading(result.id, Result(result.text, result.confidence), as_json))
     return 0
+
+
+def _line(line: ocr_pb2.Line) -> Line:
+    chars = [CharResult(c.text, c.confidence, c.x_start, c.x_end) for c in line.chars]
+    return Line([(p.x, p.y) for p in line.box], line.text, line.confidence, chars, line.rejected)

@@ -102,7 +102,7 @@ def test_python_dash_m_entry_point() -> None:
     assert proc.returncode == 0 and "read" in proc.stdout and "eval" in proc.stdout
 
 
-def test_client_against_a_running_server(capsys) -> None:
+def test_client_against_a_running_server(tmp_path: Path, capsys) -> None:
     from tests.server.conftest import ServerThread, config
 
     srv = ServerThread(config()).start()
@@ -110,6 +110,14 @@ def test_client_against_a_running_server(capsys) -> None:
         assert main(["client", str(EXAMPLES / "images" / "00.png"), "--target", srv.target, "--json"]) == 0
         record = json.loads(capsys.readouterr().out)
         assert record["text"] == "HELLO" and record["image"].endswith("00.png")
+        page = tmp_path / "page.png"
+        from tests.conftest import encode
+        from tests.pages import render_page
+
+        page.write_bytes(encode(render_page([(40, 40, "INVOICE 2024"), (40, 120, "TOTAL 12.50")])[0]))
+        assert main(["client", str(page), "--target", srv.target, "--detect", "--json"]) == 0
+        lines = json.loads(capsys.readouterr().out)["lines"]
+        assert [line["text"].upper() for line in lines] == ["INVOICE 2024", "TOTAL 12.50"] and lines[0]["chars"]
         bad = EXAMPLES / "gt.tsv"
         assert main(["client", str(bad), "--target", srv.target]) == 1
         assert "INVALID_ARGUMENT" in capsys.readouterr().err
