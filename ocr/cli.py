@@ -47,6 +47,8 @@ from server.config import (
 from textdet.detector import DEFAULT_MAX_PIXELS
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+#: ``ocr batch --detect`` reads at most this many pages per call of the page reader.
+PAGES_PER_CALL = 8
 
 
 def _positive_int(text: str) -> int:
@@ -245,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Ray actor (default: 1)")
     batch.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray actor (default: 0)")
     batch.add_argument("--batch-size", type=_positive_int, default=256,
-                       help="images per call of the recogniser (default: 256; inference batches hold up to 32)")
+                       help="images per call of the recogniser (default: 256; inference batches hold up to 32; "
+                       f"with --detect at most {PAGES_PER_CALL} pages)")
     batch.add_argument("--allow", metavar="CHARS", help="only these characters may be read")
     batch.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
     batch.add_argument("--summary", type=Path, metavar="SUMMARY.json", help="also write the summary as JSON here")
@@ -562,7 +565,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     options = replace(_model_options(args), threads=threads, batch_size=min(32, args.batch_size))
     config = BatchConfig(
         input=args.input, out=args.out, allow=args.allow, engine=args.engine, ray_address=args.ray_address,
-        concurrency=args.concurrency, batch_size=args.batch_size, cpus_per_worker=args.cpus_per_worker,
+        concurrency=args.concurrency, cpus_per_worker=args.cpus_per_worker,
+        # Pages take about a second each: hand the reader a few at a time, so rows (and progress) keep coming.
+        batch_size=min(args.batch_size, PAGES_PER_CALL) if args.detect else args.batch_size,
         gpus_per_worker=args.gpus_per_worker, limit=args.limit, model=options, decode=_decode_options(args),
         detect=_detect_options(args),
     )
