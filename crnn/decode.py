@@ -24,7 +24,7 @@ ranking lines by it is meaningful, but 0.9 does not promise 90% accuracy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -65,6 +65,13 @@ class Result:
     raw_confidence: float | None = None
     #: True when the confidence was below the caller's minimum: the text is withheld.
     rejected: bool = False
+
+
+def reject_below(result: Result, minimum: float | None) -> Result:
+    """``result``, or, when its confidence is below ``minimum``, the same reading withheld: no text, ``rejected``."""
+    if minimum is None or result.confidence >= minimum:
+        return result
+    return replace(result, text="", chars=[], rejected=True)
 
 
 def class_log_probs(

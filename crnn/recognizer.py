@@ -13,7 +13,7 @@ import torch
 from crnn.calibration import shipped_calibration
 from crnn.charset import Charset
 from crnn.constrained import Constraint
-from crnn.decode import Result, frames_covering, greedy_decode, masked_probabilities
+from crnn.decode import Result, frames_covering, greedy_decode, masked_probabilities, reject_below
 from crnn.errors import InvalidImageError
 from crnn.preprocess import (
     BUCKET_STEP,
@@ -199,8 +199,7 @@ class Recognizer:
         results = self._read(images, allowlists, constraints)
         if self.calibration is not None:
             results = [self._calibrate(r) for r in results]
-        return [r if m is None or r.confidence >= m else replace(r, text="", chars=[], rejected=True)
-                for r, m in zip(results, minimums)]
+        return [reject_below(r, m) for r, m in zip(results, minimums)]
 
     def _calibrate(self, result: Result) -> Result:
         assert self.calibration is not None

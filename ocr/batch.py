@@ -32,6 +32,7 @@ from ocr.datasets import DatasetError, Location, is_labelled, load_image, open_d
 from ocr.page_output import line_record
 from ocr.read import IMAGE_SUFFIXES, expand_inputs
 from textdet import PageReader
+from textdet.page import page_confidence, page_text
 
 #: Columns of the items handed to :class:`BatchRecognizer` (Arrow-friendly scalars only).
 ITEM_COLUMNS = ("id", "label", "source", "path", "index")
@@ -126,10 +127,8 @@ class BatchRecognizer:
             pages = self.pages.read(images, self.allow, self.constraint, self.decode.min_confidence)
             found = iter(pages)
             per_item = [None if k in errors else next(found) for k in range(len(ids))]
-            texts = ["\n".join(line.text for line in lines if not line.rejected) if lines else ""
-                     for lines in per_item]
-            confidences = [min((line.confidence for line in lines), default=0.0) if lines else 0.0
-                           for lines in per_item]
+            texts = [page_text(lines or []) for lines in per_item]
+            confidences = [page_confidence(lines or []) for lines in per_item]
             columns["lines"] = np.array([json.dumps([line_record(line, char_details=False) for line in lines or []])
                                          for lines in per_item], dtype=object)
         else:

@@ -27,7 +27,7 @@ from ocr.v1 import ocr_pb2
 from server.config import ServerConfig
 from server.errors import RequestError
 from textdet.detector import Detector
-from textdet.page import Cut, Line, PageReader
+from textdet.page import Cut, Line, PageReader, page_confidence, page_text
 
 #: Requests with at most this many image bytes are decoded on the event loop (~0.3 ms), bigger ones on a thread.
 INLINE_PREPARE_BYTES = 64 * 1024
@@ -215,8 +215,8 @@ def page_recognition(image_id: str, lines: Sequence[Line], char_details: bool) -
     """The result message of a page: its lines, their texts joined by newlines, the lowest line confidence."""
     return ocr_pb2.Recognition(
         id=image_id,
-        text="\n".join(line.text for line in lines if not line.rejected),
-        confidence=min((line.confidence for line in lines), default=0.0),
+        text=page_text(lines),
+        confidence=page_confidence(lines),
         lines=[
             ocr_pb2.Line(box=[ocr_pb2.Point(x=x, y=y) for x, y in line.box], text=line.text,
                          confidence=line.confidence, chars=_chars(line.chars, char_details), rejected=line.rejected)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from crnn.constrained import Constraint
-from crnn.decode import CharResult, Result
+from crnn.decode import CharResult, Result, reject_below
 from crnn.preprocess import PreparedImage, prepare
 from crnn.recognizer import Recognizer
 from textdet.boxes import reading_order
@@ -47,6 +47,16 @@ class Line:
     confidence: float
     chars: list[CharResult] = field(default_factory=list)
     rejected: bool = False
+
+
+def page_text(lines: Sequence[Line]) -> str:
+    """A page's text: its lines' texts in reading order, one per row (rejected lines left out)."""
+    return "\n".join(line.text for line in lines if not line.rejected)
+
+
+def page_confidence(lines: Sequence[Line]) -> float:
+    """A page's confidence: its least confident line's (0 when no line was found)."""
+    return min((line.confidence for line in lines), default=0.0)
 
 
 @dataclass(frozen=True)
@@ -132,9 +142,7 @@ class PageReader:
                 result = tidy_spacing(result)
             if cut.glyph and not (recovery and recovery.keeps(result.text, result.confidence)):
                 continue
-            if min_confidence is not None and result.confidence < min_confidence:
-                result = replace(result, text="", chars=[], rejected=True)
-            kept[cut.page].append((cut, result))
+            kept[cut.page].append((cut, reject_below(result, min_confidence)))
         out = []
         for page in kept:
             order = reading_order([cut.box for cut, _ in page])
