@@ -67,6 +67,14 @@ def running(fp32_recognizer) -> Iterator[ServerThread]:
     srv.stop()
 
 
+@pytest.fixture(scope="module")
+def http_running(fp32_recognizer) -> Iterator[ServerThread]:
+    """A server answering gRPC and HTTP (with the web page) on free loopback ports, one per test module."""
+    srv = ServerThread(config(http_port=0), {"english_g2": fp32_recognizer}).start()
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture()
 def stub(running: ServerThread) -> Iterator[ocr_pb2_grpc.RecognizerStub]:
     with grpc.insecure_channel(running.target) as channel:

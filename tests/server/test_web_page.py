@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
-from tests.server.conftest import ServerThread, config, named_crops
+from tests.server.conftest import named_crops
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[dev]')")
 CHROMIUM = os.environ.get("OCR_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -26,13 +26,6 @@ pytestmark = pytest.mark.skipif(
 # Headless, as root in CI, and with nothing that reaches for the internet.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-
-@pytest.fixture(scope="module")
-def page_server(fp32_recognizer) -> Iterator[ServerThread]:
-    srv = ServerThread(config(http_port=0), {"english_g2": fp32_recognizer}).start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +39,11 @@ def browser() -> Iterator:
         browser.close()
 
 
-def test_upload_shows_text_confidence_and_boxes(page_server, browser, tmp_path: Path) -> None:
+def test_upload_shows_text_confidence_and_boxes(http_running, browser, tmp_path: Path) -> None:
     name, data = named_crops(1)[0]
     image = tmp_path / Path(name).name
     image.write_bytes(data)
-    with grpc.insecure_channel(page_server.target) as channel:
+    with grpc.insecure_channel(http_running.target) as channel:
         request = ocr_pb2.RecognizeRequest(images=[ocr_pb2.Image(content=data, id=image.name)], char_details=True)
         expected = ocr_pb2_grpc.RecognizerStub(channel).Recognize(request, timeout=60).results[0]
     assert expected.text, "the crop should read as something"
@@ -58,7 +51,7 @@ def test_upload_shows_text_confidence_and_boxes(page_server, browser, tmp_path: 
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone-sized screen
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(page_server.http_url + "/")
+    page.goto(http_running.http_url + "/")
     page.wait_for_function("document.querySelector('#model').options[0].text.includes('english_g2')")
     page.set_input_files("#files", str(image))
     card = page.wait_for_selector(f'.result[data-id="{image.name}"]', timeout=30_000)
@@ -75,17 +68,17 @@ def test_upload_shows_text_confidence_and_boxes(page_server, browser, tmp_path: 
     assert not errors
 
 
-def test_server_error_is_shown_not_swallowed(page_server, browser, tmp_path: Path) -> None:
+def test_server_error_is_shown_not_swallowed(http_running, browser, tmp_path: Path) -> None:
     image = tmp_path / "corrupt.png"
     image.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     page = browser.new_page()
-    page.goto(page_server.http_url + "/")
+    page.goto(http_running.http_url + "/")
     page.set_input_files("#files", str(image))
     page.wait_for_selector("#status.error")
     assert "INVALID_ARGUMENT" in page.inner_text("#status")
 
 
-def test_whole_pages_show_each_line_and_its_box(page_server, browser, tmp_path: Path) -> None:
+def test_whole_pages_show_each_line_and_its_box(http_running, browser, tmp_path: Path) -> None:
     from tests.conftest import encode
     from tests.pages import render_page
 
@@ -94,7 +87,7 @@ def test_whole_pages_show_each_line_and_its_box(page_server, browser, tmp_path: 
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(page_server.http_url + "/")
+    page.goto(http_running.http_url + "/")
     page.check("#detect")
     page.set_input_files("#files", str(image))
     card = page.wait_for_selector('.result.page[data-id="page.png"]', timeout=60_000)
