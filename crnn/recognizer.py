@@ -15,6 +15,7 @@ from crnn.charset import Charset
 from crnn.constrained import Constraint
 from crnn.decode import Result, frames_covering, greedy_decode, masked_probabilities, reject_below
 from crnn.errors import InvalidImageError
+from crnn.gate import feature_tap, pooled_features
 from crnn.preprocess import (
     BUCKET_STEP,
     ImageInput,
@@ -118,6 +119,9 @@ class Recognizer:
             batch_columns=batch_columns, contrast_retry=contrast_retry, polarity_retry=polarity_retry,
         )
         self.fallback_below = fallback.below if fallback else 0.0
+        self.gate = fallback.gate if fallback else None
+        if self.gate is not None and not hasattr(self.network, "FeatureExtraction"):
+            raise ValueError(f"a model with a domain gate cannot run at {self.precision}; use fp32 or bf16")
         #: Raw score -> probability of an exact reading; only for a registered model with its own weights.
         self.calibration = shipped_calibration(self.model.name) if calibrated and validated_weights else None
 
@@ -217,18 +221,22 @@ class Recognizer:
         """Readings with their raw scores: retries and the fallback compare raw scores."""
         unique = {a: self.charset.allow_mask(a) for a in set(allowlists)}
         masks = [unique[a] for a in allowlists]
-        results = self._run(images, masks, constraints)
+        domain: list[bool] | None = [] if self.gate is not None else None
+        results = self._run(images, masks, constraints, domain)
         if self.contrast_retry:
             self._retry(images, masks, constraints, results, self.contrast_retry, stretch_contrast)
         if self.polarity_retry:
             self._retry(images, masks, constraints, results, self.polarity_retry, invert)
         if self.fallback is not None:
-            unsure = [i for i, r in enumerate(results) if r.confidence < self.fallback_below]
+            if domain is not None:  # the gate routes: lines unlike the domain are the pretrained model's
+                unsure = [i for i, inside in enumerate(domain) if not inside]
+            else:
+                unsure = [i for i, r in enumerate(results) if r.confidence < self.fallback_below]
             others = self.fallback._read(
                 [images[i] for i in unsure], [allowlists[i] for i in unsure], [constraints[i] for i in unsure]
             )
             for i, other in zip(unsure, others):
-                results[i] = more_confident(results[i], other, self.fallback_below)
+                results[i] = other if domain is not None else more_confident(results[i], other, self.fallback_below)
         return results
 
     def _retry(
@@ -261,11 +269,21 @@ class Recognizer:
 
     def _run(
         self, images: Sequence[PreparedImage], masks: Sequence[np.ndarray | None],
-        constraints: Sequence[Constraint | None],
+        constraints: Sequence[Constraint | None], domain: list[bool] | None = None,
     ) -> list[Result]:
+        """Greedy or constrained readings; with ``domain`` (a list, and a gate), also fills it per image."""
         results: list[Result | None] = [None] * len(images)
+        inside = [False] * len(images)
         for batch in self.batches(images):
-            logits = self.forward([images[i] for i in batch], bucket_width(images[batch[0]].width))
+            width = bucket_width(images[batch[0]].width)
+            if domain is None or self.gate is None:
+                logits = self.forward([images[i] for i in batch], width)
+            else:
+                with feature_tap(self.network) as captured:
+                    logits = self.forward([images[i] for i in batch], width)
+                lengths = [frames_covering(images[i].width, logits.shape[1]) for i in batch]
+                for i, flag in zip(batch, self.gate.in_domain(pooled_features(captured[-1], lengths))):
+                    inside[i] = bool(flag)
             by_mask: dict[int, list[int]] = {}
             for row, i in enumerate(batch):
                 by_mask.setdefault(id(masks[i]), []).append(row)
@@ -284,6 +302,8 @@ class Recognizer:
                         results[batch[row]] = constraint.decode(
                             probs[k, :frames], self.charset, image.scale_x, image.original_width
                         )
+        if domain is not None:
+            domain[:] = inside
         return results  # type: ignore[return-value]
 
     def input_batches(self, images: Sequence[PreparedImage]) -> Iterator[tuple[list[int], torch.Tensor]]:

@@ -28,6 +28,7 @@ from torch import nn
 
 from crnn.charset import Charset
 from crnn.errors import UnknownModelError, WeightsError
+from crnn.gate import DomainGate
 from crnn.specs import DEFAULT_MODEL, MODEL_SPECS, ModelSpec, Normalization, build_network
 
 CHECKPOINT_FORMAT = "crnn-checkpoint"
@@ -57,16 +58,18 @@ class LoadedModel:
 
 @dataclass
 class Fallback:
-    """The pretrained model an adapted checkpoint falls back on (output-space ensembling).
+    """The pretrained model an adapted checkpoint falls back on.
 
-    Lines the adapted model reads with confidence below ``below`` are read by
-    ``model`` too, and the more confident reading is kept: the adapted model
-    keeps its domain, the pretrained one keeps general text it reads surely.
-    ``model.charset`` reads letters in the adapted model's case.
+    With a ``gate``, lines the gate places outside the adapted domain are read
+    by ``model`` instead (routing by what the line looks like). Without one,
+    lines the adapted model reads with confidence below ``below`` are read by
+    ``model`` too, and the more confident reading is kept (output-space
+    ensembling). ``model.charset`` reads letters in the adapted model's case.
     """
 
     model: LoadedModel
     below: float
+    gate: DomainGate | None = None
 
 
 def sha256_file(path: Path) -> str:
@@ -164,6 +167,7 @@ def save_checkpoint(
     case: str | None = None,
     fallback: LoadedModel | None = None,
     fallback_below: float = 1.0,
+    gate: DomainGate | None = None,
 ) -> Path:
     """Write a self-describing checkpoint atomically (temp file + rename); returns ``path``.
 
@@ -171,8 +175,10 @@ def save_checkpoint(
     case-insensitively and writes them in that case (see ``Charset``).
     ``fallback`` (a registered model) is recorded by name and SHA-256, not
     copied: lines read with confidence below ``fallback_below`` are read by it
-    too (see ``Fallback``).
+    too, or with a ``gate`` the lines it places outside the domain (see ``Fallback``).
     """
+    if gate is not None and fallback is None:
+        raise ValueError("a domain gate needs a fallback model to route the other lines to")
     if fallback is not None and fallback.name not in MODEL_SPECS:
         raise ValueError(f"a fallback must be a registered model ({', '.join(MODEL_SPECS)}), not {fallback.name!r}")
     state_dict = {k: v.detach().cpu() for k, v in network.state_dict().items()}
@@ -188,7 +194,8 @@ def save_checkpoint(
         "provenance": provenance,
         "metrics": metrics or {},
         "fallback": (
-            {"model": fallback.name, "sha256": fallback.sha256, "below": float(fallback_below)} if fallback else None
+            {"model": fallback.name, "sha256": fallback.sha256, "below": float(fallback_below),
+             "gate": gate.to_dict() if gate else None} if fallback else None
         ),
         "weights_sha256": state_dict_digest(state_dict),
         "state_dict": state_dict,
@@ -259,7 +266,11 @@ def _load_fallback(entry: dict[str, Any] | None, charset: Charset, path: Path) -
             f"{model.sha256}; refusing to pair them"
         )
     model.charset = Charset(model.charset.alphabet, charset.case)
-    return Fallback(model, float(entry.get("below", 1.0)))
+    try:
+        gate = DomainGate.from_dict(entry["gate"]) if entry.get("gate") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{path}: its domain gate is malformed ({exc})") from exc
+    return Fallback(model, float(entry.get("below", 1.0)), gate)
 
 
 def models_dir() -> Path:

@@ -606,8 +606,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     g, sel = report["general"], report["selection"]
     print(f"general text n={g['n']}: loose {g['zero_shot']['loose']} -> {g['adapted']['loose']} "
           f"(estimated drop {100 * g['estimated_drop']:.1f} points; interpolation weight {sel['weight']}"
-          + (f", falling back on {report['base']['model']} below confidence {sel['fallback_below']})"
-             if sel.get("fallback") else ")"))
+          + (f", lines unlike the labelled images read by {report['base']['model']})" if sel.get("fallback") else ")"))
     print(f"report: {config.out / 'report.md'}")
     if report["installed"]:
         print(f"model: {config.out / 'model.pt'} (use --model {config.out.name} with $OCR_MODELS or ./models, "

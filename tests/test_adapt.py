@@ -26,7 +26,7 @@ from ocr.adapt.data import (
     split_holdout,
 )
 from ocr.adapt.general import PROBE_CHARS, hard_general_set
-from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, run_adapt, with_fallback
+from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, run_adapt
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, render_markdown
 from ocr.adapt.train import interpolate
@@ -187,10 +187,10 @@ def test_interpolation_is_a_straight_line_between_the_two_networks() -> None:
         interpolate(pretrained, tuned, 1.5)
 
 
-def test_options_go_down_from_the_candidate_alone_then_with_the_fallback() -> None:
+def test_options_go_down_from_the_candidate_alone_then_with_the_gate() -> None:
     asked = []
 
-    def drop(option: Option) -> float:  # forgetting grows with the weight; the fallback halves it
+    def drop(option: Option) -> float:  # forgetting grows with the weight; the gate halves it
         asked.append(option)
         return max(0.0, option.weight - 0.5) / (2 if option.fallback else 1)
 
@@ -202,10 +202,10 @@ def test_options_go_down_from_the_candidate_alone_then_with_the_fallback() -> No
     assert last == Option(min(WEIGHTS), True) and len(tried) == 2 * len(WEIGHTS)
 
 
-def test_fallback_keeps_the_more_confident_reading_only_below_the_threshold() -> None:
-    own = [Result("A", 0.99), Result("B", 0.5), Result("C", 0.5)]
-    other = [Result("x", 1.0), Result("y", 0.9), Result("z", 0.4)]
-    assert [r.text for r in with_fallback(own, other)] == ["A", "y", "C"]
+def test_a_gated_pair_keeps_its_own_readings_inside_the_domain_only() -> None:
+    own = [Result("A", 0.2), Result("B", 0.99), Result("C", 0.5)]
+    other = [Result("x", 1.0), Result("y", 0.1), Result("z", 0.4)]
+    assert [r.text for r in routed(own, other, np.array([True, False, True]))] == ["A", "y", "C"]
 
 
 def test_forgetting_probe_is_fixed_and_damaged() -> None:

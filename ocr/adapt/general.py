@@ -45,6 +45,11 @@ _PROBE_WORDS = [w for w in _PROBE_WORDS if w.lower() not in {x.lower() for x in 
 PROBE_CHARS = "".join(sorted(set("".join(_PROBE_WORDS) + "".join(_PROBE_WORDS).upper() + "0123456789 .,!?:")))
 
 
+def gate_general_set(fonts, count: int = 200) -> list[np.ndarray]:
+    """Damaged rendered general words for fitting a domain gate: the training vocabulary, not the probe's."""
+    return hard_general_set(fonts, count, seed=7, words=_WORDS)[0]
+
+
 def general_lines(count: int, seed: int, words: list[str] | None = None) -> list[str]:
     """Words in varied case, sometimes with a number or punctuation."""
     rng = random.Random(seed)
@@ -80,8 +85,13 @@ def _probe_degradation(seed: int) -> A.Compose:
     )
 
 
-def hard_general_set(fonts, count: int = 300, seed: int = 2024) -> tuple[list[np.ndarray], list[str]]:
+def hard_general_set(
+    fonts, count: int = 300, seed: int = 2024, words: list[str] | None = None
+) -> tuple[list[np.ndarray], list[str]]:
     """A fixed probe of ``count`` degraded rendered words in both polarities, with their labels.
+
+    ``words`` defaults to the probe's own vocabulary; the domain gate's
+    general examples use the training vocabulary, so the probe stays unseen.
 
     The pretrained model reads clean rendered text almost perfectly, so a clean
     probe cannot show forgetting; this one is damaged (low contrast, blur,
@@ -94,7 +104,7 @@ def hard_general_set(fonts, count: int = 300, seed: int = 2024) -> tuple[list[np
     renderer = Renderer(fonts, styles, seed)
     damage = _probe_degradation(seed)
     labels = []
-    for line in general_lines(count, seed, _PROBE_WORDS):
+    for line in general_lines(count, seed, words or _PROBE_WORDS):
         form = rng.random()
         labels.append(line.title() if form < 0.3 else line)
     images = []

@@ -12,9 +12,10 @@ The recipe, chosen by ``scripts/adapt_study.py`` (see docs/adapt.md):
 3. the installed model is fit once more on every labelled image (plus
    confident pseudo-labels with ``--unlabeled``) in the rest of the time;
 4. from the candidate weight down, each weight alone and then with the
-   pretrained model as a fallback (it also reads the lines the adapted one
-   is unsure of; the more confident reading is kept) is tried until the
-   estimated general-text drop stays within ``--max-forgetting``;
+   pretrained model as a gated fallback (a domain gate on the adapted
+   network's own features sends lines unlike the labelled images to the
+   pretrained model) is tried until the estimated general-text drop stays
+   within ``--max-forgetting``;
 5. the verdict compares zero-shot and adapted readings of the held-out
    images pairwise.
 """
@@ -34,7 +35,7 @@ import torch
 
 from crnn.charset import Charset
 from crnn.decode import Result
-from crnn.recognizer import more_confident
+from crnn.gate import DomainGate
 from crnn.runtime import cpu_supports_bf16, resolve_device
 from crnn.weights import LoadedModel, load_model, save_checkpoint
 from ocr.adapt.augment import Augmenter
@@ -51,7 +52,8 @@ from ocr.adapt.data import (
     store_split,
 )
 from ocr.adapt.forgetting import ForgettingProbe
-from ocr.adapt.general import general_lines
+from ocr.adapt.gate import fit_gate
+from ocr.adapt.general import PROBE_CHARS, gate_general_set, general_lines
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, plain, plot_curve, preview_grid, write_report
 from ocr.adapt.scoring import Scorer
@@ -70,22 +72,17 @@ WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
 #: errors, line by line) to become the candidate: on 20 held-out images one line is noise (an MNIST split moved
 #: to 0.5 on a single digit). Forgetting is bounded separately, from the candidate down.
 MIN_NET_LINES = 2
-#: With a fallback, lines the adapted model reads with confidence below this are also read by the pretrained
-#: model. At 0.95 the pretrained model reads about half of general words and of plates, for most of the
-#: forgetting it saves at 1.0 (every line read twice); docs/adapt.md has the measurements, and says which
-#: splits they came from.
-FALLBACK_BELOW = 0.95
 
 
 @dataclass(frozen=True)
 class Option:
-    """One installable model: the fine-tuned network at ``weight``, with or without the pretrained fallback."""
+    """One installable model: the fine-tuned network at ``weight``, alone or with the gated pretrained fallback."""
 
     weight: float
     fallback: bool = False
 
     def __str__(self) -> str:
-        return f"{self.weight}" + (" + fallback" if self.fallback else "")
+        return f"{self.weight}" + (" + gate" if self.fallback else "")
 
 
 def _log(message: str) -> None:
@@ -126,6 +123,19 @@ class _Synthesis:
 
     def draw_general(self, rng) -> np.ndarray:
         return self.augmenter(self.general_renderer.render(rng.choice(self.general_texts)))
+
+    def domain_examples(self) -> list[np.ndarray]:
+        """The labelled images and one augmented copy of each: the domain side of a gate."""
+        return [s.gray for s in self.train] + [self.augmenter(s.gray) for s in self.train]
+
+
+@dataclass
+class _SelectionFit:
+    """One selection fit: its weights, its training images' synthesis and the held-out images it was read on."""
+
+    state: dict[str, torch.Tensor]
+    synthesis: _Synthesis
+    scorer: Scorer
 
 
 def _fit(
@@ -176,11 +186,11 @@ def choose_option(
     """The first option whose estimated drop is within ``max_forgetting``, from ``candidate`` down.
 
     At each weight in ``WEIGHTS`` up to ``candidate``, the network alone is
-    tried, then with the fallback: on the study's plates a fallback costs
-    about one point of domain accuracy where lowering the weight by 0.1 costs
-    three, and it saves more forgetting. If nothing fits, the last option
-    (the lowest weight with the fallback) is returned. Also returns every
-    estimate made.
+    tried, then with the gated fallback: the gate sends most general text to
+    the pretrained model and keeps the domain's lines, so it saves forgetting
+    for little domain accuracy, where lowering the weight costs a few points
+    per 0.1. If nothing fits, the last option (the lowest weight with the
+    gate) is returned. Also returns every estimate made.
     """
     drops: dict[Option, float] = {}
     option = Option(candidate)
@@ -191,9 +201,9 @@ def choose_option(
     return option, drops
 
 
-def with_fallback(own: list[Result], pretrained: list[Result]) -> list[Result]:
-    """Readings as a model falling back on the pretrained one (``FALLBACK_BELOW``) gives them."""
-    return [more_confident(a, b, FALLBACK_BELOW) for a, b in zip(own, pretrained)]
+def routed(own: list[Result], pretrained: list[Result], inside: np.ndarray) -> list[Result]:
+    """Readings as a gated pair gives them: its own inside the domain, the pretrained model's outside."""
+    return [a if keep else b for a, b, keep in zip(own, pretrained, inside)]
 
 
 def _texts(readings: list[Result]) -> list[str]:
@@ -272,12 +282,13 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     by_weight: dict[float, list[Result]] = {w: [] for w in WEIGHTS}
     pretrained_readings: list[Result] = []  # the pretrained network read in the adapted model's case
     labels: list[str] = []
-    fold_rows, step_counts = [], []
+    fold_rows, step_counts, fits = [], [], []
     for k, (train, held) in enumerate(zip(train_sets, held_sets)):
         if config.folds:
             _log(f"adapt: fold {k + 1}/{config.folds}: {len(train)} training, {len(held)} held-out")
         scorer = Scorer([s.gray for s in held], [s.label for s in held], base, config.allow, charset)
         tuned, result, synthesis = _fit(config, base, device, fonts, train, charset, scorer, train_config, progress)
+        fits.append(_SelectionFit(tuned, synthesis, scorer))
         step_counts.append(result.steps)
         zero = scorer.predict(base.network, base.charset)
         zero_shot += zero
@@ -289,10 +300,22 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
                           "zero_shot_loose": score(zero, scorer.labels).loose,
                           "adapted_loose": score(_texts(by_weight[1.0][-len(held):]), scorer.labels).loose})
     curve = result.curve
+    gate_general = gate_general_set(find_fonts(PROBE_CHARS))
+    held_inside: dict[float, np.ndarray] = {}
 
     def held_out(option: Option) -> list[str]:
+        """Held-out readings of an option; with the gate, each fold's network gets its own gate."""
         readings = by_weight[option.weight]
-        return _texts(with_fallback(readings, pretrained_readings) if option.fallback else readings)
+        if not option.fallback:
+            return _texts(readings)
+        if option.weight not in held_inside:
+            flags = []
+            for fit in fits:
+                net = _network(base, interpolate(pretrained, fit.state, option.weight))
+                gate = fit_gate(net, base, fit.synthesis.domain_examples(), gate_general)
+                flags.append(gate.in_domain(fit.scorer.features(net)))
+            held_inside[option.weight] = np.concatenate(flags)
+        return _texts(routed(readings, pretrained_readings, held_inside[option.weight]))
 
     best = min(WEIGHTS, key=lambda w: _preference(held_out(Option(w)), labels, w))
     margin = net_lines_better(held_out(Option(best)), held_out(Option(1.0)), labels)
@@ -317,12 +340,19 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
 
     # 3. Interpolation weight and fallback: from the candidate down until the estimated forgetting fits.
     probe_readings: dict[float, list[Result]] = {}
+    gates: dict[float, tuple[DomainGate, np.ndarray]] = {}  # weight -> (gate, probe lines it keeps)
 
     def probe_texts(option: Option) -> list[str]:
+        network_w = _network(base, interpolate(pretrained, tuned, option.weight))
         if option.weight not in probe_readings:
-            probe_readings[option.weight] = probe.read(_network(base, interpolate(pretrained, tuned, option.weight)))
+            probe_readings[option.weight] = probe.read(network_w)
         readings = probe_readings[option.weight]
-        return _texts(with_fallback(readings, probe.pretrained) if option.fallback else readings)
+        if not option.fallback:
+            return _texts(readings)
+        if option.weight not in gates:
+            gate = fit_gate(network_w, base, synthesis.domain_examples(), gate_general)
+            gates[option.weight] = gate, gate.in_domain(probe.scorer.features(network_w))
+        return _texts(routed(readings, probe.pretrained, gates[option.weight][1]))
 
     option, drops = choose_option(candidate, lambda o: probe.estimate(probe_texts(o)), config.max_forgetting)
     weight = option.weight
@@ -334,7 +364,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         "adapted": bootstrap(adapted, labels, config.seed),
         "paired": compare_paired(zero_shot, adapted, labels, config.seed),
         "by_weight": {str(w): score(held_out(Option(w)), labels).as_dict() for w in WEIGHTS},
-        "by_weight_with_fallback": {str(w): score(held_out(Option(w, True)), labels).as_dict() for w in WEIGHTS},
+        "by_weight_with_gate": {str(o.weight): score(held_out(o), labels).as_dict() for o in drops if o.fallback},
     }
     if config.folds:
         holdout["folds"] = fold_rows
@@ -343,9 +373,12 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         "candidate": candidate, "best_held_out": best, "net_lines_better_than_1": margin,
         "min_net_lines": MIN_NET_LINES,
         "weight": weight, "fallback": option.fallback,
-        "fallback_below": FALLBACK_BELOW if option.fallback else None, "max_forgetting": config.max_forgetting,
+        "max_forgetting": config.max_forgetting,
         "estimated_drops": {str(o): d for o, d in drops.items()}, "within_limit": within,
     }
+    if option.fallback:
+        selection["gate"] = {"held_out_kept": float(held_inside[weight].mean()),
+                             "probe_kept": float(gates[weight][1].mean())}
     if not within:
         _log(f"adapt: warning: even {option} leaves an estimated general-text drop of "
              f"{100 * drops[option]:.1f} points (limit {100 * config.max_forgetting:.1f})")
@@ -389,7 +422,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
             config.out / "model.pt", network, architecture=str(base.metadata.get("architecture", "vgg_bilstm_ctc")),
             alphabet=charset.alphabet, case=charset.case, input_height=base.input_height,
             normalization=base.normalization, fallback=base if option.fallback else None,
-            fallback_below=FALLBACK_BELOW,
+            gate=gates[weight][0] if option.fallback else None,
             provenance={"name": name, "base_model": base.name, "base_sha256": base.sha256,
                         "training_data_sha256": fingerprint, "created": report["created"],
                         "interpolation_weight": weight, "options": report["options"]},

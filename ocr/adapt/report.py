@@ -169,18 +169,21 @@ def render_markdown(r: dict) -> str:
         lines.append(f"| {key} (95% CI) | {z[key]} | {a[key]} |")
     sel = r["selection"]
     drops = ", ".join(f"{w}: {100 * d:+.1f}" for w, d in sel["estimated_drops"].items())
-    by_weight, with_fallback = r["holdout"]["by_weight"], r["holdout"].get("by_weight_with_fallback", {})
+    by_weight, with_gate = r["holdout"]["by_weight"], r["holdout"].get("by_weight_with_gate", {})
+    gate = sel.get("gate") or {}
     fallback = (
-        f" With a fallback: lines it reads with confidence below {sel['fallback_below']} are also read by the "
-        f"pretrained {r['base']['model']}, and the more confident reading is kept (output-space ensembling; it "
-        "keeps general text the pretrained model reads surely)." if sel.get("fallback") else ""
+        f" With the gate: a logistic regression on the adapted network's own features, fitted on the labelled "
+        f"images against rendered general text, sends lines unlike the labelled images to the pretrained "
+        f"{r['base']['model']} (it kept {100 * gate.get('held_out_kept', 0):.0f}% of the held-out images and "
+        f"{100 * gate.get('probe_kept', 0):.0f}% of the general-text probe with the adapted network)."
+        if sel.get("fallback") else ""
     )
     lines += [
         "",
         f"Interpolation: the installed weights are {sel['weight']} x fine-tuned + {1 - sel['weight']:.1f} x "
         f"pretrained.{fallback} On the held-out images weight {sel.get('best_held_out', sel['candidate'])} read "
         f"best (lowest CER, then loose, then the higher weight){_margin_text(sel)}; the candidate was "
-        f"{sel['candidate']}, and from there down, each weight alone and then with the fallback was "
+        f"{sel['candidate']}, and from there down, each weight alone and then with the gate was "
         f"tried until the estimated general-text drop was within {100 * sel['max_forgetting']:.1f} points "
         f"(`--max-forgetting`); estimated drops, in points: {drops}."
         + ("" if sel["within_limit"] else " **Nothing tried met the limit; the last option tried was used.**"),
@@ -190,9 +193,12 @@ def render_markdown(r: dict) -> str:
         "| held-out loose | " + " | ".join(f"{v['loose']:.3f}" for v in by_weight.values()) + " |",
         "| held-out CER | " + " | ".join(f"{v['cer']:.3f}" for v in by_weight.values()) + " |",
     ] + ([
-        "| with fallback, loose | " + " | ".join(f"{v['loose']:.3f}" for v in with_fallback.values()) + " |",
-        "| with fallback, CER | " + " | ".join(f"{v['cer']:.3f}" for v in with_fallback.values()) + " |",
-    ] if with_fallback else []) + [
+        "",
+        "| weight, with the gate | " + " | ".join(with_gate) + " |",
+        "| --- |" + " --- |" * len(with_gate),
+        "| held-out loose | " + " | ".join(f"{v['loose']:.3f}" for v in with_gate.values()) + " |",
+        "| held-out CER | " + " | ".join(f"{v['cer']:.3f}" for v in with_gate.values()) + " |",
+    ] if with_gate else []) + [
         "",
         "The held-out figures are the selection fit's readings at the installed weight; the weight was chosen "
         "on these same images, so they lean slightly optimistic.",

@@ -1,0 +1,71 @@
+"""The domain gate of an adapted model: does a line look like the images it was adapted on?
+
+An adapted network reads its own domain well and general text worse than the
+pretrained one. The gate is a logistic regression on the line's pooled
+convolutional features (mean and spread over the line's frames, from the
+adapted network's own forward pass, so lines of the domain cost nothing
+extra); lines it places outside the domain are read by the pretrained model
+instead (see ``crnn.weights.Fallback``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DomainGate:
+    """``p(domain) = sigmoid(coef . (features - mean) / scale + intercept)``; the line is in the domain at >= 0.5."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """``(N, D)`` pooled features -> ``(N,)`` probabilities that each line belongs to the domain."""
+        z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+    def in_domain(self, features: np.ndarray) -> np.ndarray:
+        return self.probability(features) >= 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
+                "intercept": float(self.intercept)}
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> DomainGate:
+        arrays = [np.asarray(entry[k], dtype=np.float64) for k in ("mean", "scale", "coef")]
+        if not (arrays[0].ndim == 1 and all(a.shape == arrays[0].shape for a in arrays)):
+            raise ValueError("a domain gate needs mean, scale and coef vectors of one length")
+        return cls(*arrays, float(entry["intercept"]))
+
+
+def pooled_features(conv: torch.Tensor, frames: Sequence[int]) -> np.ndarray:
+    """Convolutional output ``(N, C, H, T)`` -> ``(N, 2C)``: mean and spread over each line's first ``frames[i]``."""
+    sequence = conv.float().mean(dim=2)  # (N, C, T), as the network pools it
+    rows = []
+    for i, n in enumerate(frames):
+        valid = sequence[i, :, : max(1, n)]
+        spread = valid.std(dim=1, unbiased=False)
+        rows.append(torch.cat([valid.mean(dim=1), spread]).cpu().numpy())
+    return np.stack(rows).astype(np.float64)
+
+
+@contextmanager
+def feature_tap(network: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """While open, every forward pass of ``network`` appends its convolutional output to the yielded list."""
+    captured: list[torch.Tensor] = []
+    handle = network.FeatureExtraction.register_forward_hook(lambda _m, _i, out: captured.append(out.detach()))
+    try:
+        yield captured
+    finally:
+        handle.remove()
