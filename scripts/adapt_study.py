@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from crnn import Recognizer  # noqa: E402
 from crnn.weights import load_checkpoint  # noqa: E402
 from ocr.adapt.job import AdaptConfig, run_adapt  # noqa: E402
+from ocr.adapt.scoring import image_features  # noqa: E402
 from ocr.datasets import open_dataset  # noqa: E402
 from ocr.metrics import score  # noqa: E402
 
@@ -58,6 +59,9 @@ RECIPES: dict[str, dict] = {
     "self-train": {"unlabeled": "UNSEEN"},
     "folds": {"folds": 4},
     "cold-start": {"warm_start": False},
+    "upper": {"trainable": "upper"},
+    "bs8": {"batch_size": 8},
+    "lr2e-4": {"lr": 2e-4},
 }
 
 
@@ -132,6 +136,15 @@ def accuracy(recognizer: Recognizer, data: list[tuple], allow: str | None, metri
     return s.exact if metric == "exact" else s.loose
 
 
+def gate_kept(recognizer: Recognizer, data: list[tuple]) -> float | None:
+    """Share of ``data`` a gated model reads with its own network (None: no gate)."""
+    fallback = recognizer.model.fallback
+    if fallback is None or fallback.gate is None:
+        return None
+    prepared = [recognizer.prepare(image) for image, _ in data]
+    return float(fallback.gate.in_domain(image_features(recognizer.model.network, recognizer.model, prepared)).mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="plates,mnist,receipts")
@@ -188,6 +201,8 @@ def main() -> None:
                         "steps": report["training"]["steps"], "wall_seconds": wall,
                     }
                     row["real_drop"] = row["general_zero_shot"] - row["general_adapted"]
+                    row["general_kept"] = gate_kept(adapted, general)
+                    row["unseen_kept"] = gate_kept(adapted, split.unseen)
                     done[(set_name, seed, recipe)] = row
                     with log.open("a") as f:
                         f.write(json.dumps(row) + "\n")
@@ -244,11 +259,13 @@ def print_table(rows: list[dict]) -> None:
               f"{100 * statistics.mean(r['estimated_drop'] for r in rs):.1f} | "
               f"{statistics.mean(r['weight'] for r in rs):.2f} | {statistics.mean(r['steps'] for r in rs):.0f} | "
               f"{max(r['wall_seconds'] for r in rs):.0f} |")
-    print("\n| run | weight | real IIIT5K drop | estimated drop |")
-    print("| --- | --- | --- | --- |")
+    print("\n| run | installed | real IIIT5K drop | estimated drop | gate keeps: IIIT5K / unseen |")
+    print("| --- | --- | --- | --- | --- |")
     for r in sorted(rows, key=lambda r: (r["set"], r["recipe"], r["seed"])):
-        print(f"| {r['set']} {r['recipe']} seed {r['seed']} | {r['weight']} | {100 * r['real_drop']:+.1f} | "
-              f"{100 * r['estimated_drop']:+.1f} |")
+        kept = (f"{100 * r['general_kept']:.0f}% / {100 * r['unseen_kept']:.0f}%"
+                if r.get("general_kept") is not None else "")
+        print(f"| {r['set']} {r['recipe']} seed {r['seed']} | {r['weight']}{' + gate' if r['fallback'] else ''} | "
+              f"{100 * r['real_drop']:+.1f} | {100 * r['estimated_drop']:+.1f} | {kept} |")
 
 
 if __name__ == "__main__":

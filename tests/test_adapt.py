@@ -25,7 +25,9 @@ from ocr.adapt.data import (
     split_folds,
     split_holdout,
 )
-from ocr.adapt.general import PROBE_CHARS, hard_general_set
+from ocr.adapt.gate import fit_gate
+from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
+from ocr.adapt.scoring import Scorer
 from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, run_adapt
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, render_markdown
@@ -206,6 +208,29 @@ def test_a_gated_pair_keeps_its_own_readings_inside_the_domain_only() -> None:
     own = [Result("A", 0.2), Result("B", 0.99), Result("C", 0.5)]
     other = [Result("x", 1.0), Result("y", 0.1), Result("z", 0.4)]
     assert [r.text for r in routed(own, other, np.array([True, False, True]))] == ["A", "y", "C"]
+
+
+def _plate_like(rng: np.random.Generator, count: int) -> list[np.ndarray]:
+    """Wide, light-on-dark images of bars and blobs: visibly not rendered words."""
+    images = []
+    for _ in range(count):
+        image = np.full((60, 150), int(rng.integers(20, 70)), np.uint8)
+        for x in range(8, 140, 20):
+            image[10:50, x:x + int(rng.integers(4, 10))] = int(rng.integers(180, 250))
+        images.append(image)
+    return images
+
+
+def test_a_gate_keeps_images_like_its_domain_and_turns_general_words_away(loaded_model) -> None:
+    rng = np.random.default_rng(0)
+    fonts = find_fonts(PROBE_CHARS)
+    gate = fit_gate(loaded_model.network, loaded_model, _plate_like(rng, 30), gate_general_set(fonts, 60))
+    charset = loaded_model.charset
+    new_domain = Scorer(_plate_like(rng, 20), [""] * 20, loaded_model, None, charset)
+    probe_images, probe_labels = hard_general_set(fonts, count=40)  # the probe: words the gate never saw
+    probe = Scorer(probe_images, probe_labels, loaded_model, None, charset)
+    assert gate.in_domain(new_domain.features(loaded_model.network)).mean() >= 0.9
+    assert gate.in_domain(probe.features(loaded_model.network)).mean() <= 0.1
 
 
 def test_forgetting_probe_is_fixed_and_damaged() -> None:

@@ -6,11 +6,13 @@ import copy
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from crnn import MODEL_SPECS, Recognizer
 from crnn.errors import UnknownModelError, WeightsError
+from crnn.gate import DomainGate
 from crnn.specs import ModelSpec
 from crnn.weights import (
     find_model_file,
@@ -134,6 +136,41 @@ def test_checkpoint_falls_back_on_the_pretrained_model_where_unsure(tmp_path: Pa
     torch.save(payload, path)
     with pytest.raises(WeightsError, match="refusing to pair"):
         load_checkpoint(path)
+
+
+def _constant_gate(logit: float) -> DomainGate:
+    """A gate that places every line inside the domain (logit > 0) or outside it (logit < 0)."""
+    zeros = np.zeros(512)
+    return DomainGate(zeros, np.ones(512), zeros, logit)
+
+
+def test_a_gated_checkpoint_routes_lines_outside_its_domain_to_the_pretrained_model(
+    tmp_path: Path, loaded_model
+) -> None:
+    broken = copy.deepcopy(loaded_model.network)
+    with torch.no_grad():  # the adapted network reads nothing, however sure of itself
+        broken.Prediction.weight.zero_()
+        broken.Prediction.bias.zero_()
+        broken.Prediction.bias[0] = 50.0
+    common = dict(architecture="vgg_bilstm_ctc", alphabet=loaded_model.charset.alphabet, input_height=64,
+                  normalization=loaded_model.normalization, provenance={}, case="upper", fallback=loaded_model)
+    image = example_bytes(4)  # "recognition"
+    texts = {}
+    for name, logit in (("inside", 10.0), ("outside", -10.0)):
+        model = load_checkpoint(save_checkpoint(tmp_path / f"{name}.pt", broken, gate=_constant_gate(logit), **common))
+        assert model.fallback is not None and model.fallback.gate is not None
+        assert model.fallback.gate.intercept == logit
+        texts[name] = Recognizer(model, device="cpu", precision="fp32").recognize([image])[0].text
+    # Inside the domain the adapted (blank, confident) reading stands: no confidence rule overrides the gate.
+    assert texts == {"inside": "", "outside": "RECOGNITION"}
+    payload = torch.load(tmp_path / "inside.pt", weights_only=True)
+    payload["fallback"]["gate"]["coef"] = [0.0, 1.0]  # not the length of the mean
+    torch.save(payload, tmp_path / "inside.pt")
+    with pytest.raises(WeightsError, match="domain gate is malformed"):
+        load_checkpoint(tmp_path / "inside.pt")
+    with pytest.raises(ValueError, match="needs a fallback"):
+        save_checkpoint(tmp_path / "x.pt", broken, gate=_constant_gate(1.0),
+                        **{k: v for k, v in common.items() if k != "fallback"})
 
 
 def test_corrupted_checkpoint_weights_are_detected(tmp_path: Path, loaded_model) -> None:

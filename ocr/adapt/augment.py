@@ -24,6 +24,20 @@ GLYPH_ASPECT = 1.5
 GLYPH_ROTATE = 12.0
 
 
+def _strokes(height: int, seed: int) -> A.Compose:
+    """Handwriting-like variation for glyph images: elastic distortion (Simard et al., 2003, scaled from their
+    28-pixel digits to ``height``) and thicker or thinner strokes."""
+    return A.Compose(
+        [
+            A.ElasticTransform(alpha=34.0 * height / 28, sigma=4.0 * height / 28, border_mode=cv2.BORDER_REPLICATE,
+                               p=0.5),
+            A.OneOf([A.Morphological(scale=(2, 3), operation="erosion"),
+                     A.Morphological(scale=(2, 3), operation="dilation")], p=0.4),
+        ],
+        seed=seed,
+    )
+
+
 def _geometry(height: int, rotate: float, seed: int, scale: tuple[float, float] = (0.92, 1.05)) -> A.Compose:
     margin = max(1, height // 32)
     return A.Compose(
@@ -62,6 +76,7 @@ class Augmenter:
         self._short = _geometry(height, 3.0, seed)
         self._long = _geometry(height, 0.5, seed + 1)
         self._glyph = _geometry(height, GLYPH_ROTATE, seed + 3, (0.8, 1.1))
+        self._strokes = _strokes(height, seed + 4)
         self._appearance = _appearance(seed + 2)
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
@@ -69,6 +84,8 @@ class Augmenter:
         line = resize_to_height(gray, self.height)
         aspect = line.shape[1] / line.shape[0]
         geometry = self._glyph if aspect <= GLYPH_ASPECT else self._short if aspect <= LONG_LINE_ASPECT else self._long
+        if aspect <= GLYPH_ASPECT:
+            line = self._strokes(image=line)["image"]
         out = self._appearance(image=geometry(image=line)["image"])["image"]
         if out.ndim == 3:
             out = out[:, :, 0]

@@ -20,10 +20,14 @@ from crnn.model import CRNN
 from crnn.preprocess import bucket_width, resize_to_height, stack_batch
 from crnn.specs import Normalization
 
-#: Layer groups that learn, by name: the convolutional stack (FeatureExtraction),
-#: the BiLSTMs (SequenceModeling) and the per-frame classifier (Prediction).
+#: Layer groups that learn, by parameter-name prefix: the convolutional stack (FeatureExtraction), the
+#: BiLSTMs (SequenceModeling) and the per-frame classifier (Prediction). "upper" keeps the first three
+#: convolutions (ConvNet layers 0, 3 and 6: edges and strokes) as pretrained, so no gradient flows through
+#: the widest feature maps.
 TRAINABLE_LAYERS = {
     "all": ("FeatureExtraction", "SequenceModeling", "Prediction"),
+    "upper": tuple(f"FeatureExtraction.ConvNet.{i}." for i in (8, 11, 12, 14, 15, 18))
+    + ("SequenceModeling", "Prediction"),
     "body": ("FeatureExtraction", "SequenceModeling"),
     "features": ("FeatureExtraction",),
     "sequence": ("SequenceModeling", "Prediction"),
@@ -168,7 +172,7 @@ def fine_tune(
     learning = TRAINABLE_LAYERS[config.trainable]
     params = []
     for name, p in network.named_parameters():
-        p.requires_grad_(name.split(".")[0] in learning)
+        p.requires_grad_(name.startswith(learning))
         if p.requires_grad:
             params.append(p)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
