@@ -62,6 +62,11 @@ RECIPES: dict[str, dict] = {
     "upper": {"trainable": "upper"},
     "bs8": {"batch_size": 8},
     "lr2e-4": {"lr": 2e-4},
+    "bs4": {"batch_size": 4},
+    "bs8-upper": {"batch_size": 8, "trainable": "upper"},
+    "bs8-lr2e-4": {"batch_size": 8, "lr": 2e-4},
+    "lr4e-4": {"lr": 4e-4},
+    "bs8-lr4e-4": {"batch_size": 8, "lr": 4e-4},
 }
 
 

@@ -45,7 +45,7 @@ _PROBE_WORDS = [w for w in _PROBE_WORDS if w.lower() not in {x.lower() for x in 
 PROBE_CHARS = "".join(sorted(set("".join(_PROBE_WORDS) + "".join(_PROBE_WORDS).upper() + "0123456789 .,!?:")))
 
 
-def gate_general_set(fonts, count: int = 200) -> list[np.ndarray]:
+def gate_general_set(fonts, count: int = 160) -> list[np.ndarray]:
     """Damaged rendered general words for fitting a domain gate: the training vocabulary, not the probe's."""
     return hard_general_set(fonts, count, seed=7, words=_WORDS)[0]
 

@@ -375,7 +375,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         "adapted": bootstrap(adapted, labels, config.seed),
         "paired": compare_paired(zero_shot, adapted, labels, config.seed),
         "by_weight": {str(w): score(held_out(Option(w)), labels).as_dict() for w in WEIGHTS},
-        "by_weight_with_gate": {str(o.weight): score(held_out(o), labels).as_dict() for o in drops if o.fallback},
+        # Each gated weight needs its own gate on the selection fit: only the installed one is read.
+        "by_weight_with_gate": {str(weight): score(adapted, labels).as_dict()} if option.fallback else {},
     }
     if config.folds:
         holdout["folds"] = fold_rows
@@ -394,6 +395,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         _log(f"adapt: warning: even {option} leaves an estimated general-text drop of "
              f"{100 * drops[option]:.1f} points (limit {100 * config.max_forgetting:.1f})")
     general = probe.report(probe_texts(option), config.seed)  # the chosen option was always read
+    general["estimated_drop"] = drops[option]  # with a gate, the leak floor included
     better = is_better(holdout["adapted"], holdout["zero_shot"])
     installed = better or config.force
     name = config.out.name
