@@ -27,10 +27,10 @@ from ocr.adapt.data import (
 )
 from ocr.adapt.gate import fit_gate
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
-from ocr.adapt.scoring import Scorer
-from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, run_adapt
+from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, gated_drop, routed, run_adapt
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, render_markdown
+from ocr.adapt.scoring import Scorer
 from ocr.adapt.train import interpolate
 from ocr.cli import main
 from ocr.datasets import DatasetError
@@ -202,6 +202,12 @@ def test_options_go_down_from_the_candidate_alone_then_with_the_gate() -> None:
     assert choose_option(1.0, drop, max_forgetting=1.0)[0] == Option(1.0)  # "domain only": the candidate stands
     last, tried = choose_option(1.0, lambda o: 0.5, max_forgetting=0.03)
     assert last == Option(min(WEIGHTS), True) and len(tried) == 2 * len(WEIGHTS)
+
+
+def test_a_gated_estimate_is_at_least_the_leak_share_of_the_networks_own() -> None:
+    assert gated_drop(0.0, 0.10) == pytest.approx(adapt_job.GATE_LEAK * 0.10)
+    assert gated_drop(0.05, 0.10) == 0.05  # the probe through the gate already shows more
+    assert gated_drop(0.0, 0.0) == 0.0
 
 
 def test_a_gated_pair_keeps_its_own_readings_inside_the_domain_only() -> None:
