@@ -202,6 +202,13 @@ def test_options_go_down_from_the_candidate_alone_then_with_the_gate() -> None:
     assert choose_option(1.0, drop, max_forgetting=1.0)[0] == Option(1.0)  # "domain only": the candidate stands
     last, tried = choose_option(1.0, lambda o: 0.5, max_forgetting=0.03)
     assert last == Option(min(WEIGHTS), True) and len(tried) == 2 * len(WEIGHTS)
+    # Where the gate reads the held-out images as well as the network alone, it is tried first.
+    asked.clear()
+    option, _ = choose_option(0.9, drop, max_forgetting=0.3, gate_first=lambda w: w == 0.9)
+    assert option == Option(0.9, True) and asked == [Option(0.9, True)]
+    asked.clear()
+    assert choose_option(0.9, drop, 0.16, gate_first=lambda w: w == 0.8)[0] == Option(0.8, True)
+    assert asked == [Option(0.9), Option(0.9, True), Option(0.8, True)]
 
 
 def test_a_gated_estimate_is_at_least_the_leak_share_of_the_networks_own() -> None:
