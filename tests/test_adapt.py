@@ -25,9 +25,10 @@ from ocr.adapt.data import (
     split_folds,
     split_holdout,
 )
+from ocr.adapt.forgetting import GATE_LEAK, gated_drop
 from ocr.adapt.gate import fit_gate
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
-from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, gated_drop, routed, run_adapt
+from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, run_adapt
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, render_markdown
 from ocr.adapt.scoring import Scorer
@@ -212,7 +213,7 @@ def test_options_go_down_from_the_candidate_alone_then_with_the_gate() -> None:
 
 
 def test_a_gated_estimate_is_at_least_the_leak_share_of_the_networks_own() -> None:
-    assert gated_drop(0.0, 0.10) == pytest.approx(adapt_job.GATE_LEAK * 0.10)
+    assert gated_drop(0.0, 0.10) == pytest.approx(GATE_LEAK * 0.10)
     assert gated_drop(0.05, 0.10) == 0.05  # the probe through the gate already shows more
     assert gated_drop(0.0, 0.0) == 0.0
 

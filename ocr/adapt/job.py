@@ -51,7 +51,7 @@ from ocr.adapt.data import (
     split_key,
     store_split,
 )
-from ocr.adapt.forgetting import ForgettingProbe
+from ocr.adapt.forgetting import ForgettingProbe, gated_drop
 from ocr.adapt.gate import fit_gate
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, general_lines
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
@@ -68,11 +68,6 @@ RESERVE_SECONDS = 45.0
 SELECTION_SHARE = 0.4
 #: Interpolation weights tried: 1 is the fine-tuned network, 0 the pretrained one.
 WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
-#: Share of real general words a domain gate lets through to the adapted network, as measured on IIIT5K
-#: words over the study's choose-split runs (docs/adapt.md). The gate is fitted against rendered text, so
-#: it turns away nearly all of the rendered probe; real words pass more often, and the estimate of a gated
-#: option is at least this share of the network's own estimated drop.
-GATE_LEAK = 0.15
 #: A weight below 1.0 must read this many more held-out lines better than 1.0 than worse (fewer character
 #: errors, line by line) to become the candidate: on 20 held-out images one line is noise (an MNIST split moved
 #: to 0.5 on a single digit). Forgetting is bounded separately, from the candidate down.
@@ -210,12 +205,6 @@ def choose_option(
             if drops[option] <= max_forgetting:
                 return option, drops
     return option, drops
-
-
-def gated_drop(through_gate: float, alone: float) -> float:
-    """The estimated drop of a gated option from the rendered probe: what it shows through the gate, but at
-    least ``GATE_LEAK`` of the network's own estimate, as real words get past the gate more often."""
-    return max(through_gate, GATE_LEAK * alone)
 
 
 def routed(own: list[Result], pretrained: list[Result], inside: np.ndarray) -> list[Result]:

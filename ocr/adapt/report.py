@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from crnn.weights import write_atomically
-from ocr.adapt.forgetting import PROBE_FLOOR
+from ocr.adapt.forgetting import GATE_LEAK, PROBE_FLOOR
 from ocr.metrics import Interval, loose
 
 #: Two-sided significance level of the paired verdict.
@@ -183,7 +183,8 @@ def render_markdown(r: dict) -> str:
         f"Interpolation: the installed weights are {sel['weight']} x fine-tuned + {1 - sel['weight']:.1f} x "
         f"pretrained.{fallback} On the held-out images weight {sel.get('best_held_out', sel['candidate'])} read "
         f"best (lowest CER, then loose, then the higher weight){_margin_text(sel)}; the candidate was "
-        f"{sel['candidate']}, and from there down, each weight alone and then with the gate was "
+        f"{sel['candidate']}, and from there down, each weight alone and with the gate (the gate first where "
+        "it read the held-out images as well) was "
         f"tried until the estimated general-text drop was within {100 * sel['max_forgetting']:.1f} points "
         f"(`--max-forgetting`); estimated drops, in points: {drops}."
         + ("" if sel["within_limit"] else " **Nothing tried met the limit; the last option tried was used.**"),
@@ -232,7 +233,10 @@ def render_markdown(r: dict) -> str:
                if g.get("measured") else
                f"estimated drop on real words {100 * g['estimated_drop']:.1f} points (the share of these "
                "images the pretrained model read right and this one misreads, less the probe's "
-               f"{100 * PROBE_FLOOR:.1f}-point floor; docs/adapt.md compares the estimate with real words)."),
+               f"{100 * PROBE_FLOOR:.1f}-point floor"
+               + (f"; with the gate, at least {100 * GATE_LEAK:.0f}% of the network's own estimate, as real "
+                  "words get past a gate fitted on rendered ones more often" if r["selection"].get("fallback") else "")
+               + "; docs/adapt.md compares the estimate with real words)."),
         ]
     lines += ["", "![learning curve](learning_curve.png)", ""]
     if r["data"].get("case"):
