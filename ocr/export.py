@@ -35,8 +35,17 @@ class ExportConfig:
 
 
 def metadata(model: LoadedModel, int8: bool) -> dict[str, str]:
-    """What a client needs to feed the graph and read its output, as ONNX metadata_props."""
-    return {
+    """What a client needs to feed the graph and read its output, as ONNX metadata_props.
+
+    An adapted model's fallback (and its domain gate) is not in the graph,
+    which reads every line with the adapted network alone; the metadata says so.
+    """
+    extra = {}
+    if model.fallback is not None:
+        extra["fallback"] = model.fallback.model.name
+        which = "its domain gate turns away" if model.fallback.gate else "it is unsure of"
+        extra["fallback_note"] = f"not in this graph: ocr serve has the fallback read the lines {which}"
+    return extra | {
         "model": model.name,
         "alphabet": model.charset.alphabet,
         "blank_index": "0",
