@@ -279,10 +279,8 @@ class Recognizer:
             if domain is None or self.gate is None:
                 logits = self.forward([images[i] for i in batch], width)
             else:
-                with feature_tap(self.network) as captured:
-                    logits = self.forward([images[i] for i in batch], width)
-                lengths = [frames_covering(images[i].width, logits.shape[1]) for i in batch]
-                for i, flag in zip(batch, self.gate.in_domain(pooled_features(captured[-1], lengths))):
+                logits, features = self.forward_features([images[i] for i in batch], width)
+                for i, flag in zip(batch, self.gate.in_domain(features)):
                     inside[i] = bool(flag)
             by_mask: dict[int, list[int]] = {}
             for row, i in enumerate(batch):
@@ -317,6 +315,13 @@ class Recognizer:
     def batch_tensor(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:
         """Pad, normalise and stack images into an ``(N, 1, H, width)`` float tensor on the CPU."""
         return torch.from_numpy(stack_batch([im.pixels for im in images], width, self.model.normalization))
+
+    def forward_features(self, images: Sequence[PreparedImage], width: int) -> tuple[torch.Tensor, np.ndarray]:
+        """``forward``, plus each image's pooled convolutional features (``crnn.gate.pooled_features``)."""
+        with feature_tap(self.network) as captured:
+            logits = self.forward(images, width)
+        lengths = [frames_covering(image.width, logits.shape[1]) for image in images]
+        return logits, pooled_features(captured[-1], lengths)
 
     @torch.inference_mode()
     def forward(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:

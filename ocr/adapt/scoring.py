@@ -10,8 +10,7 @@ import torch
 
 from crnn import Recognizer
 from crnn.charset import Charset
-from crnn.decode import Result, frames_covering
-from crnn.gate import feature_tap, pooled_features
+from crnn.decode import Result
 from crnn.preprocess import bucket_width, prepare
 from crnn.weights import LoadedModel
 from ocr.metrics import score
@@ -60,16 +59,9 @@ def image_features(network: torch.nn.Module, base: LoadedModel, prepared: list) 
     """Pooled convolutional features of prepared images by ``network``, batched as the recogniser batches."""
     model = replace(base, network=copy.deepcopy(network).eval(), fallback=None)
     recognizer = Recognizer(model, device="cpu", precision="fp32", calibrated=False)
-    rows = np.zeros((len(prepared), 2 * _feature_channels(recognizer.network)))
+    rows: list[np.ndarray] = [np.empty(0)] * len(prepared)
     for batch in recognizer.batches(prepared):
-        width = bucket_width(prepared[batch[0]].width)
-        with feature_tap(recognizer.network) as captured:
-            logits = recognizer.forward([prepared[i] for i in batch], width)
-        lengths = [frames_covering(prepared[i].width, logits.shape[1]) for i in batch]
-        rows[batch] = pooled_features(captured[-1], lengths)
-    return rows
-
-
-def _feature_channels(network: torch.nn.Module) -> int:
-    convs = [m for m in network.FeatureExtraction.modules() if isinstance(m, torch.nn.Conv2d)]
-    return convs[-1].out_channels
+        _, features = recognizer.forward_features([prepared[i] for i in batch], bucket_width(prepared[batch[0]].width))
+        for i, row in zip(batch, features):
+            rows[i] = row
+    return np.stack(rows)
