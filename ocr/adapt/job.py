@@ -367,6 +367,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         return drop
 
     def gate_first(weight: float) -> bool:
+        if config.max_forgetting >= 1:  # "domain only": one network, no gate to turn domain lines away
+            return False
         gated, alone = score(held_out(Option(weight, True)), labels), score(held_out(Option(weight)), labels)
         return gated.cer <= alone.cer and gated.loose >= alone.loose
 
