@@ -316,6 +316,13 @@ def test_tiny_run_writes_a_loadable_checkpoint_and_report(tmp_path: Path) -> Non
     assert report["general"]["n"] == 300 and "estimated_drop" in report["general"]
 
 
+def test_domain_only_installs_the_network_alone(tmp_path: Path) -> None:
+    data = copy_examples(tmp_path)
+    report = run_adapt(tiny_config(data, tmp_path / "m", force=True, max_forgetting=1.0), progress=False)
+    assert report["selection"]["fallback"] is False and "gate" not in report["selection"]
+    assert load_model("m", directory=tmp_path).fallback is None
+
+
 def test_tiny_run_with_unlabelled_images_self_trains(tmp_path: Path) -> None:
     data = copy_examples(tmp_path)
     out = tmp_path / "models" / "self"
