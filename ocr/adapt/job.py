@@ -349,15 +349,18 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     gates: dict[float, tuple[DomainGate, np.ndarray]] = {}  # weight -> (gate, probe lines it keeps)
 
     def probe_texts(option: Option) -> list[str]:
-        network_w = _network(base, interpolate(pretrained, tuned, option.weight))
+        def network_w() -> torch.nn.Module:
+            return _network(base, interpolate(pretrained, tuned, option.weight))
+
         if option.weight not in probe_readings:
-            probe_readings[option.weight] = probe.read(network_w)
+            probe_readings[option.weight] = probe.read(network_w())
         readings = probe_readings[option.weight]
         if not option.fallback:
             return _texts(readings)
         if option.weight not in gates:
-            gate = fit_gate(network_w, base, synthesis.domain_examples(), gate_general)
-            gates[option.weight] = gate, gate.in_domain(probe.scorer.features(network_w))
+            net = network_w()
+            gate = fit_gate(net, base, synthesis.domain_examples(), gate_general)
+            gates[option.weight] = gate, gate.in_domain(probe.scorer.features(net))
         return _texts(routed(readings, probe.pretrained, gates[option.weight][1]))
 
     def estimated_drop(option: Option) -> float:
