@@ -62,8 +62,14 @@ from ocr.config import AdaptConfig
 from ocr.datasets import DatasetError
 from ocr.metrics import bootstrap, net_lines_better, score
 
-#: Seconds kept back from --max-minutes for the final evaluations and writing.
+#: Seconds kept back from --max-minutes, when the selection fit's time is set, for everything but training.
 RESERVE_SECONDS = 45.0
+#: Seconds allowed for writing the report, plot and checkpoint after the last reading.
+WRITE_SECONDS = 5.0
+#: Safety factor on the measured reading times from which the final fit's time is set.
+READ_MARGIN = 1.3
+#: No fit is given less time than this, whatever the budget (the run then overruns --max-minutes).
+MIN_FIT_SECONDS = 10.0
 #: Share of the training time given to the selection fit(s); the final fit gets the rest (it is worth more).
 SELECTION_SHARE = 0.4
 #: Interpolation weights tried: 1 is the fine-tuned network, 0 the pretrained one.
@@ -83,6 +89,18 @@ class Option:
 
     def __str__(self) -> str:
         return f"{self.weight}" + (" + gate" if self.fallback else "")
+
+
+def after_final_fit_seconds(gate_seconds: float, probe_seconds: float, unlabelled_probes: float) -> float:
+    """Seconds to keep back from the final fit for the work after it, estimated from the same work done before.
+
+    That is the final gate (``gate_seconds``: a gate's fit as timed on the
+    selection fit, scaled to all the images), two passes over the forgetting
+    probe (its reading and the gate's features; ``probe_seconds`` is one), the
+    unlabelled images' readings (``unlabelled_probes`` probes' worth), all with
+    ``READ_MARGIN``, and the writing.
+    """
+    return READ_MARGIN * (gate_seconds + probe_seconds * (2 + unlabelled_probes)) + WRITE_SECONDS
 
 
 def _log(message: str) -> None:
@@ -270,9 +288,14 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     label_chars = "".join(sorted({ch for s in samples for ch in s.label} | set(config.allow or "")))
     fonts = find_fonts(label_chars, config.fonts)
     probe = ForgettingProbe.build(base, charset, config.general)
+    probe_start = time.perf_counter()
+    _ = probe.pretrained  # a gated option needs it: read now, to time one pass over the probe
+    probe_seconds = time.perf_counter() - probe_start
     bf16 = cpu_supports_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
-    # The selection fits share SELECTION_SHARE of the budget; the final fit (and the self-training fit) the rest.
-    budget = max(10.0, config.max_minutes * 60 - (time.perf_counter() - start) - RESERVE_SECONDS)
+    # The selection fits share SELECTION_SHARE of the budget; the final fit (and the self-training fit) get what
+    # is left of --max-minutes when they start, less the measured cost of the work after them.
+    deadline = start + config.max_minutes * 60
+    budget = max(MIN_FIT_SECONDS, deadline - time.perf_counter() - RESERVE_SECONDS)
     final_fits = 2 if config.unlabeled else 1
     train_config = TrainConfig(
         max_steps=config.max_steps, seconds=budget * SELECTION_SHARE / len(train_sets),
@@ -326,9 +349,15 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     best = min(WEIGHTS, key=lambda w: _preference(held_out(Option(w)), labels, w))
     margin = net_lines_better(held_out(Option(best)), held_out(Option(1.0)), labels)
     candidate = best if margin >= MIN_NET_LINES else 1.0
+    gate_start = time.perf_counter()
+    if config.max_forgetting < 1:
+        held_out(Option(candidate, True))  # the first gate the choice below needs, fitted (and timed) now
+    gate_seconds = (time.perf_counter() - gate_start) / len(fits) * len(everything) / len(train_sets[0])
 
-    # 2. The installed model: every labelled image (and confident pseudo-labels), in the rest of the budget.
-    final_config = replace(train_config, seconds=budget * (1 - SELECTION_SHARE) / final_fits)
+    # 2. The installed model: every labelled image (and confident pseudo-labels), in the time left.
+    after_fit = after_final_fit_seconds(gate_seconds, probe_seconds, len(unlabelled) / len(probe.labels))
+    left = deadline - time.perf_counter() - after_fit
+    final_config = replace(train_config, seconds=max(MIN_FIT_SECONDS, left / final_fits))
     _log(f"adapt: final fit on all {len(everything)} labelled images")
     tuned, final_result, synthesis = _fit(config, base, device, fonts, everything, charset, None, final_config,
                                           progress, tuned if config.warm_start else None)
