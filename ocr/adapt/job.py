@@ -355,7 +355,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     gate_seconds = (time.perf_counter() - gate_start) / len(fits) * len(everything) / len(train_sets[0])
 
     # 2. The installed model: every labelled image (and confident pseudo-labels), in the time left.
-    after_fit = after_final_fit_seconds(gate_seconds, probe_seconds, len(unlabelled) / len(probe.labels))
+    after_fit = after_final_fit_seconds(gate_seconds, probe_seconds, len(unlabelled) / max(1, len(probe.labels)))
     left = deadline - time.perf_counter() - after_fit
     final_config = replace(train_config, seconds=max(MIN_FIT_SECONDS, left / final_fits))
     _log(f"adapt: final fit on all {len(everything)} labelled images")
