@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -56,6 +57,8 @@ class ForgettingProbe:
     zero_shot: list[str]
     #: True for the user's own labelled images (the drop is measured, not estimated).
     real: bool
+    #: Seconds the pretrained model took to read the probe once (what any later pass over it costs).
+    read_seconds: float
 
     @classmethod
     def build(cls, base: LoadedModel, charset: Charset, general: Path | None) -> ForgettingProbe:
@@ -74,7 +77,9 @@ class ForgettingProbe:
             images, labels = hard_general_set(find_fonts(PROBE_CHARS))
             source = "rendered general text (damaged)"
         scorer = Scorer(images, labels, base, None, charset, precision="auto")
-        return cls(scorer, source, scorer.predict(base.network, base.charset), general is not None)
+        start = time.perf_counter()
+        zero_shot = scorer.predict(base.network, base.charset)
+        return cls(scorer, source, zero_shot, general is not None, time.perf_counter() - start)
 
     @property
     def labels(self) -> list[str]:

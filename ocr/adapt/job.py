@@ -288,9 +288,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     label_chars = "".join(sorted({ch for s in samples for ch in s.label} | set(config.allow or "")))
     fonts = find_fonts(label_chars, config.fonts)
     probe = ForgettingProbe.build(base, charset, config.general)
-    probe_start = time.perf_counter()
-    _ = probe.pretrained  # a gated option needs it: read now, to time one pass over the probe
-    probe_seconds = time.perf_counter() - probe_start
+    if config.max_forgetting < 1:
+        _ = probe.pretrained  # the gated options' fallback readings, read before the time is shared out
     bf16 = cpu_supports_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
     # The selection fits share SELECTION_SHARE of the budget; the final fit (and the self-training fit) get what
     # is left of --max-minutes when they start, less the measured cost of the work after them.
@@ -355,7 +354,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     gate_seconds = (time.perf_counter() - gate_start) / len(fits) * len(everything) / len(train_sets[0])
 
     # 2. The installed model: every labelled image (and confident pseudo-labels), in the time left.
-    after_fit = after_final_fit_seconds(gate_seconds, probe_seconds, len(unlabelled) / max(1, len(probe.labels)))
+    unlabelled_probes = len(unlabelled) / max(1, len(probe.labels))
+    after_fit = after_final_fit_seconds(gate_seconds, probe.read_seconds, unlabelled_probes)
     left = deadline - time.perf_counter() - after_fit
     final_config = replace(train_config, seconds=max(MIN_FIT_SECONDS, left / final_fits))
     _log(f"adapt: final fit on all {len(everything)} labelled images")
