@@ -9,8 +9,9 @@ The recipe, chosen by ``scripts/adapt_study.py`` (see docs/adapt.md):
    then the higher weight) is the candidate, if it is not 1.0 only when it
    reads at least ``MIN_NET_LINES`` more held-out lines better than 1.0 does
    than worse (else 1.0 is);
-3. the installed model is fit once more on every labelled image (plus
-   confident pseudo-labels with ``--unlabeled``) in the rest of the time;
+3. the installed model is fit once more on every labelled image in the rest
+   of the time (with ``--unlabeled``, half of it; its confident readings of
+   the unlabelled images then join the labelled ones for the other half);
 4. from the candidate weight down, each weight alone and then with the
    pretrained model as a gated fallback (a domain gate on the adapted
    network's own features sends lines unlike the labelled images to the
@@ -370,8 +371,10 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         _log(f"adapt: self-training with {len(pseudo)} of {read} unlabelled images read with confidence >= "
              f"{config.pseudo_confidence}")
         if pseudo:
+            # Continuing from the labelled fit's weights: restarting from the pretrained ones threw that fit away
+            # and left each fit half the steps (5 points lost on plates split 1, docs/adapt.md).
             tuned, final_result, synthesis = _fit(config, base, device, fonts, everything + pseudo, charset, None,
-                                                  final_config, progress)
+                                                  final_config, progress, tuned)
 
     # 3. Interpolation weight and fallback: from the candidate down until the estimated forgetting fits.
     probe_readings: dict[float, list[Result]] = {}
