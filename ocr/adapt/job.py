@@ -372,7 +372,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
              f"{config.pseudo_confidence}")
         if pseudo:
             # Continuing from the labelled fit's weights: restarting from the pretrained ones threw that fit away
-            # and left each fit half the steps (5 points lost on plates split 1, docs/adapt.md).
+            # (it lost 5 points on plates split 1 of an earlier round; docs/adapt.md).
             tuned, final_result, synthesis = _fit(config, base, device, fonts, everything + pseudo, charset, None,
                                                   final_config, progress, tuned)
 
