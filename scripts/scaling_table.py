@@ -47,7 +47,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     widths = [int(w) for w in args.widths.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
-    recognizers = {p: Recognizer(precision=p, device="cpu", contrast_retry=None) for p in args.precisions}
+    recognizers = {p: Recognizer(precision=p, device="cpu", contrast_retry=None, polarity_retry=None)
+                   for p in args.precisions}
     table: dict[tuple[str, int, int], float] = {}
     for width in widths:
         batch = lines(width, args.lines, width)

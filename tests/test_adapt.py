@@ -323,13 +323,17 @@ def test_domain_only_installs_the_network_alone(tmp_path: Path) -> None:
     assert load_model("m", directory=tmp_path).fallback is None
 
 
-def test_tiny_run_with_unlabelled_images_self_trains(tmp_path: Path) -> None:
+@pytest.mark.parametrize("min_confidence", [0.0, 1.5])
+def test_tiny_run_with_unlabelled_images_self_trains(tmp_path: Path, min_confidence: float) -> None:
     data = copy_examples(tmp_path)
     out = tmp_path / "models" / "self"
-    report = run_adapt(tiny_config(data, out, force=True, unlabeled=EXAMPLES, pseudo_confidence=0.0),
-                       progress=False)
+    report = run_adapt(tiny_config(data, out, force=True, unlabeled=EXAMPLES, pseudo_confidence=min_confidence,
+                                   max_minutes=10.0), progress=False)  # steps, not time, end both halves
     st = report["self_training"]
-    assert st["read"] == 8 and 0 < st["kept"] <= 8
+    assert st["read"] == 8
+    assert 0 < st["kept"] <= 8 if min_confidence < 1 else st["kept"] == 0
+    # Both halves of the final fit run (3 steps each), also when no reading is confident enough to keep.
+    assert report["training"]["steps"] == 6
     assert "Self-training" in (out / "report.md").read_text()
 
 

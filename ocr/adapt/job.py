@@ -11,7 +11,8 @@ The recipe, chosen by ``scripts/adapt_study.py`` (see docs/adapt.md):
    than worse (else 1.0 is);
 3. the installed model is fit once more on every labelled image in the rest
    of the time (with ``--unlabeled``, half of it; its confident readings of
-   the unlabelled images then join the labelled ones for the other half);
+   the unlabelled images then join the labelled ones for the other half, which
+   continues from the first half's weights);
 4. from the candidate weight down, each weight alone and then with the
    pretrained model as a gated fallback (a domain gate on the adapted
    network's own features sends lines unlike the labelled images to the
@@ -370,11 +371,14 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
                          "min_confidence": config.pseudo_confidence}
         _log(f"adapt: self-training with {len(pseudo)} of {read} unlabelled images read with confidence >= "
              f"{config.pseudo_confidence}")
-        if pseudo:
-            # Continuing from the labelled fit's weights: restarting from the pretrained ones threw that fit away
-            # (it lost 5 points on plates split 1 of an earlier round; docs/adapt.md).
-            tuned, final_result, synthesis = _fit(config, base, device, fonts, everything + pseudo, charset, None,
-                                                  final_config, progress, tuned)
+        # Continuing from the labelled fit's weights: restarting from the pretrained ones threw that fit away
+        # (it lost 5 points on plates split 1 of an earlier round; docs/adapt.md). With no confident reading the
+        # labelled images alone fill the second half, so its time is never left unused.
+        labelled_half = final_result
+        tuned, final_result, synthesis = _fit(config, base, device, fonts, everything + pseudo, charset, None,
+                                              final_config, progress, tuned)
+        final_result = replace(final_result, steps=labelled_half.steps + final_result.steps,
+                               seconds=labelled_half.seconds + final_result.seconds)
 
     # 3. Interpolation weight and fallback: from the candidate down until the estimated forgetting fits.
     probe_readings: dict[float, list[Result]] = {}
