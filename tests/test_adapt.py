@@ -32,7 +32,7 @@ from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, r
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, render_markdown
 from ocr.adapt.scoring import Scorer
-from ocr.adapt.train import interpolate
+from ocr.adapt.train import BATCH_COLUMNS, MIN_BATCH, batch_size_for, interpolate
 from ocr.cli import main
 from ocr.datasets import DatasetError
 from ocr.lmdb_io import write_lmdb
@@ -335,6 +335,16 @@ def test_tiny_run_with_unlabelled_images_self_trains(tmp_path: Path, min_confide
     # Both halves of the final fit run (3 steps each), also when no reading is confident enough to keep.
     assert report["training"]["steps"] == 6
     assert "Self-training" in (out / "report.md").read_text()
+
+
+def test_long_lines_get_fewer_lines_per_training_batch() -> None:
+    plates = [np.zeros((32, 64), np.uint8)] * 5  # 128 columns at height 64
+    receipts = [np.zeros((32, 160), np.uint8)] * 5  # 320 columns
+    very_long = [np.zeros((20, 800), np.uint8)]
+    assert batch_size_for(plates, 64, 16) == 16
+    assert batch_size_for(receipts, 64, 16) == round(BATCH_COLUMNS / 320) < 16
+    assert batch_size_for(very_long, 64, 16) == MIN_BATCH
+    assert batch_size_for(very_long, 64, 4) == 4  # never more than asked for
 
 
 def test_report_says_when_held_out_images_are_too_few_to_tell(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ from ocr.adapt.general import PROBE_CHARS, gate_general_set, general_lines
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, plain, plot_curve, preview_grid, write_report
 from ocr.adapt.scoring import Scorer
-from ocr.adapt.train import TrainConfig, TrainResult, fine_tune, interpolate
+from ocr.adapt.train import BATCH_COLUMNS, TrainConfig, TrainResult, batch_size_for, fine_tune, interpolate
 from ocr.config import AdaptConfig
 from ocr.datasets import DatasetError
 from ocr.metrics import bootstrap, net_lines_better, score
@@ -298,9 +298,12 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     deadline = start + config.max_minutes * 60
     budget = max(MIN_FIT_SECONDS, deadline - time.perf_counter() - RESERVE_SECONDS)
     final_fits = 2 if config.unlabeled else 1
+    batch_size = batch_size_for([s.gray for s in everything], base.input_height, config.batch_size)
+    if batch_size < config.batch_size:
+        _log(f"adapt: {batch_size} lines per training batch (long lines: about {BATCH_COLUMNS} columns a batch)")
     train_config = TrainConfig(
         max_steps=config.max_steps, seconds=budget * SELECTION_SHARE / len(train_sets),
-        batch_size=config.batch_size,
+        batch_size=batch_size,
         synthetic_ratio=config.synthetic_ratio + config.replay_ratio, lr=config.lr, seed=config.seed,
         trainable=config.trainable, bf16=bf16, l2_pull=config.l2_pull, distill_weight=config.distill_weight,
         general_per_step=6 if config.distill_weight else 0,
@@ -459,6 +462,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         "self_training": self_training,
         "training": {
             "steps": final_result.steps, "selection_steps": step_counts, "seconds": final_result.seconds,
+            "batch_size": batch_size,
             "stopped": final_result.stopped, "fonts": len(fonts), "bf16": bf16,
             "curve": [asdict(p) for p in curve],
         },

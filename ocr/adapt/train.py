@@ -39,6 +39,20 @@ TIMING_STEPS = 10
 #: Training batches are padded to a multiple of this many columns (inference pads to ``BUCKET_STEP``, 64, so
 #: that few shapes recur; in training the padding is compute spent on nothing).
 TRAIN_WIDTH_STEP = 16
+#: Padded columns a training batch aims at: 16 lines of about 160 columns (plates at height 64, where batch 16
+#: was chosen). Long lines (receipts) get fewer lines per batch and so more steps in the same time.
+BATCH_COLUMNS = 16 * 160
+#: The fewest lines in a batch however long they are (on receipts split 0, batch 4 was worse than 8).
+MIN_BATCH = 8
+
+
+def batch_size_for(images: list[np.ndarray], height: int, most: int) -> int:
+    """Lines per training batch: ``most``, or fewer for long lines, so that a step costs about the same.
+
+    ``BATCH_COLUMNS`` over the images' mean width at ``height``, between ``MIN_BATCH`` and ``most``.
+    """
+    mean_width = float(np.mean([im.shape[1] * height / im.shape[0] for im in images]))
+    return max(min(MIN_BATCH, most), min(most, round(BATCH_COLUMNS / mean_width)))
 
 
 @dataclass(frozen=True)
