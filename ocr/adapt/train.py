@@ -17,7 +17,7 @@ from tqdm import tqdm
 from crnn.charset import Charset
 from crnn.decode import class_log_probs, frames_covering
 from crnn.model import CRNN
-from crnn.preprocess import bucket_width, resize_to_height, stack_batch
+from crnn.preprocess import bucket_width, resize_to_height, resized_width, stack_batch
 from crnn.specs import Normalization
 
 #: Layer groups that learn, by parameter-name prefix: the convolutional stack (FeatureExtraction), the
@@ -51,7 +51,7 @@ def batch_size_for(images: list[np.ndarray], height: int, most: int) -> int:
 
     ``BATCH_COLUMNS`` over the images' mean width at ``height``, between ``MIN_BATCH`` and ``most``.
     """
-    mean_width = float(np.mean([im.shape[1] * height / im.shape[0] for im in images]))
+    mean_width = float(np.mean([resized_width(im.shape[1], im.shape[0], height) for im in images]))
     return max(min(MIN_BATCH, most), min(most, round(BATCH_COLUMNS / mean_width)))
 
 
