@@ -48,8 +48,10 @@ class Calibration:
 
         ``platt``: a logistic regression on the log-odds of the raw score,
         strictly increasing, so it keeps the ranking of lines (a threshold can
-        reject any share of them); ``isotonic``: isotonic regression, whose
-        flat steps tie many lines at one value.
+        reject any share of them); ``beta``: a logistic regression on ln p and
+        -ln(1 - p) separately (three parameters instead of two, still strictly
+        increasing; Platt when a slope comes out negative); ``isotonic``:
+        isotonic regression, whose flat steps tie many lines at one value.
         """
         x, y = np.asarray(raw, float), np.asarray(correct, float)
         if method == "isotonic":
@@ -60,17 +62,22 @@ class Calibration:
             ys = np.concatenate([[model.y_thresholds_[0]], model.y_thresholds_, [model.y_thresholds_[-1]]])
             keep = np.concatenate([[True], np.diff(xs) > 0])  # interp needs distinct x
             return cls(tuple(np.round(xs[keep], 6)), tuple(np.round(ys[keep], 6)), source + ", isotonic")
-        if method != "platt":
+        if method not in ("platt", "beta"):
             raise ValueError(f"unknown calibration method {method!r}")
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=1e6).fit(_log_odds(x)[:, None], y)
-        # Knots dense where scores crowd (near 0 and 1), so linear interpolation follows the sigmoid closely.
-        xs = np.unique(np.concatenate([np.linspace(0, 1, 201), 1 - np.logspace(-6, -1, 41), np.logspace(-6, -1, 41)]))
-        ys = model.predict_proba(_log_odds(xs)[:, None])[:, 1]
+        features = _log_odds_features if method == "platt" else _beta_features
+        model = LogisticRegression(C=1e6).fit(features(x), y)
+        if method == "beta" and np.any(model.coef_ <= 0):
+            # Beta calibration is monotone only with both slopes positive; otherwise its Platt special case is.
+            return cls.fit(raw, correct, source, "platt")
         if model.coef_[0, 0] <= 0:
             raise ValueError("raw scores do not rise with correctness here; refusing a decreasing calibration")
-        return cls(tuple(np.round(xs, 8)), tuple(np.round(ys, 8)), source + ", Platt")
+        # Knots dense where scores crowd (near 0 and 1), so linear interpolation follows the sigmoid closely.
+        xs = np.unique(np.concatenate([np.linspace(0, 1, 201), 1 - np.logspace(-6, -1, 41), np.logspace(-6, -1, 41)]))
+        ys = model.predict_proba(features(xs))[:, 1]
+        name = "Platt" if method == "platt" else "beta"
+        return cls(tuple(np.round(xs, 8)), tuple(np.round(ys, 8)), f"{source}, {name}")
 
     def to_json(self) -> str:
         return json.dumps({"raw": list(self.raw), "probability": list(self.probability), "source": self.source},
@@ -82,9 +89,15 @@ class Calibration:
         return cls(tuple(map(float, data["raw"])), tuple(map(float, data["probability"])), str(data.get("source", "")))
 
 
-def _log_odds(p: np.ndarray) -> np.ndarray:
+def _log_odds_features(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-7, 1 - 1e-7)
-    return np.log(q / (1 - q))
+    return np.log(q / (1 - q))[:, None]
+
+
+def _beta_features(p: np.ndarray) -> np.ndarray:
+    """ln p and -ln(1 - p): beta calibration (Kull et al., 2017) has a slope for each, Platt one for their sum."""
+    q = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.stack([np.log(q), -np.log(1 - q)], axis=1)
 
 
 def shipped_calibration(model: str) -> Calibration | None:

@@ -2,12 +2,12 @@
 
     python scripts/fit_calibration.py [--fit iiit5k_train_even_scenes] [--write]
 
-Reads every shared set with the default pipeline and raw scores, fits an
-isotonic map from raw score to "read exactly right" on the --fit set only,
+Reads every shared set with the default pipeline and raw scores, fits maps
+(isotonic, Platt, beta) from raw score to "read exactly right" on the --fit set only,
 and prints, for every set: accuracy, mean confidence and expected calibration
 error (15 bins, exact match; and loose, for sets labelled in one case) before
 and after, and the error rate of what is kept when the 10% least confident
-lines are rejected. --write stores the table as crnn/calibrations/english_g2.json;
+lines are rejected. --write stores the --method table as crnn/calibrations/english_g2.json;
 the plots go to --plots (reliability diagram, risk-coverage curve).
 """
 
@@ -34,6 +34,7 @@ DATA = ROOT.parent / "shared" / "data"
 CASE_SENSITIVE = ("iiit5k_train_even_scenes", "iiit5k_test_even_scenes", "svt_cs_train", "cute80_cs",
                   "uw3_lines_calamari_train", "mnist_t10k_first5000")
 OTHERS = ("openalpr_us_plates_part1", "openalpr_endtoend_plate_crops_part1", "sroie_receipt_lines_part1")
+METHODS = ("isotonic", "platt", "beta")
 
 
 def read_set(recognizer: Recognizer, name: str) -> dict[str, np.ndarray]:
@@ -45,6 +46,19 @@ def read_set(recognizer: Recognizer, name: str) -> dict[str, np.ndarray]:
         "exact": np.array([r.text == s.label for r, s in zip(results, data)]),
         "loose": np.array([loose(r.text) == loose(s.label) for r, s in zip(results, data)]),
     }
+
+
+def cached_read(recognizer: Recognizer, name: str, cache: Path | None) -> dict[str, np.ndarray]:
+    """``read_set``, or its arrays from ``cache`` when an earlier run stored them there."""
+    path = cache / f"{name}.npz" if cache else None
+    if path and path.is_file():
+        with np.load(path) as stored:
+            return {key: stored[key] for key in ("raw", "exact", "loose")}
+    arrays = read_set(recognizer, name)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **arrays)
+    return arrays
 
 
 def plot(sets: dict[str, dict], calibration: Calibration, names: list[str], out: Path) -> None:
@@ -81,11 +95,15 @@ def main() -> None:
     parser.add_argument("--fit", default="iiit5k_train_even_scenes")
     parser.add_argument("--write", action="store_true", help="store the table in crnn/calibrations/")
     parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "img" / "calibration.png")
+    parser.add_argument("--method", choices=METHODS, default="platt", help="the map plotted and written")
+    parser.add_argument("--cache", type=Path, help="keep each set's raw scores here and reuse them (NPZ per set)")
+    parser.add_argument("--sets", default=",".join(CASE_SENSITIVE + OTHERS), help="comma-separated shared sets to read")
     args = parser.parse_args()
     recognizer = Recognizer("english_g2", precision="fp32", calibrated=False)
-    sets = {name: read_set(recognizer, name) for name in CASE_SENSITIVE + OTHERS if (DATA / name).is_dir()}
+    names = [name for name in args.sets.split(",") if (DATA / name).is_dir()]
+    sets = {name: cached_read(recognizer, name, args.cache) for name in dict.fromkeys([args.fit, *names])}
     fit = sets[args.fit]
-    for method in ("isotonic", "platt"):  # the last one is kept
+    for method in [m for m in METHODS if m != args.method] + [args.method]:  # the chosen one last: it is kept
         calibration = Calibration.fit(fit["raw"], fit["exact"], f"{args.fit}, {len(fit['raw'])} lines, exact match",
                                       method)
         print(f"\n{method}, fitted on {args.fit}: {len(calibration.raw)} knots")

@@ -13,18 +13,33 @@ from crnn.calibration import Calibration
 from tests.conftest import example_bytes
 
 
-@pytest.mark.parametrize("method", ["platt", "isotonic"])
+@pytest.mark.parametrize("method", ["platt", "isotonic", "beta"])
 def test_fit_is_monotone_and_matches_the_observed_rate(method: str) -> None:
     rng = np.random.default_rng(0)
     raw = rng.uniform(0, 1, 4000)
     correct = rng.uniform(0, 1, 4000) < raw ** 2  # over-confident scores: right with probability raw^2
     cal = Calibration.fit(raw, correct, "synthetic", method)
     values = [cal(x) for x in np.linspace(0, 1, 101)]
-    assert all(b > a for a, b in zip(values, values[1:])) if method == "platt" else \
+    assert all(b > a for a, b in zip(values, values[1:])) if method != "isotonic" else \
         all(b >= a for a, b in zip(values, values[1:]))
     assert cal(0.5) == pytest.approx(0.25, abs=0.08) and cal(0.9) == pytest.approx(0.81, abs=0.08)
     again = Calibration.from_json(cal.to_json())
     assert again == cal
+
+
+def test_beta_fits_a_map_that_platt_cannot() -> None:
+    """Right with probability sigmoid(2 ln s - 0.3 ln(1 - s) + 0.5): two slopes, which one Platt slope cannot follow."""
+    rng = np.random.default_rng(1)
+    raw = rng.uniform(0.001, 0.999, 20000)
+
+    def truth(s: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-(2.0 * np.log(s) - 0.3 * np.log(1 - s) + 0.5)))
+
+    correct = rng.uniform(0, 1, raw.size) < truth(raw)
+    grid = np.linspace(0.02, 0.98, 49)
+    errors = {method: np.abs([Calibration.fit(raw, correct, "synthetic", method)(x) for x in grid] - truth(grid)).max()
+              for method in ("platt", "beta")}
+    assert errors["beta"] < 0.03 < errors["platt"]
 
 
 def test_bad_tables_are_refused() -> None:
