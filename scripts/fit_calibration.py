@@ -14,6 +14,7 @@ the plots go to --plots (reliability diagram, risk-coverage curve).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -56,8 +57,9 @@ def cached_read(recognizer: Recognizer, name: str, cache: Path | None) -> dict[s
             return {key: stored[key] for key in ("raw", "exact", "loose")}
     arrays = read_set(recognizer, name)
     if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **arrays)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        write_atomically(path, buffer.getvalue())  # an interrupted run leaves no half-written cache
     return arrays
 
 
@@ -96,7 +98,9 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="store the table in crnn/calibrations/")
     parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "img" / "calibration.png")
     parser.add_argument("--method", choices=METHODS, default="platt", help="the map plotted and written")
-    parser.add_argument("--cache", type=Path, help="keep each set's raw scores here and reuse them (NPZ per set)")
+    parser.add_argument("--cache", type=Path,
+                        help="keep each set's raw scores here and reuse them (NPZ per set; empty it after changing "
+                             "the model or the reading pipeline)")
     parser.add_argument("--sets", default=",".join(CASE_SENSITIVE + OTHERS), help="comma-separated shared sets to read")
     args = parser.parse_args()
     recognizer = Recognizer("english_g2", precision="fp32", calibrated=False)
