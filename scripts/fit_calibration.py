@@ -97,7 +97,8 @@ def main() -> None:
     parser.add_argument("--fit", default="iiit5k_train_even_scenes")
     parser.add_argument("--write", action="store_true", help="store the table in crnn/calibrations/")
     parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "img" / "calibration.png")
-    parser.add_argument("--method", choices=METHODS, default="platt", help="the map plotted and written")
+    parser.add_argument("--method", choices=METHODS, default="beta",
+                        help="the map plotted and written (beta: the shipped one)")
     parser.add_argument("--cache", type=Path,
                         help="keep each set's raw scores here and reuse them (NPZ per set; empty it after changing "
                              "the model or the reading pipeline)")
