@@ -32,7 +32,7 @@ from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, r
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, render_markdown
 from ocr.adapt.scoring import Scorer
-from ocr.adapt.train import BATCH_COLUMNS, MIN_BATCH, batch_size_for, interpolate
+from ocr.adapt.train import BATCH_COLUMNS, MIN_BATCH, batch_size_for, interpolate, update_average
 from ocr.cli import main
 from ocr.datasets import DatasetError
 from ocr.lmdb_io import write_lmdb
@@ -188,6 +188,20 @@ def test_interpolation_is_a_straight_line_between_the_two_networks() -> None:
     assert torch.allclose(half["w"], torch.tensor([0.5, 1.0, 2.0])) and int(half["n"]) == 7
     with pytest.raises(ValueError, match="interpolation weight"):
         interpolate(pretrained, tuned, 1.5)
+
+
+def test_weight_average_is_a_plain_mean_first_then_forgets_old_weights() -> None:
+    param = torch.nn.Parameter(torch.zeros(2))
+    averaged: list[torch.Tensor] = []
+    for count, value in enumerate([0.0, 2.0, 4.0]):
+        param.data.fill_(value)
+        averaged = update_average(averaged, [param], count, horizon=10.0)
+    assert torch.allclose(averaged[0], torch.full((2,), 2.0))  # the mean of 0, 2, 4
+    for count in range(3, 200):
+        param.data.fill_(10.0)
+        averaged = update_average(averaged, [param], count, horizon=10.0)
+    assert torch.allclose(averaged[0], torch.full((2,), 10.0), atol=1e-3)  # horizon 10: the old weights are gone
+    assert averaged[0] is not param.data
 
 
 def test_options_go_down_from_the_candidate_alone_then_with_the_gate() -> None:

@@ -306,6 +306,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         batch_size=batch_size,
         synthetic_ratio=config.synthetic_ratio + config.replay_ratio, lr=config.lr, seed=config.seed,
         trainable=config.trainable, bf16=bf16, l2_pull=config.l2_pull, distill_weight=config.distill_weight,
+        average_share=config.average_share,
         general_per_step=6 if config.distill_weight else 0,
     )
     pretrained = base.network.state_dict()

@@ -73,6 +73,9 @@ class TrainConfig:
     distill_weight: float = 4.0
     #: Weight of the L2 pull toward the pretrained weights (L2-SP; 0: none).
     l2_pull: float = 0.0
+    #: Return an exponential moving average of the weights over about this share of the planned steps,
+    #: started after the warm-up, instead of the last weights (0: the last weights).
+    average_share: float = 0.0
 
 
 @dataclass
@@ -140,6 +143,25 @@ def _width_groups(pairs: list[tuple[np.ndarray, str]], height: int) -> list[list
     return [[pairs[i] for i in order[:half]], [pairs[i] for i in order[half:]]]
 
 
+def update_average(
+    averaged: list[torch.Tensor], params: list[nn.Parameter], count: int, horizon: float
+) -> list[torch.Tensor]:
+    """One step of an exponential moving average of ``params`` with a time constant of ``horizon`` steps.
+
+    ``count`` is the number of updates so far (0 starts the average at the
+    current weights); early on the decay is that of a plain mean, so the
+    first weights do not dominate.
+    """
+    current = [p.detach() for p in params]
+    if count == 0 or not averaged:
+        return [t.clone() for t in current]
+    decay = min(1.0 - 1.0 / max(1.0, horizon), count / (count + 1))
+    with torch.no_grad():
+        for mean, now in zip(averaged, current):
+            mean.lerp_(now, 1.0 - decay)
+    return averaged
+
+
 def _freeze_batchnorm(network: nn.Module) -> None:
     """Keep BatchNorm statistics as pretrained: a few dozen images cannot re-estimate them."""
     for module in network.modules():
@@ -173,7 +195,8 @@ def fine_tune(
     kept close to the frozen starting weights (KL divergence of per-frame
     class distributions), so it learns the domain without forgetting the rest.
     ``l2_pull`` adds a squared-distance penalty toward the starting weights.
-    Stops at ``max_steps`` or after ``seconds``; returns the last weights.
+    Stops at ``max_steps`` or after ``seconds``; returns the last weights, or
+    with ``average_share`` their moving average over the end of the run.
     """
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
@@ -210,6 +233,7 @@ def fine_tune(
     curve = [CurvePoint(0, None, loose, cer)]
     losses, stopped, step = [], "max steps", 0
     bar = tqdm(total=config.max_steps, desc="adapt", unit="step", disable=not progress, leave=False)
+    averaged: list[torch.Tensor] = []
     for step in range(1, config.max_steps + 1):
         network.train()
         _freeze_batchnorm(network)
@@ -248,6 +272,8 @@ def fine_tune(
             per_step = (time.perf_counter() - start) / step
             planned = max(TIMING_STEPS, min(config.max_steps, int(config.seconds / per_step)))
         scheduler.step()
+        if config.average_share and step >= config.warmup_steps:
+            averaged = update_average(averaged, params, step - config.warmup_steps, config.average_share * planned)
         losses.append(float(loss.detach()))
         bar.update()
         out_of_time = time.perf_counter() - start > config.seconds
@@ -260,6 +286,10 @@ def fine_tune(
             stopped = "time budget"
             break
     bar.close()
+    if averaged:
+        with torch.no_grad():
+            for p, mean in zip(params, averaged):
+                p.copy_(mean)
     network.eval().cpu()
     state = {k: v.detach().clone() for k, v in network.state_dict().items()}
     return TrainResult(state, step, time.perf_counter() - start, stopped, curve)
