@@ -196,7 +196,8 @@ def fine_tune(
     class distributions), so it learns the domain without forgetting the rest.
     ``l2_pull`` adds a squared-distance penalty toward the starting weights.
     Stops at ``max_steps`` or after ``seconds``; returns the last weights, or
-    with ``average_share`` their moving average over the end of the run.
+    with ``average_share`` their moving average over the end of the run (the
+    learning curve reads the live weights, not the average).
     """
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
