@@ -69,6 +69,7 @@ RECIPES: dict[str, dict] = {
     "bs8-lr4e-4": {"batch_size": 8, "lr": 4e-4},
     #: The default recipe with three times the time: about the steps 3 minutes buy on a CPU three times faster.
     "minutes9": {"max_minutes": 9.0},
+    #: Moving averages of the weights (``average_share``); ema-half is today's default, last-weights the old one.
     "last-weights": {"average_share": 0.0},
     "ema": {"average_share": 0.2},
     "ema-half": {"average_share": 0.5},

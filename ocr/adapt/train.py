@@ -148,12 +148,12 @@ def update_average(
 ) -> list[torch.Tensor]:
     """One step of an exponential moving average of ``params`` with a time constant of ``horizon`` steps.
 
-    ``count`` is the number of updates so far (0 starts the average at the
-    current weights); early on the decay is that of a plain mean, so the
-    first weights do not dominate.
+    ``count`` is the number of updates so far; an empty ``averaged`` starts
+    the average at the current weights. Early on the decay is that of a plain
+    mean, so the first weights do not dominate.
     """
     current = [p.detach() for p in params]
-    if count == 0 or not averaged:
+    if not averaged:
         return [t.clone() for t in current]
     decay = min(1.0 - 1.0 / max(1.0, horizon), count / (count + 1))
     with torch.no_grad():
