@@ -31,7 +31,7 @@ from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
 from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, run_adapt
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, render_markdown
-from ocr.adapt.scoring import Scorer
+from ocr.adapt.scoring import Scorer, columns
 from ocr.adapt.train import BATCH_COLUMNS, MIN_BATCH, batch_size_for, interpolate, update_average
 from ocr.cli import main
 from ocr.datasets import DatasetError
@@ -338,9 +338,16 @@ def test_domain_only_installs_the_network_alone(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("min_confidence", [0.0, 1.5])
-def test_tiny_run_with_unlabelled_images_self_trains(tmp_path: Path, min_confidence: float) -> None:
+def test_tiny_run_with_unlabelled_images_self_trains(tmp_path: Path, min_confidence: float, monkeypatch) -> None:
     data = copy_examples(tmp_path)
     out = tmp_path / "models" / "self"
+    gate_domains: list[int] = []
+
+    def recording_fit_gate(network, base, domain, general):
+        gate_domains.append(len(domain))
+        return fit_gate(network, base, domain, general)
+
+    monkeypatch.setattr(adapt_job, "fit_gate", recording_fit_gate)
     report = run_adapt(tiny_config(data, out, force=True, unlabeled=EXAMPLES, pseudo_confidence=min_confidence,
                                    max_minutes=10.0), progress=False)  # steps, not time, end both halves
     st = report["self_training"]
@@ -349,6 +356,16 @@ def test_tiny_run_with_unlabelled_images_self_trains(tmp_path: Path, min_confide
     # Both halves of the final fit run (3 steps each), also when no reading is confident enough to keep.
     assert report["training"]["steps"] == 6
     assert "Self-training" in (out / "report.md").read_text()
+    # Every gate, the installed one included, is fitted on labelled images (and one augmented copy each) only.
+    assert gate_domains and max(gate_domains) == 2 * 8
+
+
+def test_reading_cost_is_counted_in_columns_not_images() -> None:
+    model = load_model()
+    short, long = np.zeros((32, 64), np.uint8), np.zeros((32, 640), np.uint8)
+    scorer = Scorer([short, long], ["", ""], model, None, CHARSET)
+    assert scorer.columns == columns([short, long], model.input_height) == (64 + 640) * model.input_height // 32
+    assert columns([long], model.input_height) == 10 * columns([short], model.input_height)
 
 
 def test_long_lines_get_fewer_lines_per_training_batch() -> None:

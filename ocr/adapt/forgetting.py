@@ -85,6 +85,11 @@ class ForgettingProbe:
     def labels(self) -> list[str]:
         return self.scorer.labels
 
+    @property
+    def columns(self) -> int:
+        """Columns of the probe's images at the model's height (``read_seconds`` is per this many)."""
+        return self.scorer.columns
+
     def read(self, network: torch.nn.Module) -> list[Result]:
         """The probe as ``network`` reads it (in the adapted model's case)."""
         return self.scorer.read(network)

@@ -11,7 +11,7 @@ import torch
 from crnn import Recognizer
 from crnn.charset import Charset
 from crnn.decode import Result
-from crnn.preprocess import bucket_width, prepare
+from crnn.preprocess import bucket_width, prepare, resized_width
 from crnn.weights import LoadedModel
 from ocr.metrics import score
 
@@ -50,6 +50,11 @@ class Scorer:
         s = score(self.predict(network), self.labels)
         return s.loose, s.cer
 
+    @property
+    def columns(self) -> int:
+        """Columns of these images at the model's height: what reading them costs, near enough."""
+        return sum(p.pixels.shape[1] for p in self.prepared)
+
     def features(self, network: torch.nn.Module) -> np.ndarray:
         """Pooled convolutional features (``crnn.gate.pooled_features``) of these images by ``network``."""
         return image_features(network, self.base, self.prepared)
@@ -65,3 +70,8 @@ def image_features(network: torch.nn.Module, base: LoadedModel, prepared: list) 
         for i, row in zip(batch, features):
             rows[i] = row
     return np.stack(rows)
+
+
+def columns(images: list[np.ndarray], height: int) -> int:
+    """Columns of grey ``images`` once scaled to ``height`` rows (as :attr:`Scorer.columns` counts them)."""
+    return sum(resized_width(im.shape[1], im.shape[0], height) for im in images)
