@@ -57,6 +57,7 @@ RECIPES: dict[str, dict] = {
     "distill": {"distill_weight": 4.0},
     "lr3e-4": {"lr": 3e-4},
     "self-train": {"unlabeled": "UNSEEN"},
+    "self-train-first": {"unlabeled": "UNSEEN", "pseudo_first": True},
     "folds": {"folds": 4},
     "cold-start": {"warm_start": False},
     "upper": {"trainable": "upper"},

@@ -337,8 +337,10 @@ def test_domain_only_installs_the_network_alone(tmp_path: Path) -> None:
     assert load_model("m", directory=tmp_path).fallback is None
 
 
-@pytest.mark.parametrize("min_confidence", [0.0, 1.5])
-def test_tiny_run_with_unlabelled_images_self_trains(tmp_path: Path, min_confidence: float, monkeypatch) -> None:
+@pytest.mark.parametrize(("min_confidence", "pseudo_first"), [(0.0, False), (1.5, False), (0.0, True)])
+def test_tiny_run_with_unlabelled_images_self_trains(
+    tmp_path: Path, min_confidence: float, pseudo_first: bool, monkeypatch
+) -> None:
     data = copy_examples(tmp_path)
     out = tmp_path / "models" / "self"
     gate_domains: list[int] = []
@@ -349,12 +351,14 @@ def test_tiny_run_with_unlabelled_images_self_trains(tmp_path: Path, min_confide
 
     monkeypatch.setattr(adapt_job, "fit_gate", recording_fit_gate)
     report = run_adapt(tiny_config(data, out, force=True, unlabeled=EXAMPLES, pseudo_confidence=min_confidence,
-                                   max_minutes=10.0), progress=False)  # steps, not time, end both halves
+                                   pseudo_first=pseudo_first, max_minutes=10.0), progress=False)  # steps end fits
     st = report["self_training"]
     assert st["read"] == 8
+    assert st["read_by"] == ("selection" if pseudo_first else "final")
     assert 0 < st["kept"] <= 8 if min_confidence < 1 else st["kept"] == 0
-    # Both halves of the final fit run (3 steps each), also when no reading is confident enough to keep.
-    assert report["training"]["steps"] == 6
+    # Both halves of the final fit run (3 steps each), also when no reading is confident enough to keep; read by
+    # the selection fit, the pseudo-labels join a single final fit.
+    assert report["training"]["steps"] == (3 if pseudo_first else 6)
     assert "Self-training" in (out / "report.md").read_text()
     # Every gate, the installed one included, is fitted on labelled images (and one augmented copy each) only.
     assert gate_domains and max(gate_domains) == 2 * 8

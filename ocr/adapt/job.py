@@ -29,7 +29,7 @@ import datetime as dt
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,17 +121,21 @@ class _Synthesis:
     general_share: float
     general_renderer: Renderer
     general_texts: list[str]
+    #: Pseudo-labelled images: drawn like ``train``, but not the renderer's styles or texts, nor a gate's domain.
+    pseudo: list[LabelledImage] = field(default_factory=list)
 
     @classmethod
-    def build(cls, config: AdaptConfig, fonts, train: list[LabelledImage], height: int) -> _Synthesis:
+    def build(cls, config: AdaptConfig, fonts, train: list[LabelledImage], height: int,
+              pseudo: list[LabelledImage] = ()) -> _Synthesis:
         renderer = Renderer(fonts, [estimate_style(s.gray) for s in train], config.seed)
         rendered = config.synthetic_ratio + config.replay_ratio
         return cls(train, renderer, TextSampler([s.label for s in train], config.seed, config.allow),
                    Augmenter(config.seed, height), config.replay_ratio / rendered if rendered else 0.0,
-                   Renderer(fonts, [], config.seed + 1), general_lines(5000, config.seed + 1))
+                   Renderer(fonts, [], config.seed + 1), general_lines(5000, config.seed + 1), list(pseudo))
 
     def draw_real(self, rng) -> tuple[np.ndarray, str]:
-        s = self.train[rng.randrange(len(self.train))]
+        i = rng.randrange(len(self.train) + len(self.pseudo))
+        s = self.train[i] if i < len(self.train) else self.pseudo[i - len(self.train)]
         return self.augmenter(s.gray), s.label
 
     def draw_synthetic(self, rng) -> tuple[np.ndarray, str]:
@@ -161,14 +165,15 @@ class _SelectionFit:
 def _fit(
     config: AdaptConfig, base: LoadedModel, device: torch.device, fonts, train: list[LabelledImage],
     charset: Charset, scorer: Scorer | None, train_config: TrainConfig, progress: bool,
-    start: dict[str, torch.Tensor] | None = None,
+    start: dict[str, torch.Tensor] | None = None, extra: list[LabelledImage] = (),
 ) -> tuple[dict[str, torch.Tensor], TrainResult, _Synthesis]:
-    """Fine-tune a copy of the base network (or of ``start`` weights) on ``train``; returns the last weights.
+    """Fine-tune a copy of the base network (or of ``start`` weights) on ``train`` and ``extra`` (pseudo-labelled
+    images, which train but stay out of the synthesis' domain examples, so out of the gate); returns the weights.
 
     The loss reads classes as ``charset`` does (case folding, allowlist);
     ``scorer`` (held-out images) draws the learning curve.
     """
-    synthesis = _Synthesis.build(config, fonts, train, base.input_height)
+    synthesis = _Synthesis.build(config, fonts, train, base.input_height, extra)
     draw_general = synthesis.draw_general if train_config.general_per_step else None
     network = copy.deepcopy(base.network)
     if start is not None:
@@ -248,6 +253,13 @@ def _pseudo_labels(
     return kept
 
 
+def _self_training_report(config: AdaptConfig, read: int, pseudo: list[LabelledImage]) -> dict:
+    _log(f"adapt: self-training with {len(pseudo)} of {read} unlabelled images read with confidence >= "
+         f"{config.pseudo_confidence}")
+    return {"source": str(config.unlabeled), "read": read, "kept": len(pseudo),
+            "min_confidence": config.pseudo_confidence, "read_by": "selection" if config.pseudo_first else "final"}
+
+
 def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     """Run the whole job; returns the report (also written to ``config.out``)."""
     start = time.perf_counter()
@@ -298,7 +310,6 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     # is left of --max-minutes when they start, less the measured cost of the work after them.
     deadline = start + config.max_minutes * 60
     budget = max(MIN_FIT_SECONDS, deadline - time.perf_counter() - RESERVE_SECONDS)
-    final_fits = 2 if config.unlabeled else 1
     batch_size = batch_size_for([s.gray for s in everything], base.input_height, config.batch_size)
     if batch_size < config.batch_size:
         _log(f"adapt: {batch_size} lines per training batch (long lines: about {BATCH_COLUMNS} columns a batch)")
@@ -361,30 +372,30 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     gate_seconds = (time.perf_counter() - gate_start) / len(fits) * len(everything) / len(train_sets[0])
 
     # 2. The installed model: every labelled image (and confident pseudo-labels), in the time left.
-    unlabelled_probes = columns([im.gray for im in unlabelled], base.input_height) / max(1, probe.columns)
+    self_training, pseudo = None, []
+    if unlabelled and config.pseudo_first:
+        # Read by the selection fit, so that the whole final fit trains on the pseudo-labels too.
+        pseudo = _pseudo_labels(config, base, _network(base, tuned), charset, unlabelled)
+        self_training = _self_training_report(config, len(unlabelled), pseudo)
+    two_fits = bool(unlabelled) and not config.pseudo_first
+    unlabelled_probes = (columns([im.gray for im in unlabelled], base.input_height) / max(1, probe.columns)
+                         if two_fits else 0.0)
     after_fit = after_final_fit_seconds(gate_seconds, probe.read_seconds, unlabelled_probes)
     left = deadline - time.perf_counter() - after_fit
-    final_config = replace(train_config, seconds=max(MIN_FIT_SECONDS, left / final_fits))
-    _log(f"adapt: final fit on all {len(everything)} labelled images")
+    final_config = replace(train_config, seconds=max(MIN_FIT_SECONDS, left / (2 if two_fits else 1)))
+    _log(f"adapt: final fit on all {len(everything)} labelled images"
+         + (f" and {len(pseudo)} pseudo-labelled ones" if pseudo else ""))
     tuned, final_result, synthesis = _fit(config, base, device, fonts, everything, charset, None, final_config,
-                                          progress, tuned if config.warm_start else None)
-    self_training = None
-    if unlabelled:
+                                          progress, tuned if config.warm_start else None, extra=pseudo)
+    if two_fits:
         pseudo = _pseudo_labels(config, base, _network(base, tuned), charset, unlabelled)
-        read = len(unlabelled)
-        self_training = {"source": str(config.unlabeled), "read": read, "kept": len(pseudo),
-                         "min_confidence": config.pseudo_confidence}
-        _log(f"adapt: self-training with {len(pseudo)} of {read} unlabelled images read with confidence >= "
-             f"{config.pseudo_confidence}")
+        self_training = _self_training_report(config, len(unlabelled), pseudo)
         # Continuing from the labelled fit's weights: restarting from the pretrained ones threw that fit away
         # (it lost 5 points on plates split 1 of an earlier round; docs/adapt.md). With no confident reading the
         # labelled images alone fill the second half, so its time is never left unused.
         labelled_half = final_result
-        # The gate stays fitted on the labelled images (``synthesis`` holds them), as the selection gates were and
-        # as its time was measured: with the pseudo-labels in it too, on receipts split 0 it let 46% of IIIT5K words
-        # through (32% without self-training) and the estimate missed the real drop by 2 points (docs/adapt.md).
-        tuned, final_result, _ = _fit(config, base, device, fonts, everything + pseudo, charset, None,
-                                      final_config, progress, tuned)
+        tuned, final_result, _ = _fit(config, base, device, fonts, everything, charset, None,
+                                      final_config, progress, tuned, extra=pseudo)
         final_result = replace(final_result, steps=labelled_half.steps + final_result.steps,
                                seconds=labelled_half.seconds + final_result.seconds)
 
