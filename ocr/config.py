@@ -166,9 +166,9 @@ class AdaptConfig:
     unlabeled: Path | None = None
     #: Confidence a reading of an unlabelled image needs to become a pseudo-label.
     pseudo_confidence: float = 0.9
-    #: Read the unlabelled images with the selection fit, so one final fit trains on labels and pseudo-labels;
-    #: otherwise the final fit's first half reads them and its second half adds them.
-    pseudo_first: bool = False
+    #: The selection fit reads the unlabelled images, so one final fit trains on labels and pseudo-labels (False:
+    #: the final fit's first half reads them and its second half adds them). Chosen on split 0 (docs/adapt.md).
+    pseudo_first: bool = True
     #: Weight of the L2 pull toward the pretrained weights during fine-tuning (0: none).
     l2_pull: float = 0.0
     #: Install a moving average of the weights over about this share of each fit's steps (0: the last weights).

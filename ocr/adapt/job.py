@@ -9,10 +9,10 @@ The recipe, chosen by ``scripts/adapt_study.py`` (see docs/adapt.md):
    then the higher weight) is the candidate, if it is not 1.0 only when it
    reads at least ``MIN_NET_LINES`` more held-out lines better than 1.0 does
    than worse (else 1.0 is);
-3. the installed model is fit once more on every labelled image in the rest
-   of the time (with ``--unlabeled``, half of it; its confident readings of
-   the unlabelled images then join the labelled ones for the other half, which
-   continues from the first half's weights);
+3. the installed model is fit once more, from the selection fit's weights,
+   on every labelled image in the rest of the time (with ``--unlabeled``, the
+   selection fit's confident readings of the unlabelled images join them as
+   pseudo-labels);
 4. from the candidate weight down, each weight alone and then with the
    pretrained model as a gated fallback (a domain gate on the adapted
    network's own features sends lines unlike the labelled images to the

@@ -207,8 +207,11 @@ def render_markdown(r: dict) -> str:
     st = r.get("self_training")
     if st:
         lines += ["", f"Self-training: {st['kept']} of {st['read']} unlabelled images from `{st['source']}` read "
-                  f"with confidence >= {st['min_confidence']} were added as pseudo-labels for the installed model's "
-                  "fit (the held-out figures above come from the selection fit, without them)."]
+                  f"with confidence >= {st['min_confidence']} "
+                  + ("by the selection fit" if st.get("read_by") == "selection"
+                     else "by the labelled half of the final fit")
+                  + " were added as pseudo-labels for the installed model's fit (the held-out figures above come from "
+                  "the selection fit, without them)."]
     folds = r["holdout"].get("folds")
     if folds:
         lines += [
