@@ -28,7 +28,7 @@ import copy
 import datetime as dt
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -126,7 +126,7 @@ class _Synthesis:
 
     @classmethod
     def build(cls, config: AdaptConfig, fonts, train: list[LabelledImage], height: int,
-              pseudo: list[LabelledImage] = ()) -> _Synthesis:
+              pseudo: Sequence[LabelledImage] = ()) -> _Synthesis:
         renderer = Renderer(fonts, [estimate_style(s.gray) for s in train], config.seed)
         rendered = config.synthetic_ratio + config.replay_ratio
         return cls(train, renderer, TextSampler([s.label for s in train], config.seed, config.allow),
@@ -165,7 +165,7 @@ class _SelectionFit:
 def _fit(
     config: AdaptConfig, base: LoadedModel, device: torch.device, fonts, train: list[LabelledImage],
     charset: Charset, scorer: Scorer | None, train_config: TrainConfig, progress: bool,
-    start: dict[str, torch.Tensor] | None = None, extra: list[LabelledImage] = (),
+    start: dict[str, torch.Tensor] | None = None, extra: Sequence[LabelledImage] = (),
 ) -> tuple[dict[str, torch.Tensor], TrainResult, _Synthesis]:
     """Fine-tune a copy of the base network (or of ``start`` weights) on ``train`` and ``extra`` (pseudo-labelled
     images, which train but stay out of the synthesis' domain examples, so out of the gate); returns the weights.
