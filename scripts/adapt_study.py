@@ -59,6 +59,8 @@ RECIPES: dict[str, dict] = {
     "self-train": {"unlabeled": "UNSEEN"},
     "self-train-first": {"unlabeled": "UNSEEN", "pseudo_first": True},  # today's self-train, under its first name
     "self-train-halves": {"unlabeled": "UNSEEN", "pseudo_first": False},
+    "self-train-c0.8": {"unlabeled": "UNSEEN", "pseudo_confidence": 0.8},
+    "self-train-c0.97": {"unlabeled": "UNSEEN", "pseudo_confidence": 0.97},
     "folds": {"folds": 4},
     "cold-start": {"warm_start": False},
     "upper": {"trainable": "upper"},
@@ -150,6 +152,18 @@ def accuracy(recognizer: Recognizer, data: list[tuple], allow: str | None, metri
     return s.exact if metric == "exact" else s.loose
 
 
+def pseudo_right(model_dir: Path, report: dict, split: Split) -> float | None:
+    """Share of the run's pseudo-labels that are right by the split's metric (None: no self-training)."""
+    st = report.get("self_training")
+    if not st or not st["kept"]:
+        return None
+    labels = {f"{k:05d}.png": label for k, (_, label) in enumerate(split.unseen)}  # the --unlabeled folder's names
+    rows = [line.split("\t") for line in (model_dir / st["file"]).read_text().splitlines()[1:]]
+    readings, truths = [text for _, text, _ in rows], [labels[name] for name, _, _ in rows]
+    s = score(readings, truths)
+    return s.exact if split.metric == "exact" else s.loose
+
+
 def gate_kept(recognizer: Recognizer, data: list[tuple]) -> float | None:
     """Share of ``data`` a gated model reads with its own network (None: no gate)."""
     fallback = recognizer.model.fallback
@@ -217,13 +231,16 @@ def main() -> None:
                     row["real_drop"] = row["general_zero_shot"] - row["general_adapted"]
                     row["general_kept"] = gate_kept(adapted, general)
                     row["unseen_kept"] = gate_kept(adapted, split.unseen)
+                    row["pseudo_right"] = pseudo_right(model_dir, report, split)
                     done[(set_name, seed, recipe)] = row
                     with log.open("a") as f:
                         f.write(json.dumps(row) + "\n")
                     print(f"{set_name} seed {seed} {recipe}: unseen {row['zero_shot']:.3f} -> {row['adapted']:.3f}, "
                           f"general drop {100 * row['real_drop']:+.1f} (est. {100 * row['estimated_drop']:+.1f}), "
                           f"weight {row['weight']}{' + fallback' if row['fallback'] else ''}, {row['steps']} steps, "
-                          f"{wall:.0f} s", flush=True)
+                          f"{wall:.0f} s"
+                          + (f", {100 * row['pseudo_right']:.0f}% of pseudo-labels right"
+                             if row["pseudo_right"] is not None else ""), flush=True)
     rows = [r for r in done.values() if r["set"] in args.sets.split(",")]
     print_table(rows)
     if rows:
@@ -273,13 +290,15 @@ def print_table(rows: list[dict]) -> None:
               f"{100 * statistics.mean(r['estimated_drop'] for r in rs):.1f} | "
               f"{statistics.mean(r['weight'] for r in rs):.2f} | {statistics.mean(r['steps'] for r in rs):.0f} | "
               f"{max(r['wall_seconds'] for r in rs):.0f} |")
-    print("\n| run | installed | real IIIT5K drop | estimated drop | gate keeps: IIIT5K / unseen |")
-    print("| --- | --- | --- | --- | --- |")
+    print("\n| run | installed | real IIIT5K drop | estimated drop | gate keeps: IIIT5K / unseen "
+          "| pseudo-labels right |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for r in sorted(rows, key=lambda r: (r["set"], r["recipe"], r["seed"])):
         kept = (f"{100 * r['general_kept']:.0f}% / {100 * r['unseen_kept']:.0f}%"
                 if r.get("general_kept") is not None else "")
         print(f"| {r['set']} {r['recipe']} seed {r['seed']} | {r['weight']}{' + gate' if r['fallback'] else ''} | "
-              f"{100 * r['real_drop']:+.1f} | {100 * r['estimated_drop']:+.1f} | {kept} |")
+              f"{100 * r['real_drop']:+.1f} | {100 * r['estimated_drop']:+.1f} | {kept} | "
+              + (f"{100 * r['pseudo_right']:.0f}%" if r.get("pseudo_right") is not None else "") + " |")
 
 
 if __name__ == "__main__":

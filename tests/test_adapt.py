@@ -360,6 +360,11 @@ def test_tiny_run_with_unlabelled_images_self_trains(
     # the selection fit, the pseudo-labels join a single final fit.
     assert report["training"]["steps"] == (3 if pseudo_first else 6)
     assert "Self-training" in (out / "report.md").read_text()
+    # Every pseudo-label is listed for the user to check: an unlabelled image's name, its reading, its confidence.
+    rows = [line.split("\t") for line in (out / st["file"]).read_text().splitlines()[1:]]
+    assert len(rows) == st["kept"]
+    names = {line.split("\t")[0] for line in (EXAMPLES / "gt.tsv").read_text().splitlines()}
+    assert all(name in names and text.strip() and float(c) >= min_confidence for name, text, c in rows)
     # Every gate, the installed one included, is fitted on labelled images (and one augmented copy each) only.
     assert gate_domains and max(gate_domains) == 2 * 8
 

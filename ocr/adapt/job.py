@@ -39,7 +39,7 @@ from crnn.charset import Charset
 from crnn.decode import Result
 from crnn.gate import DomainGate
 from crnn.runtime import cpu_supports_bf16, resolve_device
-from crnn.weights import LoadedModel, load_model, save_checkpoint
+from crnn.weights import LoadedModel, load_model, save_checkpoint, write_atomically
 from ocr.adapt.augment import Augmenter
 from ocr.adapt.data import (
     LabelledImage,
@@ -80,6 +80,8 @@ WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
 #: errors, line by line) to become the candidate: on 20 held-out images one line is noise (an MNIST split moved
 #: to 0.5 on a single digit). Forgetting is bounded separately, from the candidate down.
 MIN_NET_LINES = 2
+#: The pseudo-labels of ``--unlabeled``, written beside the report.
+PSEUDO_LABELS = "pseudo_labels.tsv"
 
 
 @dataclass(frozen=True)
@@ -243,21 +245,28 @@ def _texts(readings: list[Result]) -> list[str]:
 
 def _pseudo_labels(
     config: AdaptConfig, base: LoadedModel, network: torch.nn.Module, charset: Charset, images: list[LabelledImage]
-) -> list[LabelledImage]:
-    """Confident readings of the unlabelled ``images`` by ``network``, as training samples."""
+) -> list[tuple[LabelledImage, float]]:
+    """Confident readings of the unlabelled ``images`` by ``network``, as training samples with their confidence."""
     # At the forgetting probe's precision, so that the time kept back for this reading scales from the probe's.
     reader = Scorer([im.gray for im in images], [""] * len(images), base, config.allow, charset, precision="auto")
     results = reader.read(network)
-    kept = [LabelledImage(im.name, im.gray, r.text) for im, r in zip(images, results)
+    return [(LabelledImage(im.name, im.gray, r.text), r.confidence) for im, r in zip(images, results)
             if r.confidence >= config.pseudo_confidence and r.text.strip()]
-    return kept
 
 
-def _self_training_report(config: AdaptConfig, read: int, pseudo: list[LabelledImage]) -> dict:
+def _self_training_report(config: AdaptConfig, read: int, pseudo: list[tuple[LabelledImage, float]]) -> dict:
     _log(f"adapt: self-training with {len(pseudo)} of {read} unlabelled images read with confidence >= "
          f"{config.pseudo_confidence}")
     return {"source": str(config.unlabeled), "read": read, "kept": len(pseudo),
-            "min_confidence": config.pseudo_confidence, "read_by": "selection" if config.pseudo_first else "final"}
+            "min_confidence": config.pseudo_confidence, "read_by": "selection" if config.pseudo_first else "final",
+            "file": PSEUDO_LABELS}
+
+
+def pseudo_labels_tsv(pseudo: list[tuple[LabelledImage, float]]) -> str:
+    """The pseudo-labels a fit trained on: ``image<TAB>reading<TAB>confidence`` per line, under a header."""
+    rows = ["# image\treading\tconfidence"]
+    rows += [f"{im.name}\t{im.label}\t{confidence:.4f}" for im, confidence in pseudo]
+    return "\n".join(rows) + "\n"
 
 
 def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
@@ -372,7 +381,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     gate_seconds = (time.perf_counter() - gate_start) / len(fits) * len(everything) / len(train_sets[0])
 
     # 2. The installed model: every labelled image (and confident pseudo-labels), in the time left.
-    self_training, pseudo = None, []
+    self_training: dict | None = None
+    pseudo: list[tuple[LabelledImage, float]] = []
     if unlabelled and config.pseudo_first:
         # Read by the selection fit, so that the whole final fit trains on the pseudo-labels too.
         pseudo = _pseudo_labels(config, base, _network(base, tuned), charset, unlabelled)
@@ -386,7 +396,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     _log(f"adapt: final fit on all {len(everything)} labelled images"
          + (f" and {len(pseudo)} pseudo-labelled ones" if pseudo else ""))
     tuned, final_result, synthesis = _fit(config, base, device, fonts, everything, charset, None, final_config,
-                                          progress, tuned if config.warm_start else None, extra=pseudo)
+                                          progress, tuned if config.warm_start else None,
+                                          extra=[im for im, _ in pseudo])
     if two_fits:
         pseudo = _pseudo_labels(config, base, _network(base, tuned), charset, unlabelled)
         self_training = _self_training_report(config, len(unlabelled), pseudo)
@@ -395,7 +406,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         # labelled images alone fill the second half, so its time is never left unused.
         labelled_half = final_result
         tuned, final_result, _ = _fit(config, base, device, fonts, everything, charset, None,
-                                      final_config, progress, tuned, extra=pseudo)
+                                      final_config, progress, tuned, extra=[im for im, _ in pseudo])
         final_result = replace(final_result, steps=labelled_half.steps + final_result.steps,
                                seconds=labelled_half.seconds + final_result.seconds)
 
@@ -485,6 +496,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "base": {"model": base.name, "sha256": base.sha256},
     }
+    if self_training:
+        write_atomically(config.out / PSEUDO_LABELS, pseudo_labels_tsv(pseudo).encode())
     plot_curve(config.out / "learning_curve.png", curve, fold_rows[-1]["zero_shot_loose"])
     if config.preview:
         rng = np.random.default_rng(config.seed)

@@ -211,7 +211,8 @@ def render_markdown(r: dict) -> str:
                   + ("by the selection fit" if st.get("read_by") == "selection"
                      else "by the labelled half of the final fit")
                   + " were added as pseudo-labels for the installed model's fit (the held-out figures above come from "
-                  "the selection fit, without them)."]
+                  "the selection fit, without them)."
+                  + (f" Each one, with its confidence, is in `{st['file']}`." if st.get("file") else "")]
     folds = r["holdout"].get("folds")
     if folds:
         lines += [
