@@ -23,6 +23,7 @@ from crnn.preprocess import (
     bucket_width,
     invert,
     prepare,
+    resize_to_height,
     stack_batch,
     stretch_contrast,
 )
@@ -148,9 +149,21 @@ class Recognizer:
         if self.fallback is not None:
             self.fallback.warmup(widths)
 
+    @property
+    def prepare_height(self) -> int:
+        """Height images are prepared at: this model's, or its fallback's where that is taller (an adapted model
+        may read at a smaller height than the pretrained one it falls back on; each reads at its own)."""
+        return max(self.input_height, self.fallback.prepare_height if self.fallback is not None else 0)
+
     def prepare(self, image: ImageInput) -> PreparedImage:
         """Decode and resize one image for this model (raises ``InvalidImageError``)."""
-        return prepare(image, self.input_height)
+        return prepare(image, self.prepare_height)
+
+    def at_own_height(self, image: PreparedImage) -> PreparedImage:
+        """``image`` as this model reads it: resized to its input height if prepared at another."""
+        if image.pixels.shape[0] == self.input_height:
+            return image
+        return replace(image, pixels=resize_to_height(image.pixels, self.input_height))
 
     def prepare_many(self, images: Sequence[ImageInput], ids: Sequence[str] | None = None) -> list[PreparedImage]:
         """Prepare every image; the first bad one raises ``InvalidImageError`` naming its index (and id)."""
@@ -222,6 +235,7 @@ class Recognizer:
         unique = {a: self.charset.allow_mask(a) for a in set(allowlists)}
         masks = [unique[a] for a in allowlists]
         domain: list[bool] | None = [] if self.gate is not None else None
+        prepared, images = images, [self.at_own_height(im) for im in images]
         results = self._run(images, masks, constraints, domain)
         if self.contrast_retry:
             self._retry(images, masks, constraints, results, self.contrast_retry, stretch_contrast)
@@ -233,7 +247,7 @@ class Recognizer:
             else:
                 unsure = [i for i, r in enumerate(results) if r.confidence < self.fallback_below]
             others = self.fallback._read(
-                [images[i] for i in unsure], [allowlists[i] for i in unsure], [constraints[i] for i in unsure]
+                [prepared[i] for i in unsure], [allowlists[i] for i in unsure], [constraints[i] for i in unsure]
             )
             for i, other in zip(unsure, others):
                 results[i] = other if domain is not None else more_confident(results[i], other, self.fallback_below)

@@ -346,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--unlabeled", type=Path, metavar="DIR",
                        help="unlabelled domain images (a folder, or a labelled set whose labels are ignored): "
                        "confident readings become pseudo-labels for one round of self-training")
+    adapt.add_argument("--height", type=_positive_int, metavar="PX",
+                       help="input height the adapted model reads at (default: the pretrained model's, or three "
+                       "quarters of it when the pretrained model reads the labelled images at least as well there)")
     adapt.add_argument("--preview", action="store_true", help="write preview.png: real, augmented, synthetic")
     adapt.add_argument("--force", action="store_true", help="install the model even if it is not better")
     adapt.add_argument("--batch-size", type=_positive_int, default=16)
@@ -595,7 +598,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         synthetic_ratio=args.synthetic_ratio, allow=args.allow, device=args.device,
         normalize=tuple(args.normalize), general=args.general, preview=args.preview, force=args.force,
         batch_size=args.batch_size, lr=args.lr, case=args.case, max_forgetting=args.max_forgetting,
-        unlabeled=args.unlabeled,
+        unlabeled=args.unlabeled, height=args.height,
     )
     report = run_adapt(config, progress=sys.stderr.isatty())
     z, a = report["holdout"]["zero_shot"], report["holdout"]["adapted"]

@@ -180,3 +180,6 @@ class AdaptConfig:
     distill_weight: float = 0.0
     #: The final fit continues from the (last) selection fit's weights instead of the pretrained ones.
     warm_start: bool = True
+    #: Input height the adapted network trains and reads at (None: chosen from the labelled images, see
+    #: ``ocr.adapt.height``); its fallback, the pretrained model, keeps its own.
+    height: int | None = None

@@ -115,7 +115,7 @@ class PageReader:
         """Detect the lines (and lone-glyph candidates) of one grey page and cut them out for the recogniser."""
         lines = self.detector.detect(gray)
         glyphs = self.detector.stray_glyphs(gray, lines)
-        height = self.recognizer.input_height
+        height = self.recognizer.prepare_height
         return (cut_lines(gray, lines, height, page, self.margin)
                 + cut_lines(gray, glyphs, height, page, self.margin, glyph=True))
 
@@ -127,7 +127,7 @@ class PageReader:
 
     def darkened(self, cut: Cut) -> PreparedImage:
         """The cut with its ink darkened, prepared for the recogniser."""
-        return prepare(darken_ink(cut.crop), self.recognizer.input_height)
+        return prepare(darken_ink(cut.crop), self.recognizer.prepare_height)
 
     def finish(self, cuts: Sequence[Cut], results: Sequence[Result], second: Mapping[int, Result], pages: int,
                tidy: bool = True, min_confidence: float | None = None) -> list[list[Line]]:

@@ -15,6 +15,7 @@ from crnn.decode import Result
 from crnn.preprocess import to_gray
 from crnn.weights import LoadedModel
 from ocr.adapt.general import PROBE_CHARS, hard_general_set
+from ocr.adapt.height import at_height
 from ocr.adapt.render import find_fonts
 from ocr.adapt.scoring import Scorer
 from ocr.datasets import open_dataset
@@ -52,7 +53,10 @@ class ForgettingProbe:
     real drop on IIIT5K words, run by run.
     """
 
+    #: Reads the probe at the adapted network's height.
     scorer: Scorer
+    #: Reads it at the pretrained model's own height (the same scorer when the heights agree).
+    pretrained_scorer: Scorer
     source: str
     zero_shot: list[str]
     #: True for the user's own labelled images (the drop is measured, not estimated).
@@ -61,8 +65,10 @@ class ForgettingProbe:
     read_seconds: float
 
     @classmethod
-    def build(cls, base: LoadedModel, charset: Charset, general: Path | None) -> ForgettingProbe:
-        """The probe for ``base``; ``charset`` is how the adapted model reads (case folding)."""
+    def build(cls, base: LoadedModel, charset: Charset, general: Path | None, height: int | None = None
+              ) -> ForgettingProbe:
+        """The probe for ``base``; ``charset`` is how the adapted model reads (case folding), ``height`` the
+        input height it reads at (default: the base model's)."""
         if general is not None:
             images, labels, source = [], [], str(general)
             for sample in open_dataset(general):
@@ -76,10 +82,12 @@ class ForgettingProbe:
         else:
             images, labels = hard_general_set(find_fonts(PROBE_CHARS))
             source = "rendered general text (damaged)"
-        scorer = Scorer(images, labels, base, None, charset, precision="auto")
+        pretrained_scorer = Scorer(images, labels, base, None, charset, precision="auto")
+        scorer = (pretrained_scorer if height in (None, base.input_height) else
+                  Scorer(images, labels, at_height(base, height), None, charset, precision="auto"))
         start = time.perf_counter()
-        zero_shot = scorer.predict(base.network, base.charset)
-        return cls(scorer, source, zero_shot, general is not None, time.perf_counter() - start)
+        zero_shot = pretrained_scorer.predict(base.network, base.charset)
+        return cls(scorer, pretrained_scorer, source, zero_shot, general is not None, time.perf_counter() - start)
 
     @property
     def labels(self) -> list[str]:
@@ -97,7 +105,7 @@ class ForgettingProbe:
     @cached_property
     def pretrained(self) -> list[Result]:
         """The probe as the pretrained network reads it in the adapted model's case (for a fallback pair)."""
-        return self.scorer.read(self.scorer.base.network)
+        return self.pretrained_scorer.read(self.pretrained_scorer.base.network)
 
     def estimate(self, predictions: list[str]) -> float:
         """The estimated drop in general-text loose accuracy, from a candidate's readings of the probe."""

@@ -56,6 +56,7 @@ from ocr.adapt.data import (
 from ocr.adapt.forgetting import ForgettingProbe, gated_drop
 from ocr.adapt.gate import fit_gate
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, general_lines
+from ocr.adapt.height import MIN_HEIGHT, at_height, choose_height
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, plain, plot_curve, preview_grid, write_report
 from ocr.adapt.scoring import Scorer, columns
@@ -309,9 +310,22 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         _log(f"adapt: {len(train_sets[0])} training and {len(held_sets[0])} held-out images from {config.data} "
              f"(cache {cache}); the installed model then learns from all {len(everything)}")
 
+    if config.height is not None and config.height < MIN_HEIGHT:
+        raise ValueError(f"--height must be at least {MIN_HEIGHT}")
+    height_cer: dict[int, float] = {}
+    height = config.height
+    if height is None:
+        height, height_cer = choose_height(base, [s.gray for s in everything], [s.label for s in everything],
+                                           config.allow, charset)
+    if height != base.input_height:
+        _log(f"adapt: training and reading at {height} rows instead of {base.input_height} "
+             + (f"(the pretrained model reads the labelled images as well there: CER {height_cer[height]:.3f} "
+                f"against {height_cer[base.input_height]:.3f}, and a step costs about half)" if height_cer
+                else "(--height)"))
+    model = at_height(base, height)  # the adapted network's view; ``base`` stays the pretrained model as shipped
     label_chars = "".join(sorted({ch for s in samples for ch in s.label} | set(config.allow or "")))
     fonts = find_fonts(label_chars, config.fonts)
-    probe = ForgettingProbe.build(base, charset, config.general)
+    probe = ForgettingProbe.build(base, charset, config.general, height)
     if config.max_forgetting < 1:
         _ = probe.pretrained  # the gated options' fallback readings, read before the time is shared out
     bf16 = cpu_supports_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
@@ -319,7 +333,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     # is left of --max-minutes when they start, less the measured cost of the work after them.
     deadline = start + config.max_minutes * 60
     budget = max(MIN_FIT_SECONDS, deadline - time.perf_counter() - RESERVE_SECONDS)
-    batch_size = batch_size_for([s.gray for s in everything], base.input_height, config.batch_size)
+    batch_size = batch_size_for([s.gray for s in everything], height, config.batch_size)
     if batch_size < config.batch_size:
         _log(f"adapt: {batch_size} lines per training batch (long lines: about {BATCH_COLUMNS} columns a batch)")
     train_config = TrainConfig(
@@ -341,14 +355,16 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     for k, (train, held) in enumerate(zip(train_sets, held_sets)):
         if config.folds:
             _log(f"adapt: fold {k + 1}/{config.folds}: {len(train)} training, {len(held)} held-out")
-        scorer = Scorer([s.gray for s in held], [s.label for s in held], base, config.allow, charset)
-        tuned, result, synthesis = _fit(config, base, device, fonts, train, charset, scorer, train_config, progress)
+        scorer = Scorer([s.gray for s in held], [s.label for s in held], model, config.allow, charset)
+        tuned, result, synthesis = _fit(config, model, device, fonts, train, charset, scorer, train_config, progress)
         fits.append(_SelectionFit(tuned, synthesis, scorer))
         step_counts.append(result.steps)
-        zero = scorer.predict(base.network, base.charset)
+        pretrained_scorer = scorer if model is base else Scorer([s.gray for s in held], [s.label for s in held],
+                                                                base, config.allow, charset)
+        zero = pretrained_scorer.predict(base.network, base.charset)
         zero_shot += zero
         labels += scorer.labels
-        pretrained_readings += scorer.read(base.network)
+        pretrained_readings += pretrained_scorer.read(base.network)
         for w in WEIGHTS:
             by_weight[w] += scorer.read(_network(base, interpolate(pretrained, tuned, w)))
         fold_rows.append({"fold": k + 1, "train": len(train), "n": len(held), "steps": result.steps,
@@ -367,7 +383,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
             flags = []
             for fit in fits:
                 net = _network(base, interpolate(pretrained, fit.state, option.weight))
-                gate = fit_gate(net, base, fit.synthesis.domain_examples(), gate_general)
+                gate = fit_gate(net, model, fit.synthesis.domain_examples(), gate_general)
                 flags.append(gate.in_domain(fit.scorer.features(net)))
             held_inside[option.weight] = np.concatenate(flags)
         return _texts(routed(readings, pretrained_readings, held_inside[option.weight]))
@@ -385,27 +401,27 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     pseudo: list[tuple[LabelledImage, float]] = []
     if unlabelled and config.pseudo_first:
         # Read by the selection fit, so that the whole final fit trains on the pseudo-labels too.
-        pseudo = _pseudo_labels(config, base, _network(base, tuned), charset, unlabelled)
+        pseudo = _pseudo_labels(config, model, _network(base, tuned), charset, unlabelled)
         self_training = _self_training_report(config, len(unlabelled), pseudo)
     two_fits = bool(unlabelled) and not config.pseudo_first
-    unlabelled_probes = (columns([im.gray for im in unlabelled], base.input_height) / max(1, probe.columns)
+    unlabelled_probes = (columns([im.gray for im in unlabelled], height) / max(1, probe.columns)
                          if two_fits else 0.0)
     after_fit = after_final_fit_seconds(gate_seconds, probe.read_seconds, unlabelled_probes)
     left = deadline - time.perf_counter() - after_fit
     final_config = replace(train_config, seconds=max(MIN_FIT_SECONDS, left / (2 if two_fits else 1)))
     _log(f"adapt: final fit on all {len(everything)} labelled images"
          + (f" and {len(pseudo)} pseudo-labelled ones" if pseudo else ""))
-    tuned, final_result, synthesis = _fit(config, base, device, fonts, everything, charset, None, final_config,
+    tuned, final_result, synthesis = _fit(config, model, device, fonts, everything, charset, None, final_config,
                                           progress, tuned if config.warm_start else None,
                                           extra=[im for im, _ in pseudo])
     if two_fits:
-        pseudo = _pseudo_labels(config, base, _network(base, tuned), charset, unlabelled)
+        pseudo = _pseudo_labels(config, model, _network(base, tuned), charset, unlabelled)
         self_training = _self_training_report(config, len(unlabelled), pseudo)
         # Continuing from the labelled fit's weights: restarting from the pretrained ones threw that fit away
         # (it lost 5 points on plates split 1 of an earlier round; docs/adapt.md). With no confident reading the
         # labelled images alone fill the second half, so its time is never left unused.
         labelled_half = final_result
-        tuned, final_result, _ = _fit(config, base, device, fonts, everything, charset, None,
+        tuned, final_result, _ = _fit(config, model, device, fonts, everything, charset, None,
                                       final_config, progress, tuned, extra=[im for im, _ in pseudo])
         final_result = replace(final_result, steps=labelled_half.steps + final_result.steps,
                                seconds=labelled_half.seconds + final_result.seconds)
@@ -425,7 +441,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
             return _texts(readings)
         if option.weight not in gates:
             net = network_w()
-            gate = fit_gate(net, base, synthesis.domain_examples(), gate_general)
+            gate = fit_gate(net, model, synthesis.domain_examples(), gate_general)
             gates[option.weight] = gate, gate.in_domain(probe.scorer.features(net))
         return _texts(routed(readings, probe.pretrained, gates[option.weight][1]))
 
@@ -483,6 +499,10 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         "installed": installed,
         "data": {"source": str(config.data), "train": len(everything), "held_out": len(labels),
                  "sha256": fingerprint, "case": charset.case},
+        # The input height the adapted network reads at, and the pretrained CER on the labelled images at each
+        # height tried (empty with --height).
+        "height": {"rows": height, "pretrained": base.input_height,
+                   "labelled_cer": {str(h): c for h, c in height_cer.items()}},
         "holdout": holdout,
         "selection": selection,
         "general": general,
@@ -512,7 +532,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     if installed:
         save_checkpoint(
             config.out / "model.pt", network, architecture=str(base.metadata.get("architecture", "vgg_bilstm_ctc")),
-            alphabet=charset.alphabet, case=charset.case, input_height=base.input_height,
+            alphabet=charset.alphabet, case=charset.case, input_height=height,
             normalization=base.normalization, fallback=base if option.fallback else None,
             gate=gates[weight][0] if option.fallback else None,
             provenance={"name": name, "base_model": base.name, "base_sha256": base.sha256,
