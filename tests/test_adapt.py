@@ -14,7 +14,8 @@ import torch
 from crnn import Recognizer
 from crnn.charset import ENGLISH_G2_ALPHABET, Charset
 from crnn.decode import Result
-from crnn.weights import load_model
+from crnn.preprocess import to_gray
+from crnn.weights import load_checkpoint, load_model
 from ocr.adapt import job as adapt_job
 from ocr.adapt.augment import Augmenter
 from ocr.adapt.data import (
@@ -28,13 +29,14 @@ from ocr.adapt.data import (
 from ocr.adapt.forgetting import GATE_LEAK, gated_drop
 from ocr.adapt.gate import fit_gate
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
+from ocr.adapt.height import choose_height
 from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, run_adapt
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, render_markdown
 from ocr.adapt.scoring import Scorer, columns
 from ocr.adapt.train import BATCH_COLUMNS, MIN_BATCH, batch_size_for, interpolate, update_average
 from ocr.cli import main
-from ocr.datasets import DatasetError
+from ocr.datasets import DatasetError, open_dataset
 from ocr.lmdb_io import write_lmdb
 from ocr.metrics import bootstrap
 from tests.conftest import EXAMPLES, encode
@@ -491,3 +493,41 @@ def test_augmentation_never_cuts_off_the_ends_of_a_line(native_height: int) -> N
         out = augmenter(line)
         assert out.dtype == np.uint8 and 48 <= out.shape[0] <= 90
         assert _ink_blocks(out) == 3
+
+
+def test_height_choice_follows_the_pretrained_cer_on_the_labelled_images() -> None:
+    model = load_model()
+    samples = [s for s in open_dataset(EXAMPLES)]
+    images, labels = [to_gray(s.image) for s in samples], [s.label for s in samples]
+    height, cer = choose_height(model, images, labels, None, CHARSET)
+    assert set(cer) == {model.input_height, 48}
+    assert height == (48 if cer[48] <= cer[model.input_height] else model.input_height)
+
+
+def test_run_at_a_smaller_height_installs_a_model_whose_fallback_reads_at_its_own(tmp_path: Path) -> None:
+    out = tmp_path / "models" / "h48"
+    report = run_adapt(tiny_config(copy_examples(tmp_path), out, force=True, height=48), progress=False)
+    assert report["height"] == {"rows": 48, "pretrained": 64, "labelled_cer": {}}
+    assert "reads at 48 rows, the pretrained model at 64" in (out / "report.md").read_text()
+    loaded = load_checkpoint(out / "model.pt")
+    assert loaded.input_height == 48
+    recognizer = Recognizer(loaded, precision="fp32")
+    assert recognizer.fallback is not None and recognizer.fallback.input_height == 64
+    # Images are prepared at the taller height; each network reads them at its own.
+    heights: dict[str, set[int]] = {"own": set(), "fallback": set()}
+    for name, rec in (("own", recognizer), ("fallback", recognizer.fallback)):
+        run = rec._run
+
+        def spy(images, *args, _run=run, _name=name, **kwargs):
+            heights[_name].update(im.pixels.shape[0] for im in images)
+            return _run(images, *args, **kwargs)
+
+        rec._run = spy  # type: ignore[method-assign]
+    recognizer.gate = None  # route by confidence: every line below 2.0 is read by the fallback too
+    recognizer.fallback_below = 2.0
+    image = to_gray((EXAMPLES / "images" / sorted(p.name for p in (EXAMPLES / "images").iterdir())[0]).read_bytes())
+    assert recognizer.prepare(image).pixels.shape[0] == 64
+    recognizer.recognize([image])
+    assert heights == {"own": {48}, "fallback": {64}}
+    with pytest.raises(ValueError, match="--height"):
+        run_adapt(tiny_config(copy_examples(tmp_path / "x"), tmp_path / "bad", height=16), progress=False)

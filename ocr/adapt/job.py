@@ -275,6 +275,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     start = time.perf_counter()
     if not 0 <= config.max_forgetting <= 1:
         raise ValueError("--max-forgetting must be between 0 and 1")
+    if config.height is not None and config.height < MIN_HEIGHT:
+        raise ValueError(f"--height must be at least {MIN_HEIGHT}")
     device = resolve_device(config.device)
     base = load_model(config.base_model)
     samples = load_labelled(config.data, base.charset, config.normalize, warn=_log)
@@ -310,8 +312,6 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         _log(f"adapt: {len(train_sets[0])} training and {len(held_sets[0])} held-out images from {config.data} "
              f"(cache {cache}); the installed model then learns from all {len(everything)}")
 
-    if config.height is not None and config.height < MIN_HEIGHT:
-        raise ValueError(f"--height must be at least {MIN_HEIGHT}")
     height_cer: dict[int, float] = {}
     height = config.height
     if height is None:

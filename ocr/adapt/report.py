@@ -204,6 +204,14 @@ def render_markdown(r: dict) -> str:
         "The held-out figures are the selection fit's readings at the installed weight; the weight was chosen "
         "on these same images, so they lean slightly optimistic.",
     ]
+    h = r.get("height")
+    if h and h["rows"] != h["pretrained"]:
+        cer = h["labelled_cer"]
+        lines += ["", f"Input height: the adapted network reads at {h['rows']} rows, the pretrained model at "
+                  f"{h['pretrained']} "
+                  + (f"(the pretrained model's CER on the labelled images: {cer[str(h['rows'])]:.3f} at "
+                     f"{h['rows']} rows, {cer[str(h['pretrained'])]:.3f} at {h['pretrained']}; a training step at "
+                     "the smaller height costs about half)." if cer else "(`--height`).")]
     st = r.get("self_training")
     if st:
         lines += ["", f"Self-training: {st['kept']} of {st['read']} unlabelled images from `{st['source']}` read "
