@@ -2,6 +2,9 @@
 
 The recipe, chosen by ``scripts/adapt_study.py`` (see docs/adapt.md):
 
+0. the adapted network's input height: the pretrained 64 rows, or 48 when the
+   pretrained model reads the labelled images at least as well there
+   (``ocr.adapt.height``); the pretrained fallback keeps 64;
 1. a selection fit on the training share (or one per fold) draws the
    learning curve and gives held-out readings of the fine-tuned network
    interpolated toward the pretrained one at every weight in ``WEIGHTS``;
