@@ -3,10 +3,10 @@
 The pretrained network averages its last feature map over height, so it
 reads any height; 64 rows is what it was trained at. Small text (receipt
 lines about 24 pixels high) is upscaled 2.7 times to get there, and on the
-study's receipts the pretrained model reads as well at 48 rows, where a step
-costs about half as much (three quarters of the rows and of the columns), so
-a 3-minute run trains about 1.6 times as many lines (docs/adapt.md,
-"Smaller input height for small text"). Plates and digits read worse at 48
+study's receipts the pretrained model reads as well at 48 rows, where a line
+costs about half as much to train on (three quarters of the rows and of the
+columns): on the receipts report splits the 3-minute final fit trained 2.6
+times as many lines (docs/adapt.md, "Smaller input height for small text"). Plates and digits read worse at 48
 and keep 64.
 """
 

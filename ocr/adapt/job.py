@@ -323,8 +323,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     if height != base.input_height:
         _log(f"adapt: training and reading at {height} rows instead of {base.input_height} "
              + (f"(the pretrained model reads the labelled images as well there: CER {height_cer[height]:.3f} "
-                f"against {height_cer[base.input_height]:.3f}, and a step costs about half)" if height_cer
-                else "(--height)"))
+                f"against {height_cer[base.input_height]:.3f}, and a line costs about half as much to train on)"
+                if height_cer else "(--height)"))
     model = at_height(base, height)  # the adapted network's view; ``base`` stays the pretrained model as shipped
     label_chars = "".join(sorted({ch for s in samples for ch in s.label} | set(config.allow or "")))
     fonts = find_fonts(label_chars, config.fonts)

@@ -210,8 +210,8 @@ def render_markdown(r: dict) -> str:
         lines += ["", f"Input height: the adapted network reads at {h['rows']} rows, the pretrained model at "
                   f"{h['pretrained']} "
                   + (f"(the pretrained model's CER on the labelled images: {cer[str(h['rows'])]:.3f} at "
-                     f"{h['rows']} rows, {cer[str(h['pretrained'])]:.3f} at {h['pretrained']}; a training step at "
-                     "the smaller height costs about half)." if cer else "(`--height`).")]
+                     f"{h['rows']} rows, {cer[str(h['pretrained'])]:.3f} at {h['pretrained']}; a line at the "
+                     "smaller height costs about half as much to train on)." if cer else "(`--height`).")]
     st = r.get("self_training")
     if st:
         lines += ["", f"Self-training: {st['kept']} of {st['read']} unlabelled images from `{st['source']}` read "
