@@ -27,6 +27,9 @@ from crnn.specs import Normalization
 
 MAX_PIXELS = 50_000_000
 MAX_ASPECT_RATIO = 100.0
+#: Bounds of ``frame_rows``' share: cut at most this much of the height from each edge, or add at most this much.
+MAX_ROW_CROP = 0.3
+MAX_ROW_PAD = 0.5
 #: Padded batch widths are multiples of this (also the smallest width).
 BUCKET_STEP = 64
 
@@ -188,10 +191,36 @@ def resize_to_height(gray: np.ndarray, target_height: int) -> np.ndarray:
     return cv2.resize(gray, (new_width, target_height), interpolation=interpolation)
 
 
-def prepare(image: ImageInput, target_height: int) -> PreparedImage:
-    """Decode and resize one image; raises ``InvalidImageError`` with the reason if it can't."""
+def frame_rows(gray: np.ndarray, row_crop: float) -> np.ndarray:
+    """The image with ``row_crop`` of its height cut from the top and from the bottom (a negative share adds
+    that many rows of edge pixels instead); 0 returns it unchanged.
+
+    An adapted model may read its domain better framed this way: plate text sits between a state name and a
+    slogan, and receipt lines are cut tight to their letters (docs/adapt.md, "Framing").
+    """
+    if not row_crop:
+        return gray
+    if not -MAX_ROW_PAD <= row_crop <= MAX_ROW_CROP:
+        raise ValueError(f"row_crop must be between {-MAX_ROW_PAD} and {MAX_ROW_CROP}, got {row_crop}")
+    rows = int(round(abs(row_crop) * gray.shape[0]))
+    if rows == 0 or (row_crop > 0 and gray.shape[0] - 2 * rows < 2):
+        return gray  # too few rows to cut any
+    if row_crop > 0:
+        return gray[rows : gray.shape[0] - rows]
+    return cv2.copyMakeBorder(gray, rows, rows, 0, 0, cv2.BORDER_REPLICATE)
+
+
+def framed_height(target_height: int, row_crop: float) -> int:
+    """Rows to prepare an image at so that ``frame_rows`` leaves at least ``target_height`` of them (no
+    upscaling of a cropped band)."""
+    return max(target_height, math.ceil(target_height / (1.0 - 2.0 * row_crop))) if row_crop > 0 else target_height
+
+
+def prepare(image: ImageInput, target_height: int, row_crop: float = 0.0) -> PreparedImage:
+    """Decode, frame (``frame_rows``) and resize one image; raises ``InvalidImageError`` with the reason if it
+    can't."""
     gray = to_gray(image)
-    return PreparedImage(resize_to_height(gray, target_height), gray.shape[1], gray.shape[0])
+    return PreparedImage(resize_to_height(frame_rows(gray, row_crop), target_height), gray.shape[1], gray.shape[0])
 
 
 def bucket_width(width: int, step: int = BUCKET_STEP) -> int:

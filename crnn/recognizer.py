@@ -21,6 +21,8 @@ from crnn.preprocess import (
     ImageInput,
     PreparedImage,
     bucket_width,
+    frame_rows,
+    framed_height,
     invert,
     prepare,
     resize_to_height,
@@ -151,19 +153,23 @@ class Recognizer:
 
     @property
     def prepare_height(self) -> int:
-        """Height images are prepared at: this model's, or its fallback's where that is taller (an adapted model
-        may read at a smaller height than the pretrained one it falls back on; each reads at its own)."""
-        return max(self.input_height, self.fallback.prepare_height if self.fallback is not None else 0)
+        """Height images are prepared at: this model's (taller when it crops rows, so the band it keeps is not
+        upscaled), or its fallback's where that is taller (an adapted model may read at a smaller height than
+        the pretrained one it falls back on; each reads at its own)."""
+        own = framed_height(self.input_height, self.model.row_crop)
+        return max(own, self.fallback.prepare_height if self.fallback is not None else 0)
 
     def prepare(self, image: ImageInput) -> PreparedImage:
         """Decode and resize one image for this model (raises ``InvalidImageError``)."""
         return prepare(image, self.prepare_height)
 
     def at_own_height(self, image: PreparedImage) -> PreparedImage:
-        """``image`` as this model reads it: resized to its input height if prepared at another."""
-        if image.pixels.shape[0] == self.input_height:
-            return image
-        return replace(image, pixels=resize_to_height(image.pixels, self.input_height))
+        """``image`` as this model reads it: framed (``LoadedModel.row_crop``) and resized to its input height
+        if prepared at another."""
+        pixels = frame_rows(image.pixels, self.model.row_crop)
+        if pixels.shape[0] == self.input_height:
+            return image if pixels is image.pixels else replace(image, pixels=pixels)
+        return replace(image, pixels=resize_to_height(pixels, self.input_height))
 
     def prepare_many(self, images: Sequence[ImageInput], ids: Sequence[str] | None = None) -> list[PreparedImage]:
         """Prepare every image; the first bad one raises ``InvalidImageError`` naming its index (and id)."""

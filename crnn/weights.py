@@ -54,6 +54,9 @@ class LoadedModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: A second model that also reads the lines this one is unsure of (see ``Fallback``).
     fallback: Fallback | None = None
+    #: Share of an image's height cut from its top and bottom before it is read (negative: rows added);
+    #: ``crnn.preprocess.frame_rows``. 0 for the pretrained models; ``ocr adapt`` may choose another.
+    row_crop: float = 0.0
 
 
 @dataclass
@@ -168,11 +171,13 @@ def save_checkpoint(
     fallback: LoadedModel | None = None,
     fallback_below: float = 1.0,
     gate: DomainGate | None = None,
+    row_crop: float = 0.0,
 ) -> Path:
     """Write a self-describing checkpoint atomically (temp file + rename); returns ``path``.
 
     ``case`` ("upper"/"lower") records that the model reads letters
-    case-insensitively and writes them in that case (see ``Charset``).
+    case-insensitively and writes them in that case (see ``Charset``);
+    ``row_crop`` how its inputs are framed (``crnn.preprocess.frame_rows``).
     ``fallback`` (a registered model) is recorded by name and SHA-256, not
     copied: lines read with confidence below ``fallback_below`` are read by it
     too, or with a ``gate`` the lines it places outside the domain (see ``Fallback``).
@@ -190,6 +195,7 @@ def save_checkpoint(
         "alphabet": alphabet,
         "case": case,
         "input_height": input_height,
+        "row_crop": float(row_crop),
         "normalization": {"mean": normalization.mean, "std": normalization.std},
         "provenance": provenance,
         "metrics": metrics or {},
@@ -244,6 +250,7 @@ def load_checkpoint(path: Path) -> LoadedModel:
         network=network.eval(),
         charset=charset,
         input_height=int(payload["input_height"]),
+        row_crop=float(payload.get("row_crop", 0.0)),  # absent from checkpoints written before framing
         normalization=Normalization(float(norm.get("mean", 0.5)), float(norm.get("std", 0.5))),
         source=f"checkpoint {path}",
         sha256=sha256_file(path),

@@ -21,6 +21,7 @@ from crnn.runtime import PRECISIONS
 from crnn.specs import DEFAULT_MODEL
 from crnn.weights import WEIGHTS_ENV, write_atomically
 from ocr.adapt.data import NORMALIZATIONS
+from ocr.adapt.height import ROW_CROPS
 from ocr.compare import CompareConfig
 from ocr.config import (
     AdaptConfig,
@@ -349,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--height", type=_positive_int, metavar="PX",
                        help="input height the adapted model reads at (default: the pretrained model's, or three "
                        "quarters of it when the pretrained model reads the labelled images at least as well there)")
+    adapt.add_argument("--row-crop", type=float, metavar="SHARE",
+                       help="share of each image's height the adapted model cuts from its top and its bottom before "
+                       "reading, e.g. 0.15 (negative: edge rows added, e.g. -0.1; 0: none; default: chosen from "
+                       f"{', '.join(map(str, ROW_CROPS))} and none by the pretrained model's CER on the labelled "
+                       "images)")
     adapt.add_argument("--preview", action="store_true", help="write preview.png: real, augmented, synthetic")
     adapt.add_argument("--force", action="store_true", help="install the model even if it is not better")
     adapt.add_argument("--batch-size", type=_positive_int, default=16)
@@ -598,7 +604,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         synthetic_ratio=args.synthetic_ratio, allow=args.allow, device=args.device,
         normalize=tuple(args.normalize), general=args.general, preview=args.preview, force=args.force,
         batch_size=args.batch_size, lr=args.lr, case=args.case, max_forgetting=args.max_forgetting,
-        unlabeled=args.unlabeled, height=args.height,
+        unlabeled=args.unlabeled, height=args.height, row_crop=args.row_crop,
     )
     report = run_adapt(config, progress=sys.stderr.isatty())
     z, a = report["holdout"]["zero_shot"], report["holdout"]["adapted"]

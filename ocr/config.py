@@ -183,3 +183,6 @@ class AdaptConfig:
     #: Input height the adapted network trains and reads at (None: chosen from the labelled images, see
     #: ``ocr.adapt.height``); its fallback, the pretrained model, keeps its own.
     height: int | None = None
+    #: Share of each image's height the adapted network cuts from its top and bottom before reading (negative:
+    #: rows of edge pixels added; None: chosen from the labelled images, see ``ocr.adapt.height``).
+    row_crop: float | None = None

@@ -41,6 +41,10 @@ def metadata(model: LoadedModel, int8: bool) -> dict[str, str]:
     which reads every line with the adapted network alone; the metadata says so.
     """
     extra = {}
+    if model.row_crop:
+        extra["row_crop"] = str(model.row_crop)
+        extra["row_crop_note"] = ("share of each image's height to cut from its top and bottom before resizing to "
+                                  "input_height (negative: rows of edge pixels to add)")
     if model.fallback is not None:
         extra["fallback"] = model.fallback.model.name
         which = "its domain gate turns away" if model.fallback.gate else "it is unsure of"

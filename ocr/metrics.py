@@ -44,6 +44,12 @@ def score(predictions: Sequence[str], labels: Sequence[str]) -> Scores:
     return Scores(n, exact / n, loose_hits / n, edits / max(chars, 1))
 
 
+def loose_cer(predictions: Sequence[str], labels: Sequence[str]) -> float:
+    """CER on the texts as loose accuracy compares them (``loose``: case, spaces and punctuation ignored)."""
+    edits = sum(Levenshtein.distance(loose(p), loose(t)) for p, t in zip(predictions, labels, strict=True))
+    return edits / max(1, sum(len(loose(t)) for t in labels))
+
+
 @dataclass(frozen=True)
 class Interval:
     value: float

@@ -82,6 +82,13 @@ RECIPES: dict[str, dict] = {
     "ema": {"average_share": 0.2},
     "ema-half": {"average_share": 0.5},
     "ema-all": {"average_share": 1.0},
+    #: Framing (``row_crop``): today's default chooses it from the labelled images; these fix it.
+    "no-framing": {"row_crop": 0.0},
+    "crop0.1": {"row_crop": 0.1},
+    "crop0.15": {"row_crop": 0.15},
+    "crop0.2": {"row_crop": 0.2},
+    "pad0.1": {"row_crop": -0.1},
+    "pad0.2": {"row_crop": -0.2},
 }
 
 
@@ -229,6 +236,7 @@ def main() -> None:
                         "general_zero_shot": zero_general,
                         "general_adapted": accuracy(adapted, general, None, "loose"),
                         "estimated_drop": report["general"]["estimated_drop"],
+                        "height": report["height"]["rows"], "row_crop": report["framing"]["row_crop"],
                         "weight": report["selection"]["weight"], "candidate": report["selection"]["candidate"],
                         "fallback": report["selection"]["fallback"],
                         "estimated_drops": report["selection"]["estimated_drops"],
@@ -245,7 +253,8 @@ def main() -> None:
                         f.write(json.dumps(row) + "\n")
                     print(f"{set_name} seed {seed} {recipe}: unseen {row['zero_shot']:.3f} -> {row['adapted']:.3f}, "
                           f"general drop {100 * row['real_drop']:+.1f} (est. {100 * row['estimated_drop']:+.1f}), "
-                          f"weight {row['weight']}{' + fallback' if row['fallback'] else ''}, {row['steps']} steps, "
+                          f"weight {row['weight']}{' + fallback' if row['fallback'] else ''}, {row['height']} rows, "
+                          f"row crop {row['row_crop']}, {row['steps']} steps, "
                           f"{wall:.0f} s"
                           + (f", {100 * row['pseudo_right']:.0f}% of pseudo-labels right"
                              if row["pseudo_right"] is not None else ""), flush=True)

@@ -15,7 +15,8 @@ from crnn import Recognizer
 from crnn.charset import ENGLISH_G2_ALPHABET, Charset
 from crnn.decode import Result
 from crnn.preprocess import to_gray
-from crnn.weights import load_checkpoint, load_model
+from crnn.weights import load_checkpoint, load_model, save_checkpoint
+from ocr.adapt import height as adapt_height
 from ocr.adapt import job as adapt_job
 from ocr.adapt.augment import Augmenter
 from ocr.adapt.data import (
@@ -29,7 +30,7 @@ from ocr.adapt.data import (
 from ocr.adapt.forgetting import GATE_LEAK, gated_drop
 from ocr.adapt.gate import fit_gate
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
-from ocr.adapt.height import choose_height
+from ocr.adapt.height import MIN_FRAMING_GAIN, ROW_CROPS, choose_height, choose_view
 from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, run_adapt
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, render_markdown
@@ -502,6 +503,55 @@ def test_height_choice_follows_the_pretrained_cer_on_the_labelled_images() -> No
     height, cer = choose_height(model, images, labels, None, CHARSET)
     assert set(cer) == {model.input_height, 48}
     assert height == (48 if cer[48] <= cer[model.input_height] else model.input_height)
+
+
+def test_framing_is_chosen_only_when_it_clearly_lowers_the_pretrained_cer(monkeypatch) -> None:
+    model = load_model()
+    for unframed, framed, expected in ((0.50, {0.1: 0.45, 0.15: 0.43, -0.1: 0.60}, 0.15),
+                                       (0.26, {0.1: 0.30, 0.15: 0.33, -0.1: 0.245}, -0.1),
+                                       (0.14, {0.1: 0.20, 0.15: 0.25, -0.1: 0.14 * (1 - MIN_FRAMING_GAIN / 2)}, 0.0)):
+        cers = {(64, 0.0): unframed, (48, 0.0): unframed + 0.1, **{(64, c): v for c, v in framed.items()}}
+        monkeypatch.setattr(adapt_height, "_cer", lambda base, view, *a, _c=cers, **k: _c[(view.input_height,
+                                                                                            view.row_crop)])
+        view = choose_view(model, [], [], None, CHARSET)
+        assert (view.height, view.row_crop) == (64, expected)
+        assert set(view.framing_cer) == {0.0, *ROW_CROPS}
+        given = choose_view(model, [], [], None, CHARSET, height=64, row_crop=0.1)
+        assert (given.row_crop, given.framing_cer, given.height_cer) == (0.1, {}, {})
+
+
+def test_run_with_framing_installs_a_model_whose_fallback_reads_the_whole_image(tmp_path: Path) -> None:
+    out = tmp_path / "models" / "framed"
+    report = run_adapt(tiny_config(copy_examples(tmp_path), out, force=True, height=64, row_crop=0.15),
+                       progress=False)
+    assert report["framing"] == {"row_crop": 0.15, "labelled_loose_cer": {}}
+    assert "the top and bottom 15% of its rows cut" in (out / "report.md").read_text()
+    assert load_checkpoint(out / "model.pt").row_crop == 0.15
+    # A framed checkpoint with the pretrained fallback (this tiny run's search may end on a network alone).
+    base = load_model()
+    path = save_checkpoint(tmp_path / "framed.pt", base.network, architecture="vgg_bilstm_ctc",
+                           alphabet=base.charset.alphabet, input_height=64, normalization=base.normalization,
+                           provenance={"name": "framed"}, fallback=base, row_crop=0.15)
+    recognizer = Recognizer(load_checkpoint(path), precision="fp32")
+    assert recognizer.fallback is not None and recognizer.fallback.model.row_crop == 0.0
+    seen: dict[str, list[tuple[int, int]]] = {"own": [], "fallback": []}
+    for name, rec in (("own", recognizer), ("fallback", recognizer.fallback)):
+        run = rec._run
+
+        def spy(images, *args, _run=run, _name=name, **kwargs):
+            seen[_name] += [im.pixels.shape for im in images]
+            return _run(images, *args, **kwargs)
+
+        rec._run = spy  # type: ignore[method-assign]
+    recognizer.gate = None  # route by confidence: every line below 2.0 is read by the fallback too
+    recognizer.fallback_below = 2.0
+    image = np.full((100, 300), 230, np.uint8)
+    image[30:70, 20:280:40] = 20
+    recognizer.recognize([image])
+    assert seen["own"][0] == (64, 276)  # prepared at 92 rows (276 wide), the middle 64 of them
+    assert seen["fallback"][0] == (64, 192)  # the whole image
+    with pytest.raises(ValueError, match="--row-crop"):
+        run_adapt(tiny_config(copy_examples(tmp_path / "x"), tmp_path / "bad", row_crop=0.4), progress=False)
 
 
 def test_run_at_a_smaller_height_installs_a_model_whose_fallback_reads_at_its_own(tmp_path: Path) -> None:

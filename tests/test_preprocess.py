@@ -15,6 +15,8 @@ from crnn.preprocess import (
     MAX_PIXELS,
     bucket_width,
     decode_bytes,
+    frame_rows,
+    framed_height,
     normalize,
     pad_right,
     prepare,
@@ -153,3 +155,26 @@ def test_stretch_contrast_only_touches_flat_images() -> None:
     crisp = np.zeros((10, 10), np.uint8)
     crisp[:, 5:] = 255
     assert stretch_contrast(crisp) is crisp
+
+
+def test_frame_rows_cuts_or_adds_the_same_share_at_top_and_bottom() -> None:
+    gray = np.arange(100 * 30, dtype=np.uint32).reshape(100, 30).astype(np.uint8)
+    gray[:, :] = np.arange(100, dtype=np.uint8)[:, None]  # each row holds its index
+    assert frame_rows(gray, 0.0) is gray
+    cut = frame_rows(gray, 0.15)
+    assert cut.shape == (70, 30) and cut[0, 0] == 15 and cut[-1, 0] == 84
+    padded = frame_rows(gray, -0.1)
+    assert padded.shape == (120, 30)
+    assert (padded[:10] == 0).all() and (padded[-10:] == 99).all()  # edge rows repeated
+    assert (padded[10:110] == gray).all()
+    assert frame_rows(gray[:3], 0.3) .shape == (3, 30)  # too few rows to cut: unchanged
+    with pytest.raises(ValueError, match="row_crop"):
+        frame_rows(gray, 0.5)
+
+
+def test_a_cropping_view_is_prepared_tall_enough_that_its_band_is_not_upscaled() -> None:
+    assert framed_height(64, 0.0) == 64 and framed_height(64, -0.1) == 64
+    assert framed_height(64, 0.15) == 92  # 92 rows less 2 x 14 leaves 64
+    assert frame_rows(np.zeros((92, 10), np.uint8), 0.15).shape[0] == 64
+    image = np.full((160, 320), 200, np.uint8)
+    assert prepare(image, 64, 0.15).pixels.shape == (64, 183)  # the band of 112 rows, at 64

@@ -6,6 +6,7 @@ import copy
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -99,6 +100,48 @@ def test_checkpoint_round_trip_reads_the_same(tmp_path: Path, loaded_model) -> N
     # A checkpoint reports the raw score; the registered model its calibrated confidence (and the raw one beside).
     assert copy.text == base.text and copy.confidence == pytest.approx(base.raw_confidence, abs=1e-5)
     assert copy.raw_confidence is None and base.confidence != base.raw_confidence
+
+
+def test_checkpoint_keeps_its_framing_and_reads_as_the_framed_image(tmp_path: Path, loaded_model) -> None:
+    path = save_checkpoint(
+        tmp_path / "framed.pt", loaded_model.network, architecture="vgg_bilstm_ctc",
+        alphabet=loaded_model.charset.alphabet, input_height=64, normalization=loaded_model.normalization,
+        provenance={"name": "framed"}, row_crop=0.25,
+    )
+    framed = load_checkpoint(path)
+    assert framed.row_crop == 0.25
+    recognizer = Recognizer(framed, device="cpu", precision="fp32")
+    # A line with a line of half its height above and below (a plate's state name and slogan): framed, only the
+    # middle line is read.
+    from ocr.adapt.render import Renderer, find_fonts  # only this test renders
+
+    renderer = Renderer(find_fonts("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"), [], 0)
+    middle = renderer.render("7AB1234")
+    h, w = middle.shape
+    outer = [cv2.resize(renderer.render(t), (w, h // 2)) for t in ("WWWWW", "MMMMM")]
+    stacked = np.vstack([outer[0], middle, outer[1]])
+    prepared = recognizer.prepare(stacked)
+    assert prepared.pixels.shape[0] == 128  # prepared taller, so the kept band is not upscaled
+    assert recognizer.at_own_height(prepared).pixels.shape[0] == 64
+    read_framed = recognizer.recognize([stacked])[0].text
+    assert read_framed.replace(" ", "") == "7AB1234"
+    assert Recognizer(again_unframed(path), device="cpu", precision="fp32").recognize([stacked])[0].text != read_framed
+    # An exported graph cannot frame its inputs itself: its metadata tells the client how.
+    from ocr.export import metadata  # noqa: I001
+
+    assert metadata(framed, int8=False)["row_crop"] == "0.25"
+    assert "row_crop" not in metadata(loaded_model, int8=False)
+    # Checkpoints written before framing existed read unframed.
+    payload = torch.load(path, weights_only=False)
+    del payload["row_crop"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt").row_crop == 0.0
+
+
+def again_unframed(path: Path):
+    model = load_checkpoint(path)
+    model.row_crop = 0.0
+    return model
 
 
 def test_checkpoint_keeps_the_case_it_writes(tmp_path: Path, loaded_model) -> None:

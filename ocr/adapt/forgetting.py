@@ -15,7 +15,6 @@ from crnn.decode import Result
 from crnn.preprocess import to_gray
 from crnn.weights import LoadedModel
 from ocr.adapt.general import PROBE_CHARS, hard_general_set
-from ocr.adapt.height import at_height
 from ocr.adapt.render import find_fonts
 from ocr.adapt.scoring import Scorer
 from ocr.datasets import open_dataset
@@ -53,9 +52,9 @@ class ForgettingProbe:
     real drop on IIIT5K words, run by run.
     """
 
-    #: Reads the probe at the adapted network's height.
+    #: Reads the probe at the adapted network's height and framing.
     scorer: Scorer
-    #: Reads it at the pretrained model's own height (the same scorer when the heights agree).
+    #: Reads it as the pretrained model does (the same scorer when the views agree).
     pretrained_scorer: Scorer
     source: str
     zero_shot: list[str]
@@ -65,10 +64,10 @@ class ForgettingProbe:
     read_seconds: float
 
     @classmethod
-    def build(cls, base: LoadedModel, charset: Charset, general: Path | None, height: int | None = None
+    def build(cls, base: LoadedModel, charset: Charset, general: Path | None, view: LoadedModel | None = None
               ) -> ForgettingProbe:
-        """The probe for ``base``; ``charset`` is how the adapted model reads (case folding), ``height`` the
-        input height it reads at (default: the base model's)."""
+        """The probe for ``base``; ``charset`` is how the adapted model reads (case folding), ``view`` the
+        height and framing it reads at (``ocr.adapt.height.at_height``; default: the base model's)."""
         if general is not None:
             images, labels, source = [], [], str(general)
             for sample in open_dataset(general):
@@ -83,8 +82,8 @@ class ForgettingProbe:
             images, labels = hard_general_set(find_fonts(PROBE_CHARS))
             source = "rendered general text (damaged)"
         pretrained_scorer = Scorer(images, labels, base, None, charset, precision="auto")
-        scorer = (pretrained_scorer if height in (None, base.input_height) else
-                  Scorer(images, labels, at_height(base, height), None, charset, precision="auto"))
+        same = view is None or (view.input_height, view.row_crop) == (base.input_height, base.row_crop)
+        scorer = pretrained_scorer if same else Scorer(images, labels, view, None, charset, precision="auto")
         start = time.perf_counter()
         zero_shot = pretrained_scorer.predict(base.network, base.charset)
         return cls(scorer, pretrained_scorer, source, zero_shot, general is not None, time.perf_counter() - start)
@@ -95,8 +94,15 @@ class ForgettingProbe:
 
     @property
     def columns(self) -> int:
-        """Columns of the probe's images at the model's height (``read_seconds`` is per this many)."""
+        """Columns of the probe's images as the adapted network reads them (``adapted_read_seconds`` is per this
+        many)."""
         return self.scorer.columns
+
+    @property
+    def adapted_read_seconds(self) -> float:
+        """``read_seconds`` scaled to the adapted network's view: more columns when it crops rows (a wider
+        line at the same height), fewer at a smaller height."""
+        return self.read_seconds * self.scorer.columns / max(1, self.pretrained_scorer.columns)
 
     def read(self, network: torch.nn.Module) -> list[Result]:
         """The probe as ``network`` reads it (in the adapted model's case)."""

@@ -22,9 +22,10 @@ def fit_gate(
 ) -> DomainGate:
     """A gate telling ``domain`` grey images (and lines like them) from ``general`` text, in ``network``'s features.
 
-    The two classes are weighted equally whatever their counts.
+    The two classes are weighted equally whatever their counts. Both are read
+    as ``base`` (the adapted model's view) reads a line: at its height and framing.
     """
-    prepared = [prepare(im, base.input_height) for im in [*domain, *general]]
+    prepared = [prepare(im, base.input_height, base.row_crop) for im in [*domain, *general]]
     features = image_features(network, base, prepared)
     labels = np.r_[np.ones(len(domain)), np.zeros(len(general))]
     scaler = StandardScaler().fit(features)

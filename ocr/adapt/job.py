@@ -41,6 +41,7 @@ import torch
 from crnn.charset import Charset
 from crnn.decode import Result
 from crnn.gate import DomainGate
+from crnn.preprocess import MAX_ROW_CROP, MAX_ROW_PAD, frame_rows
 from crnn.runtime import cpu_supports_bf16, resolve_device
 from crnn.weights import LoadedModel, load_model, save_checkpoint, write_atomically
 from ocr.adapt.augment import Augmenter
@@ -59,9 +60,9 @@ from ocr.adapt.data import (
 from ocr.adapt.forgetting import ForgettingProbe, gated_drop
 from ocr.adapt.gate import fit_gate
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, general_lines
-from ocr.adapt.height import MIN_HEIGHT, at_height, choose_height
+from ocr.adapt.height import MIN_HEIGHT, at_height, choose_view
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
-from ocr.adapt.report import compare_paired, is_better, plain, plot_curve, preview_grid, write_report
+from ocr.adapt.report import compare_paired, framing_words, is_better, plain, plot_curve, preview_grid, write_report
 from ocr.adapt.scoring import Scorer, columns
 from ocr.adapt.train import BATCH_COLUMNS, TrainConfig, TrainResult, batch_size_for, fine_tune, interpolate
 from ocr.config import AdaptConfig
@@ -74,6 +75,9 @@ RESERVE_SECONDS = 45.0
 WRITE_SECONDS = 5.0
 #: Safety factor on the measured reading times from which the final fit's time is set.
 READ_MARGIN = 1.3
+#: Gate fits and passes over the forgetting probe kept back for after the final fit: two weights' worth.
+SEARCHED_GATES = 3
+SEARCHED_PROBE_PASSES = 4
 #: No fit is given less time than this, whatever the budget (the run then overruns --max-minutes).
 MIN_FIT_SECONDS = 10.0
 #: Share of the training time given to the selection fit(s); the final fit gets the rest (it is worth more).
@@ -102,13 +106,19 @@ class Option:
 def after_final_fit_seconds(gate_seconds: float, probe_seconds: float, unlabelled_probes: float) -> float:
     """Seconds to keep back from the final fit for the work after it, estimated from the same work done before.
 
-    That is the final gate (``gate_seconds``: a gate's fit as timed on the
-    selection fit, scaled to all the images), two passes over the forgetting
-    probe (its reading and the gate's features; ``probe_seconds`` is one), the
-    unlabelled images' readings (``unlabelled_probes`` probes' worth of columns at the model's height), all with
-    ``READ_MARGIN``, and the writing.
+    That is the options tried for two interpolation weights: at the first, its
+    gate (``gate_seconds``: a gate's fit as timed on the selection fit, scaled
+    to all the images) and two passes over the forgetting probe (its reading
+    and the gate's features; ``probe_seconds`` is one); at the second, the
+    same plus the gate on the selection fit that decides whether the gate goes
+    first. Then the unlabelled images' readings (``unlabelled_probes`` probes'
+    worth of columns at the model's view), all with ``READ_MARGIN``, and the
+    writing. A framed network reads general text badly, so its gated option's
+    leak floor often sends the search to a second weight (plates split 0 did,
+    and ran 2.5 s over 3 minutes when only one weight was kept back for).
     """
-    return READ_MARGIN * (gate_seconds + probe_seconds * (2 + unlabelled_probes)) + WRITE_SECONDS
+    return READ_MARGIN * (SEARCHED_GATES * gate_seconds + probe_seconds * (SEARCHED_PROBE_PASSES + unlabelled_probes)
+                          ) + WRITE_SECONDS
 
 
 def _log(message: str) -> None:
@@ -129,20 +139,24 @@ class _Synthesis:
     general_texts: list[str]
     #: Pseudo-labelled images: drawn like ``train``, but not the renderer's styles or texts, nor a gate's domain.
     pseudo: list[LabelledImage] = field(default_factory=list)
+    #: The network's framing (``crnn.preprocess.frame_rows``), applied to real images before augmentation.
+    row_crop: float = 0.0
 
     @classmethod
     def build(cls, config: AdaptConfig, fonts, train: list[LabelledImage], height: int,
-              pseudo: Sequence[LabelledImage] = ()) -> _Synthesis:
+              pseudo: Sequence[LabelledImage] = (), row_crop: float = 0.0) -> _Synthesis:
         renderer = Renderer(fonts, [estimate_style(s.gray) for s in train], config.seed)
         rendered = config.synthetic_ratio + config.replay_ratio
         return cls(train, renderer, TextSampler([s.label for s in train], config.seed, config.allow),
                    Augmenter(config.seed, height), config.replay_ratio / rendered if rendered else 0.0,
-                   Renderer(fonts, [], config.seed + 1), general_lines(5000, config.seed + 1), list(pseudo))
+                   Renderer(fonts, [], config.seed + 1), general_lines(5000, config.seed + 1), list(pseudo),
+                   row_crop)
 
     def draw_real(self, rng) -> tuple[np.ndarray, str]:
+        """A labelled (or pseudo-labelled) image, framed as the network reads it, then augmented."""
         i = rng.randrange(len(self.train) + len(self.pseudo))
         s = self.train[i] if i < len(self.train) else self.pseudo[i - len(self.train)]
-        return self.augmenter(s.gray), s.label
+        return self.augmenter(frame_rows(s.gray, self.row_crop)), s.label
 
     def draw_synthetic(self, rng) -> tuple[np.ndarray, str]:
         if self.general_share and rng.random() < self.general_share:
@@ -155,7 +169,8 @@ class _Synthesis:
         return self.augmenter(self.general_renderer.render(rng.choice(self.general_texts)))
 
     def domain_examples(self) -> list[np.ndarray]:
-        """The labelled images and one augmented copy of each: the domain side of a gate."""
+        """The labelled images and one augmented copy of each: the domain side of a gate (unframed: the gate
+        frames what it reads)."""
         return [s.gray for s in self.train] + [self.augmenter(s.gray) for s in self.train]
 
 
@@ -179,7 +194,7 @@ def _fit(
     The loss reads classes as ``charset`` does (case folding, allowlist);
     ``scorer`` (held-out images) draws the learning curve.
     """
-    synthesis = _Synthesis.build(config, fonts, train, base.input_height, extra)
+    synthesis = _Synthesis.build(config, fonts, train, base.input_height, extra, base.row_crop)
     draw_general = synthesis.draw_general if train_config.general_per_step else None
     network = copy.deepcopy(base.network)
     if start is not None:
@@ -280,6 +295,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         raise ValueError("--max-forgetting must be between 0 and 1")
     if config.height is not None and config.height < MIN_HEIGHT:
         raise ValueError(f"--height must be at least {MIN_HEIGHT}")
+    if config.row_crop is not None and not -MAX_ROW_PAD <= config.row_crop <= MAX_ROW_CROP:
+        raise ValueError(f"--row-crop must be between {-MAX_ROW_PAD} and {MAX_ROW_CROP}")
     device = resolve_device(config.device)
     base = load_model(config.base_model)
     samples = load_labelled(config.data, base.charset, config.normalize, warn=_log)
@@ -315,20 +332,23 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         _log(f"adapt: {len(train_sets[0])} training and {len(held_sets[0])} held-out images from {config.data} "
              f"(cache {cache}); the installed model then learns from all {len(everything)}")
 
-    height_cer: dict[int, float] = {}
-    height = config.height
-    if height is None:
-        height, height_cer = choose_height(base, [s.gray for s in everything], [s.label for s in everything],
-                                           config.allow, charset)
+    view = choose_view(base, [s.gray for s in everything], [s.label for s in everything], config.allow, charset,
+                       config.height, config.row_crop)
+    height, height_cer = view.height, view.height_cer
     if height != base.input_height:
         _log(f"adapt: training and reading at {height} rows instead of {base.input_height} "
              + (f"(the pretrained model reads the labelled images as well there: CER {height_cer[height]:.3f} "
                 f"against {height_cer[base.input_height]:.3f}, and a line costs about half as much to train on)"
                 if height_cer else "(--height)"))
-    model = at_height(base, height)  # the adapted network's view; ``base`` stays the pretrained model as shipped
+    if view.row_crop:
+        _log(f"adapt: the adapted network reads each image with {framing_words(view.row_crop)} "
+             + (f"(the pretrained model's loose CER on the labelled images: {view.framing_cer[view.row_crop]:.3f} "
+                f"against {view.framing_cer[0.0]:.3f} unframed)" if view.framing_cer else "(--row-crop)"))
+    # The adapted network's view; ``base`` stays the pretrained model as shipped (its fallback reads unframed).
+    model = at_height(base, height, view.row_crop)
     label_chars = "".join(sorted({ch for s in samples for ch in s.label} | set(config.allow or "")))
     fonts = find_fonts(label_chars, config.fonts)
-    probe = ForgettingProbe.build(base, charset, config.general, height)
+    probe = ForgettingProbe.build(base, charset, config.general, model)
     if config.max_forgetting < 1:
         _ = probe.pretrained  # the gated options' fallback readings, read before the time is shared out
     bf16 = cpu_supports_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
@@ -407,9 +427,9 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         pseudo = _pseudo_labels(config, model, _network(base, tuned), charset, unlabelled)
         self_training = _self_training_report(config, len(unlabelled), pseudo)
     two_fits = bool(unlabelled) and not config.pseudo_first
-    unlabelled_probes = (columns([im.gray for im in unlabelled], height) / max(1, probe.columns)
+    unlabelled_probes = (columns([im.gray for im in unlabelled], height, model.row_crop) / max(1, probe.columns)
                          if two_fits else 0.0)
-    after_fit = after_final_fit_seconds(gate_seconds, probe.read_seconds, unlabelled_probes)
+    after_fit = after_final_fit_seconds(gate_seconds, probe.adapted_read_seconds, unlabelled_probes)
     left = deadline - time.perf_counter() - after_fit
     final_config = replace(train_config, seconds=max(MIN_FIT_SECONDS, left / (2 if two_fits else 1)))
     _log(f"adapt: final fit on all {len(everything)} labelled images"
@@ -506,6 +526,10 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         # height tried (empty with --height).
         "height": {"rows": height, "pretrained": base.input_height,
                    "labelled_cer": {str(h): c for h, c in height_cer.items()}},
+        # The share of the rows cut from the top and bottom of each image (negative: added) and the pretrained
+        # loose CER on the labelled images at each framing tried (empty with --row-crop).
+        "framing": {"row_crop": view.row_crop,
+                    "labelled_loose_cer": {str(c): v for c, v in view.framing_cer.items()}},
         "holdout": holdout,
         "selection": selection,
         "general": general,
@@ -535,7 +559,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     if installed:
         save_checkpoint(
             config.out / "model.pt", network, architecture=str(base.metadata.get("architecture", "vgg_bilstm_ctc")),
-            alphabet=charset.alphabet, case=charset.case, input_height=height,
+            alphabet=charset.alphabet, case=charset.case, input_height=height, row_crop=model.row_crop,
             normalization=base.normalization, fallback=base if option.fallback else None,
             gate=gates[weight][0] if option.fallback else None,
             provenance={"name": name, "base_model": base.name, "base_sha256": base.sha256,

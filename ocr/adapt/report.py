@@ -82,6 +82,13 @@ def plot_curve(path: Path, curve, zero_shot_loose: float) -> None:
     write_atomically(path, buffer.getvalue())
 
 
+def framing_words(row_crop: float) -> str:
+    """How an adapted network frames its images, in words (``crnn.preprocess.frame_rows``)."""
+    share = f"{100 * abs(row_crop):.0f}%"
+    return (f"the top and bottom {share} of its rows cut" if row_crop > 0
+            else f"{share} of its height in edge rows added above and below")
+
+
 def preview_grid(path: Path, rows: list[tuple[str, list[np.ndarray]]], height: int = 40) -> None:
     """A PNG with one labelled row of images per (title, images)."""
     import cv2
@@ -212,6 +219,13 @@ def render_markdown(r: dict) -> str:
                   + (f"(the pretrained model's CER on the labelled images: {cer[str(h['rows'])]:.3f} at "
                      f"{h['rows']} rows, {cer[str(h['pretrained'])]:.3f} at {h['pretrained']}; a line at the "
                      "smaller height costs about half as much to train on)." if cer else "(`--height`).")]
+    framing = r.get("framing")
+    if framing and framing["row_crop"]:
+        fc, crop = framing["labelled_loose_cer"], framing["row_crop"]
+        lines += ["", f"Framing: the adapted network reads each image with {framing_words(crop)}"
+                  + (f" (the pretrained model's loose CER on the labelled images: {fc[str(crop)]:.3f}, against "
+                     f"{fc['0.0']:.3f} unframed); its fallback, the pretrained model, reads them whole." if fc
+                     else " (`--row-crop`); its fallback, the pretrained model, reads them whole.")]
     st = r.get("self_training")
     if st:
         lines += ["", f"Self-training: {st['kept']} of {st['read']} unlabelled images from `{st['source']}` read "

@@ -11,7 +11,7 @@ import torch
 from crnn import Recognizer
 from crnn.charset import Charset
 from crnn.decode import Result
-from crnn.preprocess import bucket_width, prepare, resized_width
+from crnn.preprocess import bucket_width, frame_rows, prepare, resized_width
 from crnn.weights import LoadedModel
 from ocr.metrics import score
 
@@ -27,7 +27,8 @@ class Scorer:
         self, images: list[np.ndarray], labels: list[str], base: LoadedModel, allow: str | None, charset: Charset,
         precision: str = "fp32",
     ) -> None:
-        self.prepared = [prepare(im, base.input_height) for im in images]
+        # Framed and at the model's height already: the recognisers below read them as they are.
+        self.prepared = [prepare(im, base.input_height, base.row_crop) for im in images]
         self.labels = labels
         self.base = base
         self.allow = allow
@@ -36,7 +37,8 @@ class Scorer:
 
     def read(self, network: torch.nn.Module, charset: Charset | None = None) -> list[Result]:
         """Readings by ``network`` with ``charset`` (default: the adapted model's), in image order."""
-        model = replace(self.base, network=copy.deepcopy(network).eval(), charset=charset or self.charset)
+        model = replace(self.base, network=copy.deepcopy(network).eval(), charset=charset or self.charset,
+                        row_crop=0.0)
         recognizer = Recognizer(model, device="cpu", precision=self.precision,  # type: ignore[arg-type]
                                 calibrated=False)  # raw scores, as an adapted model reports them
         return recognizer.recognize_prepared(self.prepared, self.allow)
@@ -62,7 +64,7 @@ class Scorer:
 
 def image_features(network: torch.nn.Module, base: LoadedModel, prepared: list) -> np.ndarray:
     """Pooled convolutional features of prepared images by ``network``, batched as the recogniser batches."""
-    model = replace(base, network=copy.deepcopy(network).eval(), fallback=None)
+    model = replace(base, network=copy.deepcopy(network).eval(), fallback=None, row_crop=0.0)
     recognizer = Recognizer(model, device="cpu", precision="fp32", calibrated=False)
     rows: list[np.ndarray] = [np.empty(0)] * len(prepared)
     for batch in recognizer.batches(prepared):
@@ -72,6 +74,7 @@ def image_features(network: torch.nn.Module, base: LoadedModel, prepared: list) 
     return np.stack(rows)
 
 
-def columns(images: list[np.ndarray], height: int) -> int:
-    """Columns of grey ``images`` once scaled to ``height`` rows (as :attr:`Scorer.columns` counts them)."""
-    return sum(resized_width(im.shape[1], im.shape[0], height) for im in images)
+def columns(images: list[np.ndarray], height: int, row_crop: float = 0.0) -> int:
+    """Columns of grey ``images`` once framed and scaled to ``height`` rows (as :attr:`Scorer.columns` counts
+    them)."""
+    return sum(resized_width(im.shape[1], frame_rows(im, row_crop).shape[0], height) for im in images)
