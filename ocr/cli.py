@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--row-crop", type=float, metavar="SHARE",
                        help="share of each image's height the adapted model cuts from its top and its bottom before "
                        "reading, e.g. 0.15 (negative: edge rows added, e.g. -0.1; 0: none; default: chosen from "
-                       f"{', '.join(map(str, ROW_CROPS))} and none by the pretrained model's CER on the labelled "
+                       f"{', '.join(map(str, ROW_CROPS))} and none by the pretrained model's loose CER on the labelled "
                        "images)")
     adapt.add_argument("--preview", action="store_true", help="write preview.png: real, augmented, synthetic")
     adapt.add_argument("--force", action="store_true", help="install the model even if it is not better")

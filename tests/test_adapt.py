@@ -218,8 +218,14 @@ def test_options_go_down_from_the_candidate_alone_then_with_the_gate() -> None:
     assert option == Option(0.8, True) and set(drops) == set(asked)
     assert asked == [Option(0.9), Option(0.9, True), Option(0.8), Option(0.8, True)]
     assert choose_option(1.0, drop, max_forgetting=1.0)[0] == Option(1.0)  # "domain only": the candidate stands
-    last, tried = choose_option(1.0, lambda o: 0.5, max_forgetting=0.03)
-    assert last == Option(min(WEIGHTS), True) and len(tried) == 2 * len(WEIGHTS)
+    # Nothing fits: the lowest estimate is installed, not the last option tried.
+    least, tried = choose_option(1.0, lambda o: 0.05 if o == Option(0.9, True) else 0.5, max_forgetting=0.03)
+    assert least == Option(0.9, True) and len(tried) == 2 * len(WEIGHTS)
+    # Out of time: the search stops after the option it is on, with the lowest estimate so far.
+    asked.clear()
+    clock = iter([False, False, True])
+    best, tried = choose_option(1.0, drop, max_forgetting=0.01, out_of_time=lambda: next(clock))
+    assert asked == [Option(1.0), Option(1.0, True), Option(0.9)] and best == Option(1.0, True)
     # Where the gate reads the held-out images as well as the network alone, it is tried first.
     asked.clear()
     option, _ = choose_option(0.9, drop, max_forgetting=0.3, gate_first=lambda w: w == 0.9)
@@ -507,9 +513,9 @@ def test_height_choice_follows_the_pretrained_cer_on_the_labelled_images() -> No
 
 def test_framing_is_chosen_only_when_it_clearly_lowers_the_pretrained_cer(monkeypatch) -> None:
     model = load_model()
-    for unframed, framed, expected in ((0.50, {0.1: 0.45, 0.15: 0.43, -0.1: 0.60}, 0.15),
-                                       (0.26, {0.1: 0.30, 0.15: 0.33, -0.1: 0.245}, -0.1),
-                                       (0.14, {0.1: 0.20, 0.15: 0.25, -0.1: 0.14 * (1 - MIN_FRAMING_GAIN / 2)}, 0.0)):
+    for unframed, framed, expected in ((0.50, {0.1: 0.43, -0.1: 0.60}, 0.1),
+                                       (0.26, {0.1: 0.30, -0.1: 0.245}, -0.1),
+                                       (0.14, {0.1: 0.20, -0.1: 0.14 * (1 - MIN_FRAMING_GAIN / 2)}, 0.0)):
         cers = {(64, 0.0): unframed, (48, 0.0): unframed + 0.1, **{(64, c): v for c, v in framed.items()}}
         monkeypatch.setattr(adapt_height, "_cer", lambda base, view, *a, _c=cers, **k: _c[(view.input_height,
                                                                                             view.row_crop)])
