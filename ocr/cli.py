@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "quarters of it when the pretrained model reads the labelled images at least as well there)")
     adapt.add_argument("--row-crop", type=float, metavar="SHARE",
                        help="share of each image's height the adapted model cuts from its top and its bottom before "
-                       "reading, e.g. 0.15 (negative: edge rows added, e.g. -0.1; 0: none; default: chosen from "
+                       "reading, e.g. 0.1 (negative: edge rows added, e.g. -0.1; 0: none; default: chosen from "
                        f"{', '.join(map(str, ROW_CROPS))} and none by the pretrained model's loose CER on the labelled "
                        "images)")
     adapt.add_argument("--preview", action="store_true", help="write preview.png: real, augmented, synthetic")

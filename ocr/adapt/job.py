@@ -3,8 +3,10 @@
 The recipe, chosen by ``scripts/adapt_study.py`` (see docs/adapt.md):
 
 0. the adapted network's input height: the pretrained 64 rows, or 48 when the
-   pretrained model reads the labelled images at least as well there
-   (``ocr.adapt.height``); the pretrained fallback keeps 64;
+   pretrained model reads the labelled images at least as well there, and
+   its framing: 10% of the rows cut from the top and bottom, or added, when
+   that lowers the pretrained loose CER on them by 5% (``ocr.adapt.height``);
+   the pretrained fallback keeps 64 rows and reads whole images;
 1. a selection fit on the training share (or one per fold) draws the
    learning curve and gives held-out readings of the fine-tuned network
    interpolated toward the pretrained one at every weight in ``WEIGHTS``;
