@@ -158,8 +158,7 @@ def test_stretch_contrast_only_touches_flat_images() -> None:
 
 
 def test_frame_rows_cuts_or_adds_the_same_share_at_top_and_bottom() -> None:
-    gray = np.arange(100 * 30, dtype=np.uint32).reshape(100, 30).astype(np.uint8)
-    gray[:, :] = np.arange(100, dtype=np.uint8)[:, None]  # each row holds its index
+    gray = np.repeat(np.arange(100, dtype=np.uint8)[:, None], 30, axis=1)  # each row holds its index
     assert frame_rows(gray, 0.0) is gray
     cut = frame_rows(gray, 0.15)
     assert cut.shape == (70, 30) and cut[0, 0] == 15 and cut[-1, 0] == 84
@@ -167,7 +166,7 @@ def test_frame_rows_cuts_or_adds_the_same_share_at_top_and_bottom() -> None:
     assert padded.shape == (120, 30)
     assert (padded[:10] == 0).all() and (padded[-10:] == 99).all()  # edge rows repeated
     assert (padded[10:110] == gray).all()
-    assert frame_rows(gray[:3], 0.3) .shape == (3, 30)  # too few rows to cut: unchanged
+    assert frame_rows(gray[:3], 0.3).shape == (3, 30)  # too few rows to cut: unchanged
     with pytest.raises(ValueError, match="row_crop"):
         frame_rows(gray, 0.5)
 

@@ -235,7 +235,7 @@ def choose_option(
 ) -> tuple[Option, dict[Option, float]]:
     """The first option whose estimated drop is within ``max_forgetting``, from ``candidate`` down.
 
-    At each weight in ``WEIGHTS`` up to ``candidate``, the network alone is
+    ``candidate`` is one of ``WEIGHTS``. At each weight up to it, the network alone is
     tried, then with the gate; but where ``gate_first(weight)`` (the gated
     pair reads the held-out images as well as the network alone), the gate
     comes first: it costs that domain nothing and keeps general text, where
@@ -258,8 +258,6 @@ def choose_option(
                 return option, drops
             if out_of_time():
                 return min(drops, key=drops.__getitem__), drops
-    if not drops:  # a candidate below every weight tried: itself, alone
-        drops[Option(candidate)] = estimated_drop(Option(candidate))
     return min(drops, key=drops.__getitem__), drops
 
 
