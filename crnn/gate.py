@@ -22,12 +22,14 @@ from torch import nn
 
 @dataclass(frozen=True)
 class DomainGate:
-    """``p(domain) = sigmoid(coef . (features - mean) / scale + intercept)``; the line is in the domain at >= 0.5."""
+    """``p(domain) = sigmoid(coef . (features - mean) / scale + intercept)``; the line is in the domain at
+    ``p >= threshold`` (0.5 unless the adapt job chose a stricter one)."""
 
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
+    threshold: float = 0.5
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """``(N, D)`` pooled features -> ``(N,)`` probabilities that each line belongs to the domain."""
@@ -35,18 +37,21 @@ class DomainGate:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
     def in_domain(self, features: np.ndarray) -> np.ndarray:
-        return self.probability(features) >= 0.5
+        return self.probability(features) >= self.threshold
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
-                "intercept": float(self.intercept)}
+                "intercept": float(self.intercept), "threshold": float(self.threshold)}
 
     @classmethod
     def from_dict(cls, entry: dict[str, Any]) -> DomainGate:
         arrays = [np.asarray(entry[k], dtype=np.float64) for k in ("mean", "scale", "coef")]
         if not (arrays[0].ndim == 1 and all(a.shape == arrays[0].shape for a in arrays)):
             raise ValueError("a domain gate needs mean, scale and coef vectors of one length")
-        return cls(*arrays, float(entry["intercept"]))
+        threshold = float(entry.get("threshold", 0.5))  # checkpoints before 2026-12-05 have none: 0.5
+        if not 0 < threshold < 1:
+            raise ValueError(f"a domain gate's threshold must be between 0 and 1, not {threshold}")
+        return cls(*arrays, float(entry["intercept"]), threshold)
 
 
 def pooled_features(conv: torch.Tensor, frames: Sequence[int]) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from ocr.adapt.data import (
     split_holdout,
 )
 from ocr.adapt.forgetting import GATE_LEAK, gated_drop
-from ocr.adapt.gate import fit_gate
+from ocr.adapt.gate import CUT_GATE_THRESHOLD, GATE_THRESHOLD, fit_gate, gate_threshold
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
 from ocr.adapt.height import MIN_FRAMING_GAIN, ROW_CROPS, choose_height, choose_view
 from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, run_adapt
@@ -236,9 +237,12 @@ def test_options_go_down_from_the_candidate_alone_then_with_the_gate() -> None:
 
 
 def test_a_gated_estimate_is_at_least_the_leak_share_of_the_networks_own() -> None:
-    assert gated_drop(0.0, 0.10) == pytest.approx(GATE_LEAK * 0.10)
-    assert gated_drop(0.05, 0.10) == 0.05  # the probe through the gate already shows more
-    assert gated_drop(0.0, 0.0) == 0.0
+    assert gated_drop(0.0, 0.10, 0.5) == pytest.approx(GATE_LEAK[0.5] * 0.10)
+    assert gated_drop(0.05, 0.10, 0.5) == 0.05  # the probe through the gate already shows more
+    assert gated_drop(0.0, 0.0, 0.5) == 0.0
+    # A stricter gate lets fewer real words through: a lower floor.
+    assert gated_drop(0.0, 0.10, CUT_GATE_THRESHOLD) < gated_drop(0.0, 0.10, GATE_THRESHOLD)
+    assert set(GATE_LEAK) == {GATE_THRESHOLD, CUT_GATE_THRESHOLD}
 
 
 def test_a_gated_pair_keeps_its_own_readings_inside_the_domain_only() -> None:
@@ -266,8 +270,17 @@ def test_a_gate_keeps_images_like_its_domain_and_turns_general_words_away(loaded
     new_domain = Scorer(_plate_like(rng, 20), [""] * 20, loaded_model, None, charset)
     probe_images, probe_labels = hard_general_set(fonts, count=40)  # the probe: words the gate never saw
     probe = Scorer(probe_images, probe_labels, loaded_model, None, charset)
+    assert gate.threshold == GATE_THRESHOLD == 0.5
     assert gate.in_domain(new_domain.features(loaded_model.network)).mean() >= 0.9
-    assert gate.in_domain(probe.features(loaded_model.network)).mean() <= 0.1
+    probe_features = probe.features(loaded_model.network)
+    assert gate.in_domain(probe_features).mean() <= 0.1
+    # For a network that cuts rows the gate is stricter: it keeps a line only at p >= 0.9.
+    cutting = replace(loaded_model, row_crop=0.1)
+    strict = fit_gate(loaded_model.network, cutting, _plate_like(rng, 30), gate_general_set(fonts, 60))
+    assert strict.threshold == CUT_GATE_THRESHOLD == 0.9
+    p = strict.probability(probe_features)
+    assert np.array_equal(strict.in_domain(probe_features), p >= 0.9)
+    assert gate_threshold(-0.1) == GATE_THRESHOLD  # edge rows added: general words keep their tops
 
 
 def test_forgetting_probe_is_fixed_and_damaged() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -211,6 +212,20 @@ def test_a_gated_checkpoint_routes_lines_outside_its_domain_to_the_pretrained_mo
     torch.save(payload, tmp_path / "inside.pt")
     with pytest.raises(WeightsError, match="domain gate is malformed"):
         load_checkpoint(tmp_path / "inside.pt")
+    # The threshold travels with the checkpoint; one saved before it existed reads as 0.5.
+    strict = replace(_constant_gate(1.0), threshold=0.9)  # p = 0.73: outside at 0.9
+    model = load_checkpoint(save_checkpoint(tmp_path / "strict.pt", broken, gate=strict, **common))
+    assert model.fallback is not None and model.fallback.gate is not None and model.fallback.gate.threshold == 0.9
+    assert Recognizer(model, device="cpu", precision="fp32").recognize([image])[0].text == "RECOGNITION"
+    payload = torch.load(tmp_path / "strict.pt", weights_only=True)
+    del payload["fallback"]["gate"]["threshold"]
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt").fallback
+    assert old is not None and old.gate is not None and old.gate.threshold == 0.5
+    payload["fallback"]["gate"]["threshold"] = 1.5
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(WeightsError, match="domain gate is malformed"):
+        load_checkpoint(tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="needs a fallback"):
         save_checkpoint(tmp_path / "x.pt", broken, gate=_constant_gate(1.0),
                         **{k: v for k, v in common.items() if k != "fallback"})

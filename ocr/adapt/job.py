@@ -479,7 +479,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     def estimated_drop(option: Option) -> float:
         drop = probe.estimate(probe_texts(option))
         if option.fallback and not probe.real:  # measured on real --general images, the drop needs no floor
-            drop = gated_drop(drop, probe.estimate(probe_texts(Option(option.weight))))
+            drop = gated_drop(drop, probe.estimate(probe_texts(Option(option.weight))),
+                              gates[option.weight][0].threshold)
         return drop
 
     def gate_first(weight: float) -> bool:
@@ -514,7 +515,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     }
     if option.fallback:
         selection["gate"] = {"held_out_kept": float(held_inside[weight].mean()),
-                             "probe_kept": float(gates[weight][1].mean())}
+                             "probe_kept": float(gates[weight][1].mean()), "threshold": gates[weight][0].threshold}
     if not within:
         _log(f"adapt: warning: even {option} leaves an estimated general-text drop of "
              f"{100 * drops[option]:.1f} points (limit {100 * config.max_forgetting:.1f})")

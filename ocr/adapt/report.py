@@ -180,8 +180,9 @@ def render_markdown(r: dict) -> str:
     gate = sel.get("gate") or {}
     fallback = (
         f" With the gate: a logistic regression on the adapted network's own features, fitted on the labelled "
-        f"images against rendered general text, sends lines unlike the labelled images to the pretrained "
-        f"{r['base']['model']} (it kept {100 * gate.get('held_out_kept', 0):.0f}% of the held-out images and "
+        f"images against rendered general text, sends lines it gives a domain probability under "
+        f"{gate.get('threshold', 0.5)} to the pretrained {r['base']['model']} (it kept "
+        f"{100 * gate.get('held_out_kept', 0):.0f}% of the held-out images and "
         f"{100 * gate.get('probe_kept', 0):.0f}% of the general-text probe with the adapted network)."
         if sel.get("fallback") else ""
     )
@@ -260,7 +261,8 @@ def render_markdown(r: dict) -> str:
                f"estimated drop on real words {100 * g['estimated_drop']:.1f} points (the share of these "
                "images the pretrained model read right and this one misreads, less the probe's "
                f"{100 * PROBE_FLOOR:.1f}-point floor"
-               + (f"; with the gate, at least {100 * GATE_LEAK:.0f}% of the network's own estimate, as real "
+               + (f"; with the gate, at least {100 * GATE_LEAK[gate.get('threshold', 0.5)]:.0f}% of the network's "
+                  "own estimate, as real "
                   "words get past a gate fitted on rendered ones more often" if r["selection"].get("fallback") else "")
                + "; docs/adapt.md compares the estimate with real words)."),
         ]
