@@ -1,0 +1,82 @@
+"""How an adapted model's domain gate trades general-text leak for domain lines, threshold by threshold.
+
+    python scripts/gate_thresholds.py --set plates --seed 0 --model /tmp/st/fr1/models/plates-0-default
+
+For a gated checkpoint written by ``scripts/adapt_study.py`` (``--model``: its
+folder), reads the unseen part of the study's (set, seed) split and the IIIT5K
+test words (loose) once with the adapted network alone and once with the
+pretrained fallback, takes the gate's domain probability of every image, and
+prints, for each threshold, the share of each set the adapted network would
+read and the accuracy of the routed readings (IIIT5K drop against the
+pretrained model). docs/adapt.md ("A stricter gate for a network that cuts
+rows") chose the cut-row threshold from this table on split 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from adapt_study import DATA, make_split  # noqa: E402
+
+from crnn import Recognizer  # noqa: E402
+from crnn.weights import load_checkpoint  # noqa: E402
+from ocr.adapt.scoring import image_features  # noqa: E402
+from ocr.datasets import open_dataset  # noqa: E402
+from ocr.metrics import score  # noqa: E402
+
+THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", default="plates")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", type=Path, required=True, help="a study model folder (with model.pt)")
+    parser.add_argument("--splits", type=Path, default=Path("/tmp/gate_thresholds"),
+                        help="where the split's labelled folder is written")
+    args = parser.parse_args()
+    model = load_checkpoint(args.model / "model.pt")
+    if model.fallback is None or model.fallback.gate is None:
+        raise SystemExit(f"{args.model}: the installed model has no domain gate")
+    gate = model.fallback.gate
+    split = make_split(args.set, args.seed, args.splits)
+    alone = Recognizer(dataclasses.replace(model, fallback=None), precision="fp32")
+    pretrained = Recognizer(model.fallback.model, precision="fp32")
+    general = [(s.image, s.label) for s in open_dataset(DATA / "iiit5k_test_even_scenes")]
+    sets = {"IIIT5K": (general, None, "loose"), "unseen": (split.unseen, split.allow, split.metric)}
+    measured = {}
+    for name, (data, allow, metric) in sets.items():
+        images, labels = [im for im, _ in data], [label for _, label in data]
+        prepared = [alone.at_own_height(alone.prepare(im)) for im in images]
+        probability = gate.probability(image_features(model.network, model, prepared))
+        own = [r.text for r in alone.recognize(images, allow)]
+        other = [r.text for r in pretrained.recognize(images, allow)]
+        measured[name] = probability, own, other, labels, metric
+    zero_shot = score(measured["IIIT5K"][2], measured["IIIT5K"][3]).loose
+    print(f"{args.model.name}: gate threshold in the checkpoint {gate.threshold}; IIIT5K zero-shot {zero_shot:.3f}")
+    print("| threshold | IIIT5K kept | IIIT5K loose | IIIT5K drop | unseen kept | unseen accuracy |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for t in THRESHOLDS:
+        cells = []
+        for name in ("IIIT5K", "unseen"):
+            probability, own, other, labels, metric = measured[name]
+            inside = probability >= t
+            s = score([a if k else b for a, b, k in zip(own, other, inside)], labels)
+            accuracy = s.exact if metric == "exact" else s.loose
+            cells.append((float(np.mean(inside)), accuracy))
+        (g_kept, g_acc), (u_kept, u_acc) = cells
+        print(f"| {t} | {100 * g_kept:.1f}% | {g_acc:.3f} | {100 * (zero_shot - g_acc):.1f} | {100 * u_kept:.1f}% "
+              f"| {u_acc:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
