@@ -416,6 +416,12 @@ def test_report_says_when_held_out_images_are_too_few_to_tell(tmp_path: Path) ->
               "holdout": {**report["holdout"], "paired": compare_paired(["a", "x"], ["a", "b"], ["a", "b"], 0)}}
     text = render_markdown(report)
     assert "too few to tell" in text and "--folds 4" in text and "McNemar p = 1" in text
+    # A gated model's report names its gate's threshold and the leak floor that goes with it.
+    gated = {**report, "selection": {**report["selection"], "fallback": True, "gate": {
+        "held_out_kept": 1.0, "probe_kept": 0.0, "threshold": CUT_GATE_THRESHOLD}}}
+    text = render_markdown(gated)
+    assert "domain probability under 0.9 to the pretrained" in text
+    assert f"at least {100 * GATE_LEAK[CUT_GATE_THRESHOLD]:.0f}% of the network's own estimate" in text
 
 
 def test_label_case_is_detected_only_when_every_letter_agrees() -> None:

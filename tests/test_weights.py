@@ -220,8 +220,9 @@ def test_a_gated_checkpoint_routes_lines_outside_its_domain_to_the_pretrained_mo
     payload = torch.load(tmp_path / "strict.pt", weights_only=True)
     del payload["fallback"]["gate"]["threshold"]
     torch.save(payload, tmp_path / "old.pt")
-    old = load_checkpoint(tmp_path / "old.pt").fallback
-    assert old is not None and old.gate is not None and old.gate.threshold == 0.5
+    old = load_checkpoint(tmp_path / "old.pt")
+    assert old.fallback is not None and old.fallback.gate is not None and old.fallback.gate.threshold == 0.5
+    assert Recognizer(old, device="cpu", precision="fp32").recognize([image])[0].text == ""  # inside at 0.5
     payload["fallback"]["gate"]["threshold"] = 1.5
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(WeightsError, match="domain gate is malformed"):
