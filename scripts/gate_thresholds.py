@@ -33,7 +33,7 @@ from ocr.adapt.scoring import image_features  # noqa: E402
 from ocr.datasets import open_dataset  # noqa: E402
 from ocr.metrics import score  # noqa: E402
 
-THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+THRESHOLDS = "0.5,0.7,0.8,0.9,0.95,0.98,0.99"
 
 
 def main() -> None:
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="a study model folder (with model.pt)")
     parser.add_argument("--splits", type=Path, default=Path("/tmp/gate_thresholds"),
                         help="where the split's labelled folder is written")
+    parser.add_argument("--thresholds", default=THRESHOLDS, help="comma-separated (0: the network alone)")
     args = parser.parse_args()
     model = load_checkpoint(args.model / "model.pt")
     if model.fallback is None or model.fallback.gate is None:
@@ -65,7 +66,7 @@ def main() -> None:
     print(f"{args.model.name}: gate threshold in the checkpoint {gate.threshold}; IIIT5K zero-shot {zero_shot:.3f}")
     print("| threshold | IIIT5K kept | IIIT5K loose | IIIT5K drop | unseen kept | unseen accuracy |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for t in THRESHOLDS:
+    for t in map(float, args.thresholds.split(",")):
         cells = []
         for name in ("IIIT5K", "unseen"):
             probability, own, other, labels, metric = measured[name]
