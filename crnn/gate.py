@@ -31,6 +31,10 @@ class DomainGate:
     intercept: float
     threshold: float = 0.5
 
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"a domain gate's threshold must be between 0 and 1, not {self.threshold}")
+
     def probability(self, features: np.ndarray) -> np.ndarray:
         """``(N, D)`` pooled features -> ``(N,)`` probabilities that each line belongs to the domain."""
         z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
@@ -48,10 +52,8 @@ class DomainGate:
         arrays = [np.asarray(entry[k], dtype=np.float64) for k in ("mean", "scale", "coef")]
         if not (arrays[0].ndim == 1 and all(a.shape == arrays[0].shape for a in arrays)):
             raise ValueError("a domain gate needs mean, scale and coef vectors of one length")
-        threshold = float(entry.get("threshold", 0.5))  # checkpoints before 2026-12-05 have none: 0.5
-        if not 0 < threshold < 1:
-            raise ValueError(f"a domain gate's threshold must be between 0 and 1, not {threshold}")
-        return cls(*arrays, float(entry["intercept"]), threshold)
+        # Checkpoints before 2026-12-05 have no threshold: 0.5. (Code before then ignores it and routes at 0.5.)
+        return cls(*arrays, float(entry["intercept"]), float(entry.get("threshold", 0.5)))
 
 
 def pooled_features(conv: torch.Tensor, frames: Sequence[int]) -> np.ndarray:

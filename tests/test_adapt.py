@@ -28,7 +28,7 @@ from ocr.adapt.data import (
     split_folds,
     split_holdout,
 )
-from ocr.adapt.forgetting import GATE_LEAK, gated_drop
+from ocr.adapt.forgetting import GATE_LEAK, gate_leak, gated_drop
 from ocr.adapt.gate import CUT_GATE_THRESHOLD, GATE_THRESHOLD, fit_gate, gate_threshold
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
 from ocr.adapt.height import MIN_FRAMING_GAIN, ROW_CROPS, choose_height, choose_view
@@ -243,6 +243,9 @@ def test_a_gated_estimate_is_at_least_the_leak_share_of_the_networks_own() -> No
     # A stricter gate lets fewer real words through: a lower floor.
     assert gated_drop(0.0, 0.10, CUT_GATE_THRESHOLD) < gated_drop(0.0, 0.10, GATE_THRESHOLD)
     assert set(GATE_LEAK) == {GATE_THRESHOLD, CUT_GATE_THRESHOLD}
+    # Thresholds between or outside the measured ones take the nearer looser share: never a lower floor.
+    assert gate_leak(0.95) == GATE_LEAK[CUT_GATE_THRESHOLD] and gate_leak(0.7) == GATE_LEAK[GATE_THRESHOLD]
+    assert gate_leak(0.2) == max(GATE_LEAK.values())
 
 
 def test_a_gated_pair_keeps_its_own_readings_inside_the_domain_only() -> None:
@@ -278,8 +281,12 @@ def test_a_gate_keeps_images_like_its_domain_and_turns_general_words_away(loaded
     cutting = replace(loaded_model, row_crop=0.1)
     strict = fit_gate(loaded_model.network, cutting, _plate_like(rng, 30), gate_general_set(fonts, 60))
     assert strict.threshold == CUT_GATE_THRESHOLD == 0.9
-    p = strict.probability(probe_features)
-    assert np.array_equal(strict.in_domain(probe_features), p >= 0.9)
+    # p = sigmoid(1) = 0.73 for every line: outside the strict gate, inside the usual one.
+    middling = replace(strict, coef=np.zeros_like(strict.coef), intercept=1.0)
+    assert not middling.in_domain(probe_features).any()
+    assert replace(middling, threshold=GATE_THRESHOLD).in_domain(probe_features).all()
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        replace(strict, threshold=1.0)
     assert gate_threshold(-0.1) == GATE_THRESHOLD  # edge rows added: general words keep their tops
 
 

@@ -183,7 +183,8 @@ def test_checkpoint_falls_back_on_the_pretrained_model_where_unsure(tmp_path: Pa
 
 
 def _constant_gate(logit: float) -> DomainGate:
-    """A gate that places every line inside the domain (logit > 0) or outside it (logit < 0)."""
+    """A gate giving every line ``p = sigmoid(logit)``: inside the domain at the usual threshold 0.5 when
+    ``logit > 0``, outside when ``logit < 0``."""
     zeros = np.zeros(512)
     return DomainGate(zeros, np.ones(512), zeros, logit)
 

@@ -129,8 +129,15 @@ class ForgettingProbe:
                 "estimated_drop": self.estimate(predictions), "measured": self.real}
 
 
+def gate_leak(threshold: float) -> float:
+    """The leak share for a gate at ``threshold``: ``GATE_LEAK`` at the strictest measured threshold not above it
+    (a stricter gate lets no more through), and the loosest one's share below them all."""
+    measured = [t for t in GATE_LEAK if t <= threshold + 1e-9]
+    return GATE_LEAK[max(measured)] if measured else max(GATE_LEAK.values())
+
+
 def gated_drop(through_gate: float, alone: float, threshold: float) -> float:
     """The estimated drop of an option gated at ``threshold`` from the rendered probe: what it shows through the
-    gate, but at least ``GATE_LEAK[threshold]`` of the network's own estimate, as real words get past the gate
+    gate, but at least ``gate_leak(threshold)`` of the network's own estimate, as real words get past the gate
     more often."""
-    return max(through_gate, GATE_LEAK[threshold] * alone)
+    return max(through_gate, gate_leak(threshold) * alone)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from crnn.weights import write_atomically
-from ocr.adapt.forgetting import GATE_LEAK, PROBE_FLOOR
+from ocr.adapt.forgetting import PROBE_FLOOR, gate_leak
 from ocr.metrics import Interval, loose
 
 #: Two-sided significance level of the paired verdict.
@@ -261,7 +261,7 @@ def render_markdown(r: dict) -> str:
                f"estimated drop on real words {100 * g['estimated_drop']:.1f} points (the share of these "
                "images the pretrained model read right and this one misreads, less the probe's "
                f"{100 * PROBE_FLOOR:.1f}-point floor"
-               + (f"; with the gate, at least {100 * GATE_LEAK[gate.get('threshold', 0.5)]:.0f}% of the network's "
+               + (f"; with the gate, at least {100 * gate_leak(gate.get('threshold', 0.5)):.0f}% of the network's "
                   "own estimate, as real "
                   "words get past a gate fitted on rendered ones more often" if r["selection"].get("fallback") else "")
                + "; docs/adapt.md compares the estimate with real words)."),
