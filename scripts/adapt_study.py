@@ -179,13 +179,18 @@ def pseudo_right(model_dir: Path, report: dict, split: Split) -> float | None:
     return s.exact if split.metric == "exact" else s.loose
 
 
+def gate_features(recognizer: Recognizer, images: list) -> np.ndarray:
+    """The pooled features a domain gate judges ``images`` by, each prepared and framed as ``recognizer`` reads it."""
+    prepared = [recognizer.at_own_height(recognizer.prepare(image)) for image in images]
+    return image_features(recognizer.model.network, recognizer.model, prepared)
+
+
 def gate_kept(recognizer: Recognizer, data: list[tuple]) -> float | None:
     """Share of ``data`` a gated model reads with its own network (None: no gate)."""
     fallback = recognizer.model.fallback
     if fallback is None or fallback.gate is None:
         return None
-    prepared = [recognizer.at_own_height(recognizer.prepare(image)) for image, _ in data]
-    return float(fallback.gate.in_domain(image_features(recognizer.model.network, recognizer.model, prepared)).mean())
+    return float(fallback.gate.in_domain(gate_features(recognizer, [image for image, _ in data])).mean())
 
 
 def main() -> None:

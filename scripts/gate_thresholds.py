@@ -25,11 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from adapt_study import DATA, make_split  # noqa: E402
+from adapt_study import DATA, gate_features, make_split  # noqa: E402
 
 from crnn import Recognizer  # noqa: E402
 from crnn.weights import load_checkpoint  # noqa: E402
-from ocr.adapt.scoring import image_features  # noqa: E402
 from ocr.datasets import open_dataset  # noqa: E402
 from ocr.metrics import score  # noqa: E402
 
@@ -57,8 +56,7 @@ def main() -> None:
     measured = {}
     for name, (data, allow, metric) in sets.items():
         images, labels = [im for im, _ in data], [label for _, label in data]
-        prepared = [alone.at_own_height(alone.prepare(im)) for im in images]
-        probability = gate.probability(image_features(model.network, model, prepared))
+        probability = gate.probability(gate_features(alone, images))
         own = [r.text for r in alone.recognize(images, allow)]
         other = [r.text for r in pretrained.recognize(images, allow)]
         measured[name] = probability, own, other, labels, metric
