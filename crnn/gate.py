@@ -23,17 +23,24 @@ from torch import nn
 @dataclass(frozen=True)
 class DomainGate:
     """``p(domain) = sigmoid(coef . (features - mean) / scale + intercept)``; the line is in the domain at
-    ``p >= threshold`` (0.5 unless the adapt job chose a stricter one)."""
+    ``p >= threshold`` (0.5 unless the adapt job chose a stricter one).
+
+    A line placed outside is read by the pretrained model, but keeps the adapted reading when that reading's raw
+    confidence beats the pretrained one's by more than ``override_margin`` (None: never; see ``keeps_own``).
+    """
 
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
     threshold: float = 0.5
+    override_margin: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
             raise ValueError(f"a domain gate's threshold must be between 0 and 1, not {self.threshold}")
+        if self.override_margin is not None and not 0 <= self.override_margin < 1:
+            raise ValueError(f"a domain gate's override margin must be in [0, 1), not {self.override_margin}")
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """``(N, D)`` pooled features -> ``(N,)`` probabilities that each line belongs to the domain."""
@@ -43,17 +50,26 @@ class DomainGate:
     def in_domain(self, features: np.ndarray) -> np.ndarray:
         return self.probability(features) >= self.threshold
 
+    def keeps_own(self, own: float, pretrained: float) -> bool:
+        """For a line outside the domain: keep the adapted reading (raw confidence ``own``) rather than the
+        pretrained model's (``pretrained``)?"""
+        return self.override_margin is not None and own > pretrained + self.override_margin
+
     def to_dict(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
-                "intercept": float(self.intercept), "threshold": float(self.threshold)}
+                "intercept": float(self.intercept), "threshold": float(self.threshold),
+                "override_margin": None if self.override_margin is None else float(self.override_margin)}
 
     @classmethod
     def from_dict(cls, entry: dict[str, Any]) -> DomainGate:
         arrays = [np.asarray(entry[k], dtype=np.float64) for k in ("mean", "scale", "coef")]
         if not (arrays[0].ndim == 1 and all(a.shape == arrays[0].shape for a in arrays)):
             raise ValueError("a domain gate needs mean, scale and coef vectors of one length")
-        # Checkpoints before 2026-12-05 have no threshold: 0.5. (Code before then ignores it and routes at 0.5.)
-        return cls(*arrays, float(entry["intercept"]), float(entry.get("threshold", 0.5)))
+        # Checkpoints before 2026-12-05 have no threshold (0.5) and no override margin (None); code before then
+        # ignores both, routing at 0.5 with no override.
+        margin = entry.get("override_margin")
+        return cls(*arrays, float(entry["intercept"]), float(entry.get("threshold", 0.5)),
+                   None if margin is None else float(margin))
 
 
 def pooled_features(conv: torch.Tensor, frames: Sequence[int]) -> np.ndarray:

@@ -256,7 +256,10 @@ class Recognizer:
                 [prepared[i] for i in unsure], [allowlists[i] for i in unsure], [constraints[i] for i in unsure]
             )
             for i, other in zip(unsure, others):
-                results[i] = other if domain is not None else more_confident(results[i], other, self.fallback_below)
+                if self.gate is not None:  # outside: the pretrained reading unless ours is surer by the margin
+                    results[i] = results[i] if self.gate.keeps_own(results[i].confidence, other.confidence) else other
+                else:
+                    results[i] = more_confident(results[i], other, self.fallback_below)
         return results
 
     def _retry(

@@ -15,6 +15,7 @@ import torch
 from crnn import Recognizer
 from crnn.charset import ENGLISH_G2_ALPHABET, Charset
 from crnn.decode import Result
+from crnn.gate import DomainGate
 from crnn.preprocess import to_gray
 from crnn.weights import load_checkpoint, load_model, save_checkpoint
 from ocr.adapt import height as adapt_height
@@ -29,7 +30,7 @@ from ocr.adapt.data import (
     split_holdout,
 )
 from ocr.adapt.forgetting import GATE_LEAK, gate_leak, gated_drop
-from ocr.adapt.gate import CUT_GATE_THRESHOLD, GATE_THRESHOLD, fit_gate, gate_threshold
+from ocr.adapt.gate import CUT_GATE_THRESHOLD, GATE_THRESHOLD, OVERRIDE_MARGIN, fit_gate, gate_threshold
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
 from ocr.adapt.height import MIN_FRAMING_GAIN, ROW_CROPS, choose_height, choose_view
 from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, run_adapt
@@ -252,6 +253,12 @@ def test_a_gated_pair_keeps_its_own_readings_inside_the_domain_only() -> None:
     own = [Result("A", 0.2), Result("B", 0.99), Result("C", 0.5)]
     other = [Result("x", 1.0), Result("y", 0.1), Result("z", 0.4)]
     assert [r.text for r in routed(own, other, np.array([True, False, True]))] == ["A", "y", "C"]
+    # With a gate's override margin, a line outside keeps its own reading only when surer by more than the margin.
+    gate = DomainGate(np.zeros(2), np.ones(2), np.zeros(2), 0.0, 0.5, 0.5)
+    own = [Result("A", 0.99), Result("B", 0.99), Result("C", 0.7)]
+    other = [Result("x", 0.3), Result("y", 0.6), Result("z", 0.1)]
+    assert [r.text for r in routed(own, other, np.array([False, False, False]), gate)] == ["A", "y", "C"]
+    assert [r.text for r in routed(own, other, np.array([False, False, False]))] == ["x", "y", "z"]
 
 
 def _plate_like(rng: np.random.Generator, count: int) -> list[np.ndarray]:
@@ -287,6 +294,9 @@ def test_a_gate_keeps_images_like_its_domain_and_turns_general_words_away(loaded
     assert replace(middling, threshold=GATE_THRESHOLD).in_domain(probe_features).all()
     with pytest.raises(ValueError, match="between 0 and 1"):
         replace(strict, threshold=1.0)
+    assert gate.override_margin == strict.override_margin == OVERRIDE_MARGIN
+    with pytest.raises(ValueError, match="override margin"):
+        replace(strict, override_margin=1.0)
     assert gate_threshold(-0.1) == GATE_THRESHOLD  # edge rows added: general words keep their tops
 
 
@@ -425,9 +435,10 @@ def test_report_says_when_held_out_images_are_too_few_to_tell(tmp_path: Path) ->
     assert "too few to tell" in text and "--folds 4" in text and "McNemar p = 1" in text
     # A gated model's report names its gate's threshold and the leak floor that goes with it.
     gated = {**report, "selection": {**report["selection"], "fallback": True, "gate": {
-        "held_out_kept": 1.0, "probe_kept": 0.0, "threshold": CUT_GATE_THRESHOLD}}}
+        "held_out_kept": 1.0, "probe_kept": 0.0, "threshold": CUT_GATE_THRESHOLD, "override_margin": 0.2}}}
     text = render_markdown(gated)
     assert "domain probability under 0.9 to the pretrained" in text
+    assert "unless the adapted reading's confidence is higher by more than 0.2" in text
     assert f"at least {100 * GATE_LEAK[CUT_GATE_THRESHOLD]:.0f}% of the network's own estimate" in text
 
 

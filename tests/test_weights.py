@@ -189,16 +189,23 @@ def _constant_gate(logit: float) -> DomainGate:
     return DomainGate(zeros, np.ones(512), zeros, logit)
 
 
-def test_a_gated_checkpoint_routes_lines_outside_its_domain_to_the_pretrained_model(
-    tmp_path: Path, loaded_model
-) -> None:
+def _blank_reader(loaded_model) -> tuple[torch.nn.Module, dict]:
+    """A network that reads nothing, and is sure of it (confidence 1), with the checkpoint fields that pair it
+    with the pretrained model."""
     broken = copy.deepcopy(loaded_model.network)
-    with torch.no_grad():  # the adapted network reads nothing, however sure of itself
+    with torch.no_grad():
         broken.Prediction.weight.zero_()
         broken.Prediction.bias.zero_()
         broken.Prediction.bias[0] = 50.0
     common = dict(architecture="vgg_bilstm_ctc", alphabet=loaded_model.charset.alphabet, input_height=64,
                   normalization=loaded_model.normalization, provenance={}, case="upper", fallback=loaded_model)
+    return broken, common
+
+
+def test_a_gated_checkpoint_routes_lines_outside_its_domain_to_the_pretrained_model(
+    tmp_path: Path, loaded_model
+) -> None:
+    broken, common = _blank_reader(loaded_model)
     image = example_bytes(4)  # "recognition"
     texts = {}
     for name, logit in (("inside", 10.0), ("outside", -10.0)):
@@ -231,6 +238,36 @@ def test_a_gated_checkpoint_routes_lines_outside_its_domain_to_the_pretrained_mo
     with pytest.raises(ValueError, match="needs a fallback"):
         save_checkpoint(tmp_path / "x.pt", broken, gate=_constant_gate(1.0),
                         **{k: v for k, v in common.items() if k != "fallback"})
+
+
+def test_a_gate_keeps_the_adapted_reading_of_a_line_outside_only_when_it_is_surer_by_the_margin(
+    tmp_path: Path, loaded_model
+) -> None:
+    broken, common = _blank_reader(loaded_model)
+    image = example_bytes(4)  # "recognition": the pretrained model reads it, less than fully sure
+    pretrained = Recognizer(loaded_model, device="cpu", precision="fp32", calibrated=False).recognize([image])[0]
+    assert pretrained.text == "recognition" and pretrained.confidence < 0.99
+    outside = _constant_gate(-10.0)
+    texts = {}
+    for margin in (None, 0.0, 1.0 - pretrained.confidence + 0.005):
+        gate = replace(outside, override_margin=margin)
+        model = load_checkpoint(save_checkpoint(tmp_path / f"m{margin}.pt", broken, gate=gate, **common))
+        assert model.fallback is not None and model.fallback.gate is not None
+        assert model.fallback.gate.override_margin == margin
+        texts[margin] = Recognizer(model, device="cpu", precision="fp32").recognize([image])[0].text
+    # The blank reading (confidence 1) beats the pretrained one by less than the last margin: not kept there.
+    assert list(texts.values()) == ["RECOGNITION", "", "RECOGNITION"]
+    # A checkpoint from before the margin existed never overrides; a margin outside [0, 1) is malformed.
+    payload = torch.load(tmp_path / "m0.0.pt", weights_only=True)
+    del payload["fallback"]["gate"]["override_margin"]
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    assert old.fallback is not None and old.fallback.gate is not None and old.fallback.gate.override_margin is None
+    assert Recognizer(old, device="cpu", precision="fp32").recognize([image])[0].text == "RECOGNITION"
+    payload["fallback"]["gate"]["override_margin"] = -0.1
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(WeightsError, match="domain gate is malformed"):
+        load_checkpoint(tmp_path / "bad.pt")
 
 
 def test_corrupted_checkpoint_weights_are_detected(tmp_path: Path, loaded_model) -> None:

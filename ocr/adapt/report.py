@@ -17,6 +17,13 @@ from ocr.metrics import Interval, loose
 SIGNIFICANCE = 0.05
 
 
+def _override_text(gate: dict) -> str:
+    margin = gate.get("override_margin")
+    if margin is None:
+        return ""
+    return f", unless the adapted reading's confidence is higher by more than {margin} (raw scores)"
+
+
 def _margin_text(selection: dict) -> str:
     best, margin = selection.get("best_held_out"), selection.get("net_lines_better_than_1")
     if best is None or best == 1.0:
@@ -181,7 +188,7 @@ def render_markdown(r: dict) -> str:
     fallback = (
         f" With the gate: a logistic regression on the adapted network's own features, fitted on the labelled "
         f"images against rendered general text, sends lines it gives a domain probability under "
-        f"{gate.get('threshold', 0.5)} to the pretrained {r['base']['model']} (it kept "
+        f"{gate.get('threshold', 0.5)} to the pretrained {r['base']['model']}{_override_text(gate)} (it kept "
         f"{100 * gate.get('held_out_kept', 0):.0f}% of the held-out images and "
         f"{100 * gate.get('probe_kept', 0):.0f}% of the general-text probe with the adapted network)."
         if sel.get("fallback") else ""
@@ -263,7 +270,10 @@ def render_markdown(r: dict) -> str:
                f"{100 * PROBE_FLOOR:.1f}-point floor"
                + (f"; with the gate, at least {100 * gate_leak(gate.get('threshold', 0.5)):.0f}% of the network's "
                   "own estimate, as real "
-                  "words get past a gate fitted on rendered ones more often" if r["selection"].get("fallback") else "")
+                  "words get past a gate fitted on rendered ones more often"
+                  + (", and leaving out the adapted readings the gate's margin keeps for lines it turns away"
+                     if gate.get("override_margin") is not None else "")
+                  if r["selection"].get("fallback") else "")
                + "; docs/adapt.md compares the estimate with real words)."),
         ]
     lines += ["", "![learning curve](learning_curve.png)", ""]
