@@ -3,6 +3,7 @@ self-training inputs, a tiny real run, interruption safety, the refuse-if-worse 
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from dataclasses import replace
@@ -37,12 +38,21 @@ from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, r
 from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, is_better, render_markdown
 from ocr.adapt.scoring import Scorer, columns
-from ocr.adapt.train import BATCH_COLUMNS, MIN_BATCH, batch_size_for, interpolate, update_average
+from ocr.adapt.train import (
+    BATCH_COLUMNS,
+    MIN_BATCH,
+    TrainConfig,
+    TrainingDiverged,
+    batch_size_for,
+    fine_tune,
+    interpolate,
+    update_average,
+)
 from ocr.cli import main
 from ocr.datasets import DatasetError, open_dataset
 from ocr.lmdb_io import write_lmdb
 from ocr.metrics import bootstrap
-from tests.conftest import EXAMPLES, encode
+from tests.conftest import EXAMPLES, encode, example_bytes
 
 CHARSET = Charset(ENGLISH_G2_ALPHABET)
 
@@ -494,6 +504,30 @@ def test_interrupted_run_leaves_the_previous_model_intact(tmp_path: Path, monkey
         run_adapt(tiny_config(data, out), progress=False)
     assert (out / "model.pt").read_bytes() == b"previous model"
     assert not list(out.glob(".*.tmp"))
+
+
+def test_a_step_with_overflowing_gradients_is_skipped_not_taken(loaded_model) -> None:
+    network = copy.deepcopy(loaded_model.network)
+    line = to_gray(example_bytes(4))  # "recognition"
+    calls = []
+
+    def overflow_on_second_step(grad: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return torch.full_like(grad, float("inf")) if len(calls) == 2 else grad
+
+    network.Prediction.weight.register_hook(overflow_on_second_step)
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    config = TrainConfig(max_steps=3, batch_size=2, warmup_steps=1, seconds=600, lr=1e-3)
+    result = fine_tune(network, lambda rng: (line, "recognition"), lambda rng: (line, "recognition"), None, None,
+                       loaded_model.charset, 64, loaded_model.normalization, config, progress=False)
+    assert len(calls) == 3 and result.steps == 3
+    assert all(torch.isfinite(v).all() for v in result.state.values() if v.is_floating_point())
+    assert not torch.equal(result.state["Prediction.weight"], before["Prediction.weight"])  # steps 1 and 3 count
+    # Weights that end up non-finite anyway (here: an infinite learning rate) are refused with a clear error.
+    with pytest.raises(TrainingDiverged, match="training diverged by step 1"):
+        fine_tune(copy.deepcopy(loaded_model.network), lambda rng: (line, "recognition"), None, None, None,
+                  loaded_model.charset, 64, loaded_model.normalization,
+                  replace(config, max_steps=1, lr=float("inf")), progress=False)
 
 
 def test_a_worse_model_is_not_installed_unless_forced(tmp_path: Path, monkeypatch) -> None:

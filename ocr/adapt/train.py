@@ -78,6 +78,10 @@ class TrainConfig:
     average_share: float = 0.0
 
 
+class TrainingDiverged(ValueError):
+    """A fit whose weights are no longer finite numbers."""
+
+
 @dataclass
 class CurvePoint:
     step: int
@@ -267,8 +271,10 @@ def fine_tune(
             bar.update()
             continue  # a degenerate batch: skip it rather than poison the weights
         loss.backward()
-        nn.utils.clip_grad_norm_(network.parameters(), 5.0)
-        optimizer.step()
+        # bf16 gradients can overflow on a finite loss; clipping scales an infinite norm to NaN, and one step on
+        # those would make every weight NaN: skip the update instead.
+        if torch.isfinite(nn.utils.clip_grad_norm_(network.parameters(), 5.0)):
+            optimizer.step()
         if step == TIMING_STEPS:
             per_step = (time.perf_counter() - start) / step
             planned = max(TIMING_STEPS, min(config.max_steps, int(config.seconds / per_step)))
@@ -293,4 +299,7 @@ def fine_tune(
                 p.copy_(mean)
     network.eval().cpu()
     state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise TrainingDiverged(f"training diverged by step {step}: some weights are no longer finite numbers "
+                               "(try a lower --lr, or another --seed)")
     return TrainResult(state, step, time.perf_counter() - start, stopped, curve)
