@@ -515,6 +515,7 @@ def test_a_step_with_overflowing_gradients_is_skipped_not_taken(loaded_model) ->
         calls.append(1)
         return torch.full_like(grad, float("inf")) if len(calls) == 2 else grad
 
+    network.Prediction.weight.requires_grad_(True)  # the shared model's copy may come frozen by a Recognizer
     network.Prediction.weight.register_hook(overflow_on_second_step)
     before = {k: v.clone() for k, v in network.state_dict().items()}
     config = TrainConfig(max_steps=3, batch_size=2, warmup_steps=1, seconds=600, lr=1e-3)

@@ -481,8 +481,9 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
             net = network_w()
             gate = fit_gate(net, model, synthesis.domain_examples(), gate_general)
             gates[option.weight] = gate, gate.in_domain(probe.scorer.features(net))
-        # The gate's override (``DomainGate.keeps_own``) is left out here: the rendered probe shows it as a loss of
-        # 1-5 points on the plates models, where real words lost 0.1 at most (docs/adapt.md).
+        # The gate's override (``DomainGate.keeps_own``) is left out here: on the plates models the rendered probe
+        # shows it as up to 3 points more loss at its margin (6 at margin 0), where the real IIIT5K drop rose by 0.1
+        # at most (docs/adapt.md, "Keeping a surer adapted reading").
         return _texts(routed(readings, probe.pretrained, gates[option.weight][1]))
 
     def estimated_drop(option: Option) -> float:
