@@ -77,6 +77,8 @@ RECIPES: dict[str, dict] = {
     "bs8-lr4e-4": {"batch_size": 8, "lr": 4e-4},
     #: The default recipe with three times the time: about the steps 3 minutes buy on a CPU three times faster.
     "minutes9": {"max_minutes": 9.0},
+    #: Twice the default cap on steps per fit (digits reach 1,000 before the time is up).
+    "steps2000": {"max_steps": 2000},
     #: Moving averages of the weights (``average_share``); ema-half is today's default, last-weights the old one.
     "last-weights": {"average_share": 0.0},
     "ema": {"average_share": 0.2},
