@@ -5,7 +5,8 @@ pretrained one. The gate is a logistic regression on the line's pooled
 convolutional features (mean and spread over the line's frames, from the
 adapted network's own forward pass, so lines of the domain cost nothing
 extra); lines it places outside the domain are read by the pretrained model
-instead (see ``crnn.weights.Fallback``).
+too, whose reading is kept unless the adapted one is surer by more than the
+gate's override margin (see ``DomainGate.keeps_own`` and ``crnn.weights.Fallback``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from crnn.decode import Result
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,12 @@ class DomainGate:
     def in_domain(self, features: np.ndarray) -> np.ndarray:
         return self.probability(features) >= self.threshold
 
-    def keeps_own(self, own: float, pretrained: float) -> bool:
-        """For a line outside the domain: keep the adapted reading (raw confidence ``own``) rather than the
-        pretrained model's (``pretrained``)?"""
-        return self.override_margin is not None and own > pretrained + self.override_margin
+    def keeps_own(self, own: Result, pretrained: Result) -> bool:
+        """For a line outside the domain: keep the adapted reading ``own`` rather than the pretrained model's?
+        Only a reading with text, whose raw confidence is higher by more than the margin (an empty reading scores
+        its frames' blank probability, which says nothing about the line's text)."""
+        return (self.override_margin is not None and bool(own.text)
+                and own.confidence > pretrained.confidence + self.override_margin)
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),

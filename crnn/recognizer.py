@@ -257,7 +257,7 @@ class Recognizer:
             )
             for i, other in zip(unsure, others):
                 if self.gate is not None:  # outside: the pretrained reading unless ours is surer by the margin
-                    results[i] = results[i] if self.gate.keeps_own(results[i].confidence, other.confidence) else other
+                    results[i] = results[i] if self.gate.keeps_own(results[i], other) else other
                 else:
                     results[i] = more_confident(results[i], other, self.fallback_below)
         return results

@@ -64,7 +64,8 @@ class Fallback:
     """The pretrained model an adapted checkpoint falls back on.
 
     With a ``gate``, lines the gate places outside the adapted domain are read
-    by ``model`` instead (routing by what the line looks like). Without one,
+    by ``model`` too, and its reading replaces the adapted one unless the gate's
+    override margin keeps the adapted one (``DomainGate.keeps_own``). Without one,
     lines the adapted model reads with confidence below ``below`` are read by
     ``model`` too, and the more confident reading is kept (output-space
     ensembling). ``model.charset`` reads letters in the adapted model's case.
@@ -180,7 +181,7 @@ def save_checkpoint(
     ``row_crop`` how its inputs are framed (``crnn.preprocess.frame_rows``).
     ``fallback`` (a registered model) is recorded by name and SHA-256, not
     copied: lines read with confidence below ``fallback_below`` are read by it
-    too, or with a ``gate`` the lines it places outside the domain (see ``Fallback``).
+    too, or with a ``gate`` the lines it places outside the domain (see ``Fallback`` for which reading is kept).
     """
     if gate is not None and fallback is None:
         raise ValueError("a domain gate needs a fallback model to route the other lines to")

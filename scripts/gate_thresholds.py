@@ -78,7 +78,7 @@ def main() -> None:
             probability, own, other, labels, metric = measured[name]
             inside = probability >= t
             keeps = dataclasses.replace(gate, override_margin=m).keeps_own
-            s = score([a.text if k or keeps(a.confidence, b.confidence) else b.text
+            s = score([a.text if k or keeps(a, b) else b.text
                        for a, b, k in zip(own, other, inside)], labels)
             accuracy = s.exact if metric == "exact" else s.loose
             cells.append((float(np.mean(inside)), accuracy))

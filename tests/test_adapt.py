@@ -265,10 +265,11 @@ def test_a_gated_pair_keeps_its_own_readings_inside_the_domain_only() -> None:
     assert [r.text for r in routed(own, other, np.array([True, False, True]))] == ["A", "y", "C"]
     # With a gate's override margin, a line outside keeps its own reading only when surer by more than the margin.
     gate = DomainGate(np.zeros(2), np.ones(2), np.zeros(2), 0.0, 0.5, 0.5)
-    own = [Result("A", 0.99), Result("B", 0.99), Result("C", 0.7)]
-    other = [Result("x", 0.3), Result("y", 0.6), Result("z", 0.1)]
-    assert [r.text for r in routed(own, other, np.array([False, False, False]), gate)] == ["A", "y", "C"]
-    assert [r.text for r in routed(own, other, np.array([False, False, False]))] == ["x", "y", "z"]
+    own = [Result("A", 0.99), Result("B", 0.99), Result("C", 0.7), Result("", 1.0)]
+    other = [Result("x", 0.3), Result("y", 0.6), Result("z", 0.1), Result("w", 0.1)]
+    outside = np.array([False, False, False, False])
+    assert [r.text for r in routed(own, other, outside, gate)] == ["A", "y", "C", "w"]  # never an empty reading
+    assert [r.text for r in routed(own, other, outside)] == ["x", "y", "z", "w"]
 
 
 def _plate_like(rng: np.random.Generator, count: int) -> list[np.ndarray]:

@@ -189,14 +189,14 @@ def _constant_gate(logit: float) -> DomainGate:
     return DomainGate(zeros, np.ones(512), zeros, logit)
 
 
-def _blank_reader(loaded_model) -> tuple[torch.nn.Module, dict]:
-    """A network that reads nothing, and is sure of it (confidence 1), with the checkpoint fields that pair it
-    with the pretrained model."""
+def _sure_reader(loaded_model, char: str = "") -> tuple[torch.nn.Module, dict]:
+    """A network that reads ``char`` in every line (nothing by default), and is sure of it (confidence 1), with the
+    checkpoint fields that pair it with the pretrained model."""
     broken = copy.deepcopy(loaded_model.network)
     with torch.no_grad():
         broken.Prediction.weight.zero_()
         broken.Prediction.bias.zero_()
-        broken.Prediction.bias[0] = 50.0
+        broken.Prediction.bias[loaded_model.charset.encode(char)[0] if char else 0] = 50.0
     common = dict(architecture="vgg_bilstm_ctc", alphabet=loaded_model.charset.alphabet, input_height=64,
                   normalization=loaded_model.normalization, provenance={}, case="upper", fallback=loaded_model)
     return broken, common
@@ -205,7 +205,7 @@ def _blank_reader(loaded_model) -> tuple[torch.nn.Module, dict]:
 def test_a_gated_checkpoint_routes_lines_outside_its_domain_to_the_pretrained_model(
     tmp_path: Path, loaded_model
 ) -> None:
-    broken, common = _blank_reader(loaded_model)
+    broken, common = _sure_reader(loaded_model)  # reads nothing
     image = example_bytes(4)  # "recognition"
     texts = {}
     for name, logit in (("inside", 10.0), ("outside", -10.0)):
@@ -243,21 +243,26 @@ def test_a_gated_checkpoint_routes_lines_outside_its_domain_to_the_pretrained_mo
 def test_a_gate_keeps_the_adapted_reading_of_a_line_outside_only_when_it_is_surer_by_the_margin(
     tmp_path: Path, loaded_model
 ) -> None:
-    broken, common = _blank_reader(loaded_model)
+    x_reader, common = _sure_reader(loaded_model, "X")  # reads "X" in every line
     image = example_bytes(6)  # "$19.99": the pretrained model reads it, less than fully sure
     pretrained = Recognizer(loaded_model, device="cpu", precision="fp32", calibrated=False).recognize([image])[0]
     assert pretrained.text == "$19.99" and pretrained.confidence < 0.99
     outside = _constant_gate(-10.0)
     texts = {}
-    gap = 1.0 - pretrained.confidence  # how much surer the blank reading (confidence 1) is
+    gap = 1.0 - pretrained.confidence  # how much surer the adapted reading (confidence 1) is
     for margin in (None, 0.0, gap - 0.005, gap + 0.005):
         gate = replace(outside, override_margin=margin)
-        model = load_checkpoint(save_checkpoint(tmp_path / f"m{margin}.pt", broken, gate=gate, **common))
+        model = load_checkpoint(save_checkpoint(tmp_path / f"m{margin}.pt", x_reader, gate=gate, **common))
         assert model.fallback is not None and model.fallback.gate is not None
         assert model.fallback.gate.override_margin == margin
         texts[margin] = Recognizer(model, device="cpu", precision="fp32").recognize([image])[0].text
-    # The blank reading is kept while it is surer by more than the margin, and only then.
-    assert list(texts.values()) == ["$19.99", "", "", "$19.99"]
+    # The adapted reading is kept while it is surer by more than the margin, and only then.
+    assert list(texts.values()) == ["$19.99", "X", "X", "$19.99"]
+    # An empty reading is never kept, however sure: it says nothing about the line's text.
+    blank_reader, _ = _sure_reader(loaded_model)
+    blank = load_checkpoint(save_checkpoint(tmp_path / "blank.pt", blank_reader,
+                                            gate=replace(outside, override_margin=0.0), **common))
+    assert Recognizer(blank, device="cpu", precision="fp32").recognize([image])[0].text == "$19.99"
     # A checkpoint from before the margin existed never overrides; a margin outside [0, 1) is malformed.
     payload = torch.load(tmp_path / "m0.0.pt", weights_only=True)
     del payload["fallback"]["gate"]["override_margin"]

@@ -24,7 +24,7 @@ GATE_THRESHOLD = 0.5
 CUT_GATE_THRESHOLD = 0.9
 #: A line the gate turns away keeps the adapted reading when its raw confidence beats the pretrained reading's by
 #: more than this (``DomainGate.override_margin``). Chosen on the split-0 models: the smallest margin at which plates
-#: forget within 0.1 point of no override (IIIT5K drop 0.9 against 0.8; 3.3 at margin 0), while receipts read other
+#: forget within 0.1 point of no override (IIIT5K drop 0.9 against 0.8; 3.1 at margin 0), while receipts read other
 #: shops' lines better (0.678 -> 0.696) and forget less (0.5 -> -0.6); digits forget 0.4 points more (0.3 -> 0.7)
 #: and gain nothing, as their gate keeps every digit; docs/adapt.md, "Keeping a surer adapted reading".
 OVERRIDE_MARGIN = 0.2

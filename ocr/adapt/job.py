@@ -265,7 +265,7 @@ def routed(own: list[Result], pretrained: list[Result], inside: np.ndarray, gate
            ) -> list[Result]:
     """Readings as a gated pair gives them: its own inside the domain, the pretrained model's outside unless
     ``gate`` keeps its own there (``DomainGate.keeps_own``; no ``gate``: never)."""
-    return [a if keep or (gate is not None and gate.keeps_own(a.confidence, b.confidence)) else b
+    return [a if keep or (gate is not None and gate.keeps_own(a, b)) else b
             for a, b, keep in zip(own, pretrained, inside)]
 
 

@@ -267,13 +267,13 @@ def fine_tune(
         if anchors:
             loss = loss + config.l2_pull * sum(((p - a) ** 2).sum() for p, a in zip(params, anchors))
         optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            bar.update()
-            continue  # a degenerate batch: skip it rather than poison the weights
-        loss.backward()
-        # bf16 gradients can overflow on a finite loss; clipping scales an infinite norm to NaN, and one step on
-        # those would make every weight NaN: skip the update instead.
-        if torch.isfinite(nn.utils.clip_grad_norm_(network.parameters(), 5.0)):
+        # A degenerate batch (non-finite loss), or non-finite gradients on a finite loss (clipping scales an
+        # infinite norm to NaN), would make every weight NaN: skip the update, not the step's bookkeeping.
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            finite = bool(torch.isfinite(nn.utils.clip_grad_norm_(network.parameters(), 5.0)))
+        if finite:
             optimizer.step()
         if step == TIMING_STEPS:
             per_step = (time.perf_counter() - start) / step
@@ -281,13 +281,15 @@ def fine_tune(
         scheduler.step()
         if config.average_share and step >= config.warmup_steps:
             averaged = update_average(averaged, params, step - config.warmup_steps, config.average_share * planned)
-        losses.append(float(loss.detach()))
+        if finite:
+            losses.append(float(loss.detach()))
         bar.update()
         out_of_time = time.perf_counter() - start > config.seconds
         if evaluate and (step % config.eval_every == 0 or step == config.max_steps or out_of_time):
             network.eval()
             loose, cer = evaluate(network)
-            curve.append(CurvePoint(step, float(np.mean(losses[-config.eval_every :])), loose, cer))
+            recent = losses[-config.eval_every :]
+            curve.append(CurvePoint(step, float(np.mean(recent)) if recent else None, loose, cer))
             bar.set_postfix(loss=f"{curve[-1].loss:.3f}", held_loose=f"{loose:.3f}", held_cer=f"{cer:.3f}")
         if out_of_time:
             stopped = "time budget"
