@@ -74,10 +74,10 @@ def main() -> None:
     margins = [None if m.strip() == "none" else float(m) for m in args.margins.split(",")]
     for t, m in ((t, m) for t in map(float, args.thresholds.split(",")) for m in margins):
         cells = []
+        keeps = dataclasses.replace(gate, override_margin=m).keeps_own
         for name in ("IIIT5K", "unseen"):
             probability, own, other, labels, metric = measured[name]
             inside = probability >= t
-            keeps = dataclasses.replace(gate, override_margin=m).keeps_own
             s = score([a.text if k or keeps(a, b) else b.text
                        for a, b, k in zip(own, other, inside)], labels)
             accuracy = s.exact if metric == "exact" else s.loose
