@@ -24,6 +24,7 @@ from ocr.adapt.data import NORMALIZATIONS
 from ocr.adapt.height import ROW_CROPS
 from ocr.compare import CompareConfig
 from ocr.config import (
+    PSEUDO_FROM,
     AdaptConfig,
     BatchConfig,
     BenchConfig,
@@ -347,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--unlabeled", type=Path, metavar="DIR",
                        help="unlabelled domain images (a folder, or a labelled set whose labels are ignored): "
                        "confident readings become pseudo-labels for one round of self-training")
+    adapt.add_argument("--pseudo-from", choices=PSEUDO_FROM, default=AdaptConfig.pseudo_from,
+                       help="which fit reads the --unlabeled images: selection (default: the whole final fit trains "
+                       "on the pseudo-labels), final (the final fit's first half on the labelled images reads them "
+                       "for its second half) or both (the first half trains on the selection fit's pseudo-labels, "
+                       "then reads them again for the second)")
     adapt.add_argument("--height", type=_positive_int, metavar="PX",
                        help="input height the adapted model reads at (default: the pretrained model's, or three "
                        "quarters of it when the pretrained model reads the labelled images at least as well there)")
@@ -604,7 +610,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         synthetic_ratio=args.synthetic_ratio, allow=args.allow, device=args.device,
         normalize=tuple(args.normalize), general=args.general, preview=args.preview, force=args.force,
         batch_size=args.batch_size, lr=args.lr, case=args.case, max_forgetting=args.max_forgetting,
-        unlabeled=args.unlabeled, height=args.height, row_crop=args.row_crop,
+        unlabeled=args.unlabeled, pseudo_from=args.pseudo_from, height=args.height, row_crop=args.row_crop,
     )
     report = run_adapt(config, progress=sys.stderr.isatty())
     z, a = report["holdout"]["zero_shot"], report["holdout"]["adapted"]

@@ -133,6 +133,10 @@ class BatchConfig:
     detect: DetectOptions = DetectOptions()
 
 
+#: Which fit reads the ``--unlabeled`` images (``AdaptConfig.pseudo_from``).
+PSEUDO_FROM = ("selection", "final", "both")
+
+
 @dataclass(frozen=True)
 class AdaptConfig:
     """``ocr adapt``: the data, the recipe (defaults chosen by scripts/adapt_study.py) and the outputs."""
@@ -166,9 +170,11 @@ class AdaptConfig:
     unlabeled: Path | None = None
     #: Confidence a reading of an unlabelled image needs to become a pseudo-label.
     pseudo_confidence: float = 0.9
-    #: The selection fit reads the unlabelled images, so one final fit trains on labels and pseudo-labels (False:
-    #: the final fit's first half reads them and its second half adds them). Chosen on split 0 (docs/adapt.md).
-    pseudo_first: bool = True
+    #: Which fit reads the unlabelled images (``PSEUDO_FROM``): "selection" (one final fit trains on labels and
+    #: pseudo-labels), "final" (the final fit's first half reads them, its second half adds them) or "both" (the
+    #: selection fit's pseudo-labels join the first half, whose weights read them again for the second half).
+    #: Chosen on split 0 (docs/adapt.md).
+    pseudo_from: str = "selection"
     #: Weight of the L2 pull toward the pretrained weights during fine-tuning (0: none).
     l2_pull: float = 0.0
     #: Install a moving average of the weights over about this share of each fit's steps (0: the last weights).

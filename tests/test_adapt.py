@@ -48,7 +48,7 @@ from ocr.adapt.train import (
     interpolate,
     update_average,
 )
-from ocr.cli import main
+from ocr.cli import build_parser, main
 from ocr.datasets import DatasetError, open_dataset
 from ocr.lmdb_io import write_lmdb
 from ocr.metrics import bootstrap
@@ -387,9 +387,10 @@ def test_domain_only_installs_the_network_alone(tmp_path: Path) -> None:
     assert load_model("m", directory=tmp_path).fallback is None
 
 
-@pytest.mark.parametrize(("min_confidence", "pseudo_first"), [(0.0, False), (1.5, False), (0.0, True)])
+@pytest.mark.parametrize(("min_confidence", "pseudo_from"),
+                         [(0.0, "final"), (1.5, "final"), (0.0, "selection"), (0.0, "both")])
 def test_tiny_run_with_unlabelled_images_self_trains(
-    tmp_path: Path, min_confidence: float, pseudo_first: bool, monkeypatch
+    tmp_path: Path, min_confidence: float, pseudo_from: str, monkeypatch
 ) -> None:
     data = copy_examples(tmp_path)
     out = tmp_path / "models" / "self"
@@ -400,15 +401,31 @@ def test_tiny_run_with_unlabelled_images_self_trains(
         return fit_gate(network, base, domain, general)
 
     monkeypatch.setattr(adapt_job, "fit_gate", recording_fit_gate)
+    pseudo_per_fit: list[int] = []
+    real_fit = adapt_job._fit
+
+    def recording_fit(*args, extra=(), **kwargs):
+        pseudo_per_fit.append(len(extra))
+        return real_fit(*args, extra=extra, **kwargs)
+
+    monkeypatch.setattr(adapt_job, "_fit", recording_fit)
     report = run_adapt(tiny_config(data, out, force=True, unlabeled=EXAMPLES, pseudo_confidence=min_confidence,
-                                   pseudo_first=pseudo_first, max_minutes=10.0), progress=False)  # steps end fits
+                                   pseudo_from=pseudo_from, max_minutes=10.0), progress=False)  # steps end fits
     st = report["self_training"]
     assert st["read"] == 8
-    assert st["read_by"] == ("selection" if pseudo_first else "final")
+    assert st["read_by"] == pseudo_from
     assert 0 < st["kept"] <= 8 if min_confidence < 1 else st["kept"] == 0
     # Both halves of the final fit run (3 steps each), also when no reading is confident enough to keep; read by
-    # the selection fit, the pseudo-labels join a single final fit.
-    assert report["training"]["steps"] == (3 if pseudo_first else 6)
+    # the selection fit only, the pseudo-labels join a single final fit.
+    assert report["training"]["steps"] == (3 if pseudo_from == "selection" else 6)
+    # Which fits trained on pseudo-labels: the selection fit never; the final fit, or its halves, as ordered.
+    kept = st["kept"]
+    assert pseudo_per_fit[0] == 0
+    assert pseudo_per_fit[1:] == {"selection": [kept], "final": [0, kept]}.get(pseudo_from, pseudo_per_fit[1:])
+    if pseudo_from == "both":
+        assert len(pseudo_per_fit) == 3 and pseudo_per_fit[1] == st["kept_by_selection"] > 0
+        assert pseudo_per_fit[2] == kept
+        assert f"selection fit's {st['kept_by_selection']} pseudo-labels" in (out / "report.md").read_text()
     assert "Self-training" in (out / "report.md").read_text()
     # Every pseudo-label is listed for the user to check: an unlabelled image's name, its reading, its confidence.
     rows = [line.split("\t") for line in (out / st["file"]).read_text().splitlines()[1:]]
@@ -631,6 +648,16 @@ def test_run_with_framing_installs_a_model_whose_fallback_reads_the_whole_image(
     assert seen["fallback"][0] == (64, 192)  # the whole image
     with pytest.raises(ValueError, match="--row-crop"):
         run_adapt(tiny_config(copy_examples(tmp_path / "x"), tmp_path / "bad", row_crop=0.4), progress=False)
+
+
+def test_an_unknown_pseudo_label_order_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="pseudo_from must be one of selection, final, both"):
+        run_adapt(tiny_config(copy_examples(tmp_path / "x"), tmp_path / "bad", unlabeled=EXAMPLES,
+                              pseudo_from="first"), progress=False)
+    assert build_parser().parse_args(["adapt", "d", "--pseudo-from", "both"]).pseudo_from == "both"
+    assert build_parser().parse_args(["adapt", "d"]).pseudo_from == "selection"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["adapt", "d", "--pseudo-from", "first"])
 
 
 def test_run_at_a_smaller_height_installs_a_model_whose_fallback_reads_at_its_own(tmp_path: Path) -> None:

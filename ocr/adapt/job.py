@@ -17,7 +17,7 @@ The recipe, chosen by ``scripts/adapt_study.py`` (see docs/adapt.md):
 3. the installed model is fit once more, from the selection fit's weights,
    on every labelled image in the rest of the time (with ``--unlabeled``, the
    selection fit's confident readings of the unlabelled images join them as
-   pseudo-labels);
+   pseudo-labels; see ``AdaptConfig.pseudo_from`` for the other orders);
 4. from the candidate weight down, each weight alone and then with the
    pretrained model as a gated fallback (a domain gate on the adapted
    network's own features sends lines unlike the labelled images to the
@@ -67,7 +67,7 @@ from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
 from ocr.adapt.report import compare_paired, framing_words, is_better, plain, plot_curve, preview_grid, write_report
 from ocr.adapt.scoring import Scorer, columns
 from ocr.adapt.train import BATCH_COLUMNS, TrainConfig, TrainResult, batch_size_for, fine_tune, interpolate
-from ocr.config import AdaptConfig
+from ocr.config import PSEUDO_FROM, AdaptConfig
 from ocr.datasets import DatasetError
 from ocr.metrics import bootstrap, net_lines_better, score
 
@@ -288,7 +288,7 @@ def _self_training_report(config: AdaptConfig, read: int, pseudo: list[tuple[Lab
     _log(f"adapt: self-training with {len(pseudo)} of {read} unlabelled images read with confidence >= "
          f"{config.pseudo_confidence}")
     return {"source": str(config.unlabeled), "read": read, "kept": len(pseudo),
-            "min_confidence": config.pseudo_confidence, "read_by": "selection" if config.pseudo_first else "final",
+            "min_confidence": config.pseudo_confidence, "read_by": config.pseudo_from,
             "file": PSEUDO_LABELS}
 
 
@@ -308,6 +308,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         raise ValueError(f"--height must be at least {MIN_HEIGHT}")
     if config.row_crop is not None and not -MAX_ROW_PAD <= config.row_crop <= MAX_ROW_CROP:
         raise ValueError(f"--row-crop must be between {-MAX_ROW_PAD} and {MAX_ROW_CROP}")
+    if config.pseudo_from not in PSEUDO_FROM:
+        raise ValueError(f"pseudo_from must be one of {', '.join(PSEUDO_FROM)}, not {config.pseudo_from!r}")
     device = resolve_device(config.device)
     base = load_model(config.base_model)
     samples = load_labelled(config.data, base.charset, config.normalize, warn=_log)
@@ -437,11 +439,11 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     # 2. The installed model: every labelled image (and confident pseudo-labels), in the time left.
     self_training: dict | None = None
     pseudo: list[tuple[LabelledImage, float]] = []
-    if unlabelled and config.pseudo_first:
-        # Read by the selection fit, so that the whole final fit trains on the pseudo-labels too.
+    if unlabelled and config.pseudo_from != "final":
+        # Read by the selection fit, so that the whole final fit (with "both", its first half) trains on them too.
         pseudo = _pseudo_labels(config, model, _network(base, tuned), charset, unlabelled)
         self_training = _self_training_report(config, len(unlabelled), pseudo)
-    two_fits = bool(unlabelled) and not config.pseudo_first
+    two_fits = bool(unlabelled) and config.pseudo_from != "selection"
     unlabelled_probes = (columns([im.gray for im in unlabelled], height, model.row_crop) / max(1, probe.columns)
                          if two_fits else 0.0)
     after_fit = after_final_fit_seconds(gate_seconds, probe.adapted_read_seconds, unlabelled_probes)
@@ -453,16 +455,21 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
                                           progress, tuned if config.warm_start else None,
                                           extra=[im for im, _ in pseudo])
     if two_fits:
+        # The first half's weights read them (again): a better reader than the selection fit, which saw fewer
+        # labelled images and fewer steps.
+        first_kept = len(pseudo) if config.pseudo_from == "both" else None
         pseudo = _pseudo_labels(config, model, _network(base, tuned), charset, unlabelled)
         self_training = _self_training_report(config, len(unlabelled), pseudo)
-        # Continuing from the labelled fit's weights: restarting from the pretrained ones threw that fit away
+        if first_kept is not None:
+            self_training["kept_by_selection"] = first_kept
+        # Continuing from the first half's weights: restarting from the pretrained ones threw that fit away
         # (it lost 5 points on plates split 1 of an earlier round; docs/adapt.md). With no confident reading the
         # labelled images alone fill the second half, so its time is never left unused.
-        labelled_half = final_result
+        first_half = final_result
         tuned, final_result, _ = _fit(config, model, device, fonts, everything, charset, None,
                                       final_config, progress, tuned, extra=[im for im, _ in pseudo])
-        final_result = replace(final_result, steps=labelled_half.steps + final_result.steps,
-                               seconds=labelled_half.seconds + final_result.seconds)
+        final_result = replace(final_result, steps=first_half.steps + final_result.steps,
+                               seconds=first_half.seconds + final_result.seconds)
 
     # 3. Interpolation weight and fallback: from the candidate down until the estimated forgetting fits.
     probe_readings: dict[float, list[Result]] = {}

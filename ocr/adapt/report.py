@@ -236,12 +236,13 @@ def render_markdown(r: dict) -> str:
                      else " (`--row-crop`); its fallback, the pretrained model, reads them whole.")]
     st = r.get("self_training")
     if st:
+        reader = {"selection": "the selection fit",
+                  "both": "the final fit's first half (which had trained on the selection fit's "
+                          f"{st.get('kept_by_selection', 0)} pseudo-labels)"}.get(st.get("read_by"),
+                                                                                  "the labelled half of the final fit")
         lines += ["", f"Self-training: {st['kept']} of {st['read']} unlabelled images from `{st['source']}` read "
-                  f"with confidence >= {st['min_confidence']} "
-                  + ("by the selection fit" if st.get("read_by") == "selection"
-                     else "by the labelled half of the final fit")
-                  + " were added as pseudo-labels for the installed model's fit (the held-out figures above come from "
-                  "the selection fit, without them)."
+                  f"with confidence >= {st['min_confidence']} by {reader} were added as pseudo-labels for the "
+                  "installed model's fit (the held-out figures above come from the selection fit, without them)."
                   + (f" Each one, with its confidence, is in `{st['file']}`." if st.get("file") else "")]
     folds = r["holdout"].get("folds")
     if folds:
