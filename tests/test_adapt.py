@@ -540,6 +540,15 @@ def test_a_step_with_overflowing_gradients_is_skipped_not_taken(loaded_model) ->
     assert len(calls) == 3 and result.steps == 3
     assert all(torch.isfinite(v).all() for v in result.state.values() if v.is_floating_point())
     assert not torch.equal(result.state["Prediction.weight"], before["Prediction.weight"])  # steps 1 and 3 count
+    # Overflowing on every step: no update is taken, and the learning curve has no loss to show (not a crash).
+    always = copy.deepcopy(loaded_model.network)
+    always.Prediction.weight.requires_grad_(True)
+    always.Prediction.weight.register_hook(lambda grad: torch.full_like(grad, float("inf")))
+    result = fine_tune(always, lambda rng: (line, "recognition"), None, lambda net: (0.5, 0.5), None,
+                       loaded_model.charset, 64, loaded_model.normalization,
+                       replace(config, max_steps=2, eval_every=1), progress=False)
+    assert [(p.step, p.loss) for p in result.curve] == [(0, None), (1, None), (2, None)]
+    assert torch.equal(result.state["Prediction.weight"], before["Prediction.weight"])
     # Weights that end up non-finite anyway (here: an infinite learning rate) are refused with a clear error.
     with pytest.raises(TrainingDiverged, match="training diverged by step 1"):
         fine_tune(copy.deepcopy(loaded_model.network), lambda rng: (line, "recognition"), None, None, None,

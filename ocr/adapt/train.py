@@ -290,7 +290,8 @@ def fine_tune(
             loose, cer = evaluate(network)
             recent = losses[-config.eval_every :]
             curve.append(CurvePoint(step, float(np.mean(recent)) if recent else None, loose, cer))
-            bar.set_postfix(loss=f"{curve[-1].loss:.3f}", held_loose=f"{loose:.3f}", held_cer=f"{cer:.3f}")
+            shown = "-" if curve[-1].loss is None else f"{curve[-1].loss:.3f}"  # None: no update yet had a finite loss
+            bar.set_postfix(loss=shown, held_loose=f"{loose:.3f}", held_cer=f"{cer:.3f}")
         if out_of_time:
             stopped = "time budget"
             break
