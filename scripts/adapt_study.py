@@ -19,6 +19,7 @@ Sets (from ../shared/data):
             (inverted to dark on light, 4-pixel white border)
   mnist28   the same split as mnist, but the images as MNIST ships them: 28x28, white on black (the issue's
             "80 digits as 28x28 PNGs")
+  mnist-K   the mnist set with K digits per class instead of 8 (mnist-16: 160 labelled digits; mnist-8 is mnist)
   receipts  sroie_receipt_lines_part1: up to 80 lines of two receipts / every line of the others (loose)
 """
 
@@ -143,7 +144,9 @@ def make_split(name: str, seed: int, out: Path) -> Split:
         _write_folder(folder / "adapt", lines[:80])
         unseen = [row for receipt in sorted(by_receipt) if receipt not in chosen for row in by_receipt[receipt]]
         return Split(f"receipts({'+'.join(chosen)})", folder / "adapt", _read(unseen), None, "loose")
-    if name in ("mnist", "mnist28"):
+    per_class = {"mnist": 8, "mnist28": 8}.get(name) or (
+        int(name[6:]) if name.startswith("mnist-") and name[6:].isdigit() else None)
+    if per_class:
         samples = list(open_dataset(DATA / "mnist_t10k_first5000"))
         if name == "mnist28":  # undo ocr.datasets' inversion and border: the digits as MNIST ships them
             samples = [replace(s, image=255 - np.asarray(s.image, dtype=np.uint8)[DIGIT_BORDER:-DIGIT_BORDER,
@@ -152,7 +155,7 @@ def make_split(name: str, seed: int, out: Path) -> Split:
         by_digit = defaultdict(list)
         for i, s in enumerate(samples):
             by_digit[s.label].append(i)
-        picked = {i for digit in sorted(by_digit) for i in rng.sample(by_digit[digit], 8)}
+        picked = {i for digit in sorted(by_digit) for i in rng.sample(by_digit[digit], per_class)}
         images = folder / "adapt" / "images"
         images.mkdir(parents=True, exist_ok=True)
         rows = []
