@@ -155,6 +155,10 @@ def make_split(name: str, seed: int, out: Path) -> Split:
         by_digit = defaultdict(list)
         for i, s in enumerate(samples):
             by_digit[s.label].append(i)
+        fewest = min(len(v) for v in by_digit.values())
+        if per_class >= fewest:
+            raise SystemExit(f"{name}: at most {fewest - 1} digits a class can be labelled (the rarest digit has "
+                             f"{fewest})")
         picked = {i for digit in sorted(by_digit) for i in rng.sample(by_digit[digit], per_class)}
         images = folder / "adapt" / "images"
         images.mkdir(parents=True, exist_ok=True)

@@ -33,3 +33,9 @@ def test_mnist_splits_label_k_digits_a_class_and_keep_the_rest_unseen(
 def test_an_unknown_set_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown set 'mnist-x'"):
         adapt_study.make_split("mnist-x", 1, tmp_path)
+
+
+def test_more_digits_a_class_than_the_rarest_digit_has_are_refused(tmp_path: Path) -> None:
+    shared_set("mnist_t10k_first5000")
+    with pytest.raises(SystemExit, match="at most 455 digits a class"):
+        adapt_study.make_split("mnist-456", 1, tmp_path)
