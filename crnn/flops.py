@@ -19,9 +19,9 @@ def _lstm_flops(network: nn.Module, frames: int) -> int:
     return total
 
 
-def forward_flops(network: nn.Module, height: int, width: int) -> int:
-    """FLOPs (multiply and add counted separately) for one ``1 x height x width`` image."""
+def forward_flops(network: nn.Module, height: int, width: int, channels: int = 1) -> int:
+    """FLOPs (multiply and add counted separately) for one ``channels x height x width`` image."""
     device = next(network.parameters()).device
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        logits = network(torch.zeros(1, 1, height, width, device=device))
+        logits = network(torch.zeros(1, channels, height, width, device=device))
     return int(counter.get_total_flops()) + _lstm_flops(network, logits.shape[1])

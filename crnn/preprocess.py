@@ -94,12 +94,13 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 
 
 def _composite_on_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    a = alpha.astype(np.float32) / 255.0
+    a = alpha.astype(np.float32) / 255.0  # (H, W) for grey, (H, W, 1) for colour
     return (color.astype(np.float32) * a + 255.0 * (1.0 - a)).round().astype(np.uint8)
 
 
-def array_to_gray(array: np.ndarray) -> np.ndarray:
-    """Any image array (H, W), (H, W, 1|2|3|4), any numeric dtype, RGB order -> uint8 grey (H, W).
+def array_to_pixels(array: np.ndarray, channels: int = 1) -> np.ndarray:
+    """Any image array (H, W), (H, W, 1|2|3|4), any numeric dtype, RGB order -> uint8 grey (H, W) when
+    ``channels`` is 1, RGB (H, W, 3) when it is 3 (grey images repeated in every channel).
 
     Transparent pixels are composited onto white.
     """
@@ -110,32 +111,42 @@ def array_to_gray(array: np.ndarray) -> np.ndarray:
         raise InvalidImageError("bad_array", f"unsupported image array shape {array.shape}")
     check_dimensions(int(array.shape[1]), int(array.shape[0]))
     array = _to_uint8(array)
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, not {channels}")
     if array.ndim == 2:
-        return np.ascontiguousarray(array)
-    channels = array.shape[2]
-    if channels == 2:
-        return _composite_on_white(array[:, :, 0], array[:, :, 1])
-    gray = cv2.cvtColor(np.ascontiguousarray(array[:, :, :3]), cv2.COLOR_RGB2GRAY)
-    if channels == 4:
-        gray = _composite_on_white(gray, array[:, :, 3])
-    return gray
+        array = np.ascontiguousarray(array)
+        return array if channels == 1 else cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
+    if array.shape[2] == 2:  # grey + alpha
+        gray = _composite_on_white(array[:, :, 0], array[:, :, 1])
+        return gray if channels == 1 else cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+    color = np.ascontiguousarray(array[:, :, :3])
+    if channels == 1:
+        gray = cv2.cvtColor(color, cv2.COLOR_RGB2GRAY)
+        return _composite_on_white(gray, array[:, :, 3]) if array.shape[2] == 4 else gray
+    return _composite_on_white(color, array[:, :, 3:]) if array.shape[2] == 4 else color
 
 
-def _pil_to_gray(image: Image.Image) -> np.ndarray:
+def array_to_gray(array: np.ndarray) -> np.ndarray:
+    """Any image array (see :func:`array_to_pixels`) -> uint8 grey (H, W)."""
+    return array_to_pixels(array, 1)
+
+
+def _pil_to_pixels(image: Image.Image, channels: int) -> np.ndarray:
     image = ImageOps.exif_transpose(image) if "exif" in image.info else image
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return array_to_gray(np.array(image, dtype=np.uint16))
+        return array_to_pixels(np.array(image, dtype=np.uint16), channels)
     if image.mode in ("I", "F"):
-        return array_to_gray(np.array(image))
+        return array_to_pixels(np.array(image), channels)
     if image.mode not in ("L", "LA", "RGB", "RGBA"):
         image = image.convert("RGBA" if image.mode in ("PA", "La", "RGBa") else "RGB")
-    return array_to_gray(np.asarray(image))
+    return array_to_pixels(np.asarray(image), channels)
 
 
-def decode_bytes(data: bytes | bytearray | memoryview) -> np.ndarray:
-    """Decode an encoded image file (PNG, JPEG, BMP, TIFF, WebP, GIF ...) to uint8 grey."""
+def decode_bytes(data: bytes | bytearray | memoryview, channels: int = 1) -> np.ndarray:
+    """Decode an encoded image file (PNG, JPEG, BMP, TIFF, WebP, GIF ...) to uint8 grey, or RGB with
+    ``channels=3``."""
     if len(data) == 0:
         raise InvalidImageError("empty", "image is empty (0 bytes)")
     try:
@@ -152,10 +163,10 @@ def decode_bytes(data: bytes | bytearray | memoryview) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if image.format == "JPEG" and image.mode in ("RGB", "YCbCr"):
+            if channels == 1 and image.format == "JPEG" and image.mode in ("RGB", "YCbCr"):
                 image.draft("L", image.size)  # decode the luma plane only; same size
             image.load()
-            return _pil_to_gray(image)
+            return _pil_to_pixels(image, channels)
     except InvalidImageError:
         raise
     except Exception as exc:  # truncated or corrupt pixel data
@@ -163,16 +174,21 @@ def decode_bytes(data: bytes | bytearray | memoryview) -> np.ndarray:
         raise InvalidImageError("undecodable", f"image data is corrupt or truncated ({detail})") from exc
 
 
-def to_gray(image: ImageInput) -> np.ndarray:
-    """Encoded bytes, a numpy array or a PIL image -> uint8 grey (H, W)."""
+def to_pixels(image: ImageInput, channels: int = 1) -> np.ndarray:
+    """Encoded bytes, a numpy array or a PIL image -> uint8 grey (H, W), or RGB (H, W, 3) with ``channels=3``."""
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return decode_bytes(image)
+        return decode_bytes(image, channels)
     if isinstance(image, Image.Image):
         check_dimensions(*image.size)
-        return _pil_to_gray(image)
+        return _pil_to_pixels(image, channels)
     if isinstance(image, np.ndarray):
-        return array_to_gray(image)
+        return array_to_pixels(image, channels)
     raise InvalidImageError("bad_array", f"cannot read an image from a {type(image).__name__}")
+
+
+def to_gray(image: ImageInput) -> np.ndarray:
+    """Encoded bytes, a numpy array or a PIL image -> uint8 grey (H, W)."""
+    return to_pixels(image, 1)
 
 
 def resized_width(width: int, height: int, target_height: int) -> int:
@@ -181,8 +197,8 @@ def resized_width(width: int, height: int, target_height: int) -> int:
 
 
 def resize_to_height(gray: np.ndarray, target_height: int) -> np.ndarray:
-    """Scale a grey image to ``target_height`` rows keeping its aspect ratio."""
-    height, width = gray.shape
+    """Scale a grey (or colour) image to ``target_height`` rows keeping its aspect ratio."""
+    height, width = gray.shape[:2]
     new_width = resized_width(width, height, target_height)
     if (new_width, target_height) == (width, height):
         return gray
@@ -216,10 +232,10 @@ def framed_height(target_height: int, row_crop: float) -> int:
     return max(target_height, math.ceil(target_height / (1.0 - 2.0 * row_crop))) if row_crop > 0 else target_height
 
 
-def prepare(image: ImageInput, target_height: int, row_crop: float = 0.0) -> PreparedImage:
-    """Decode, frame (``frame_rows``) and resize one image; raises ``InvalidImageError`` with the reason if it
-    can't."""
-    gray = to_gray(image)
+def prepare(image: ImageInput, target_height: int, row_crop: float = 0.0, channels: int = 1) -> PreparedImage:
+    """Decode (grey, or RGB with ``channels=3``), frame (``frame_rows``) and resize one image; raises
+    ``InvalidImageError`` with the reason if it can't."""
+    gray = to_pixels(image, channels)
     return PreparedImage(resize_to_height(frame_rows(gray, row_crop), target_height), gray.shape[1], gray.shape[0])
 
 
@@ -228,22 +244,38 @@ def bucket_width(width: int, step: int = BUCKET_STEP) -> int:
     return max(step, math.ceil(width / step) * step)
 
 
-def pad_right(pixels: np.ndarray, width: int) -> np.ndarray:
-    """Pad to ``width`` columns on the right by repeating the last column."""
+def padded_width(width: int, normalization: Normalization) -> int:
+    """The width an image ``width`` pixels wide is run at: its bucket, and at least the model's ``min_width``."""
+    return max(bucket_width(width), normalization.min_width)
+
+
+def pad_right(pixels: np.ndarray, width: int, value: float | None = None) -> np.ndarray:
+    """Pad to ``width`` columns on the right by repeating the last column, or with ``value``."""
     missing = width - pixels.shape[1]
     if missing < 0:
         raise ValueError(f"cannot pad an image {pixels.shape[1]} wide to {width}")
     if missing == 0:
         return pixels
-    return np.pad(pixels, ((0, 0), (0, missing)), mode="edge")
+    spec = ((0, 0), (0, missing), *((0, 0),) * (pixels.ndim - 2))
+    return np.pad(pixels, spec, mode="edge") if value is None else np.pad(pixels, spec, constant_values=value)
 
 
 def stack_batch(pixels: Sequence[np.ndarray], width: int, normalization: Normalization) -> np.ndarray:
-    """Pad every grey image to ``width``, normalise and stack: ``(N, 1, H, width)`` float32.
+    """Pad every image to ``width``, normalise and stack: ``(N, C, H, width)`` float32, with C and the channel
+    order the model's (``Normalization.channels``, ``.bgr``); grey images are repeated into every channel.
 
     The one batch layout for inference and training.
     """
-    return np.stack([normalize(pad_right(p, width), normalization) for p in pixels])[:, None]
+    pad = normalization.pad_value
+    batch = np.stack([pad_right(normalize(p, normalization), width, pad) if pad is not None
+                      else normalize(pad_right(p, width), normalization) for p in pixels])
+    if batch.ndim == 3:  # grey (N, H, W)
+        batch = batch[:, None]
+        return batch if normalization.channels == 1 else np.repeat(batch, normalization.channels, axis=1)
+    if normalization.channels == 1:
+        raise ValueError("colour pixels for a model that reads grey")
+    batch = batch.transpose(0, 3, 1, 2)  # (N, 3, H, W), RGB
+    return np.ascontiguousarray(batch[:, ::-1] if normalization.bgr else batch)
 
 
 def normalize(pixels: np.ndarray, normalization: Normalization) -> np.ndarray:

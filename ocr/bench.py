@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from crnn import InvalidImageError, Recognizer
 from crnn.flops import forward_flops
-from crnn.preprocess import PreparedImage, bucket_width
+from crnn.preprocess import PreparedImage
 from crnn.weights import load_model
 from ocr.config import BenchConfig
 from ocr.datasets import open_dataset
@@ -67,9 +67,10 @@ def run_bench(config: BenchConfig, out: TextIO | None = None) -> list[BenchRow]:
     flop_cache: dict[int, int] = {}
     total_flops = 0
     for crop in crops:
-        width = bucket_width(crop.width)
+        width = baseline.padded_width(crop.width)
         if width not in flop_cache:
-            flop_cache[width] = forward_flops(baseline.network, baseline.input_height, width)
+            flop_cache[width] = forward_flops(baseline.network, baseline.input_height, width,
+                                              baseline.model.normalization.channels)
         total_flops += flop_cache[width]
     for rec in recognizers.values():  # warm-up: one-off allocations and kernel selection
         rec.recognize_prepared(crops[: min(len(crops), 64)])

@@ -9,7 +9,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from crnn import Recognizer, Result
-from crnn.preprocess import PreparedImage, bucket_width
+from crnn.preprocess import PreparedImage
 from server.batcher import BatcherConfig, Clock, DynamicBatcher
 from server.contract import ReadOptions
 from server.metrics import Metrics
@@ -73,7 +73,7 @@ class ModelWorker:
     ) -> list[Result]:
         """Queue a request's images (all or none) and wait for every reading."""
         futures = self.batcher.submit_many(
-            [(WorkItem(image, options), bucket_width(image.width)) for image in images], deadline
+            [(WorkItem(image, options), self.recognizer.padded_width(image.width)) for image in images], deadline
         )
         self._metrics.queue_depth.labels(self.name).set(self.batcher.depth)
         try:

@@ -1,0 +1,188 @@
+"""The PP-OCRv6 small recogniser: our module against ONNX Runtime on the same tensors, its weights path, its
+alphabet, and reading through the project's own path.
+
+Tests that need the wheel's ONNX file (``rapidocr``) or ONNX Runtime skip without them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from itertools import islice
+
+import numpy as np
+import pytest
+import torch
+
+from crnn import Recognizer
+from crnn.decode import greedy_decode
+from crnn.errors import InvalidAllowlistError, InvalidImageError, WeightsError
+from crnn.lcnet_svtr import LCNetSVTR
+from crnn.preprocess import stack_batch
+from crnn.specs import MODEL_SPECS, Normalization
+from crnn.weights import load_model, load_verified_weights
+from ocr.datasets import open_dataset
+from tests.conftest import SHARED_DATA, example_bytes
+
+SPEC = MODEL_SPECS["ppocrv6_small"]
+SETS = [
+    "iiit5k_test_even_scenes", "iiit5k_train_even_scenes", "svt_cs_train", "cute80_cs", "openalpr_us_plates_part1",
+    "openalpr_endtoend_plate_crops_part1", "sroie_receipt_lines_part1", "uw3_lines_calamari_train",
+    "mnist_t10k_first5000",
+]
+#: Crops per shared set in the suite's parity check; scripts/model_parity.py runs every crop.
+PARITY_CROPS = 24
+
+
+def _weights_file():
+    pytest.importorskip("rapidocr", reason="the PP-OCRv6 weights ship in the rapidocr wheel")
+    return SPEC.weights_file()
+
+
+@pytest.fixture(scope="module")
+def ppocr() -> Recognizer:
+    _weights_file()
+    return Recognizer("ppocrv6_small", device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def module() -> torch.nn.Module:
+    """Our module as loaded (the recogniser's copy runs channels-last, whose fp32 sums differ by up to 2e-4 on
+    the widest lines: scripts/model_parity.py measures both)."""
+    _weights_file()
+    return load_model("ppocrv6_small").network.eval()
+
+
+@pytest.fixture(scope="module")
+def session():
+    ort = pytest.importorskip("onnxruntime")
+    return ort.InferenceSession(str(_weights_file()), providers=["CPUExecutionProvider"])
+
+
+def test_module_shapes_follow_the_input_width() -> None:
+    network = LCNetSVTR(num_classes=11).eval()
+    for width in (8, 37, 320, 1000):
+        with torch.no_grad():
+            logits = network(torch.zeros(2, 3, 48, width))
+        assert logits.shape == (2, LCNetSVTR.sequence_length(width), 11)
+    assert LCNetSVTR.sequence_length(320) == 40
+
+
+def test_probabilities_match_onnx_runtime_on_random_tensors(module, session) -> None:
+    rng = np.random.default_rng(0)
+    for width in (320, 704):
+        x = rng.uniform(-1, 1, (2, 3, 48, width)).astype(np.float32)
+        theirs = session.run(None, {"x": x})[0]
+        with torch.no_grad():
+            ours = torch.softmax(module(torch.from_numpy(x)), -1).numpy()
+        assert np.abs(ours - theirs).max() <= 1e-4
+        assert (ours.argmax(-1) == theirs.argmax(-1)).all()
+
+
+#: fp32 probabilities of our module and of ONNX Runtime differ by at most this on nearly every batch ...
+TOLERANCE = 1e-4
+#: ... and by at most this on any: on a few wide lines a frame near a tie between two classes turns fp32 rounding
+#: (3e-6 of the backbone's features, in both runtimes) into up to 1.4e-4 of probability (scripts/model_parity.py).
+WORST = 5e-4
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_probabilities_and_texts_match_onnx_runtime_on_shared_crops(name: str, ppocr: Recognizer, module, session
+                                                                    ) -> None:
+    """The batches the recogniser runs, through our module and through ONNX Runtime: fp32 probabilities within
+    1e-4 (all but one batch at most; none beyond ``WORST``) and identical greedy texts."""
+    if not (SHARED_DATA / name).is_dir():
+        pytest.skip(f"shared data set {name} not available")
+    samples = list(islice(iter(open_dataset(SHARED_DATA / name)), PARITY_CROPS))
+    prepared = [ppocr.prepare(s.image) for s in samples]
+    checked = within = batches = 0
+    for rows, batch in ppocr.input_batches(prepared):
+        theirs = session.run(None, {"x": batch.numpy()})[0]
+        with torch.no_grad():
+            ours = torch.softmax(module(batch), -1).numpy()
+        diff = float(np.abs(ours - theirs).max())
+        assert diff <= WORST
+        within += diff <= TOLERANCE
+        batches += 1
+        for k, i in enumerate(rows):
+            a = greedy_decode(ours[k], ppocr.charset).text
+            b = greedy_decode(theirs[k], ppocr.charset).text
+            assert a == b, f"{samples[i].name}: {a!r} != {b!r}"
+            checked += 1
+    assert checked == len(samples)
+    assert within >= batches - 1, f"{batches - within} of {batches} batches differ by more than {TOLERANCE}"
+
+
+def test_alphabet_comes_from_the_verified_file() -> None:
+    _weights_file()
+    charset = SPEC.charset
+    assert charset.num_classes == 18710
+    assert charset.alphabet[:3] == '!"#' and charset.alphabet[-1] == " "
+    assert all(ch in charset.alphabet for ch in "AZaz09éüßç中文日本語あア€")
+
+
+def test_a_changed_byte_is_refused_before_the_file_is_parsed(tmp_path) -> None:
+    source = _weights_file()
+    copy = tmp_path / "rec.onnx"
+    shutil.copyfile(source, copy)
+    with open(copy, "r+b") as f:
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        load_verified_weights(SPEC.build(), copy, SPEC.sha256, SPEC.name, "onnx")
+
+
+def test_a_network_that_does_not_fit_the_file_is_refused() -> None:
+    path = _weights_file()
+    with pytest.raises(WeightsError, match="does not fit|learned tensors"):
+        load_verified_weights(LCNetSVTR(num_classes=97), path, SPEC.sha256, SPEC.name, "onnx")
+
+
+def test_reads_the_examples_like_english_g2(ppocr: Recognizer, recognizer: Recognizer) -> None:
+    images = [example_bytes(i) for i in range(5)]
+    ours = [r.text for r in ppocr.recognize(images)]
+    theirs = [r.text for r in recognizer.recognize(images)]
+    agree = sum(a.lower() == b.lower() for a, b in zip(ours, theirs))
+    assert agree >= 4, (ours, theirs)
+
+
+def test_colour_batches_are_bgr_and_padded_mid_grey() -> None:
+    norm = Normalization(0.5, 0.5, channels=3, bgr=True, pad_value=0.0, min_width=320)
+    red = np.zeros((48, 10, 3), np.uint8)
+    red[..., 0] = 255
+    batch = stack_batch([red], 64, norm)
+    assert batch.shape == (1, 3, 48, 64)
+    assert np.allclose(batch[0, 2, :, :10], 1.0) and np.allclose(batch[0, 0, :, :10], -1.0)  # R is channel 2
+    assert np.allclose(batch[0, :, :, 10:], 0.0)
+    grey = stack_batch([np.full((48, 10), 255, np.uint8)], 16, norm)
+    assert grey.shape == (1, 3, 48, 16) and np.allclose(grey[0, :, :, :10], 1.0)
+
+
+def test_short_lines_run_at_the_models_minimum_width(ppocr: Recognizer) -> None:
+    assert ppocr.padded_width(40) == 320 and ppocr.padded_width(330) == 384
+    assert Recognizer.padded_width(ppocr, 40) == 320
+
+
+def test_allowlist_masks_the_large_alphabet(ppocr: Recognizer) -> None:
+    image = example_bytes(0)
+    digits = ppocr.recognize([image], allowlist="0123456789")[0]
+    assert set(digits.text) <= set("0123456789")
+    missing = next(chr(c) for c in range(0x1F600, 0x1F700) if chr(c) not in ppocr.charset.alphabet)
+    with pytest.raises(InvalidAllowlistError, match="outside the model's alphabet"):
+        ppocr.recognize([image], allowlist="abc" + missing)
+
+
+def test_bad_lines_get_clear_errors(ppocr: Recognizer) -> None:
+    one_row = np.full((1, 60), 255, np.uint8)
+    one_row[0, 20:40] = 0
+    assert isinstance(ppocr.recognize([one_row])[0].text, str)
+    with pytest.raises(InvalidImageError, match="aspect ratio"):
+        ppocr.recognize([np.full((48, 20_000, 3), 255, np.uint8)])
+    tall_enough = np.full((200, 20_000), 255, np.uint8)
+    assert isinstance(ppocr.recognize([tall_enough])[0].text, str)
+
+
+def test_unknown_model_names_are_refused() -> None:
+    with pytest.raises(Exception, match="unknown model 'ppocrv7_small'"):
+        load_model("ppocrv7_small")
