@@ -18,7 +18,7 @@ from crnn import MODEL_SPECS, CrnnError
 from crnn.preprocess import MAX_ASPECT_RATIO, MAX_PIXELS
 from crnn.recognizer import DEFAULT_POLARITY_RETRY
 from crnn.runtime import PRECISIONS
-from crnn.specs import DEFAULT_MODEL
+from crnn.specs import ADAPT_BASE_MODEL, DEFAULT_MODEL
 from crnn.weights import WEIGHTS_ENV, write_atomically
 from ocr.adapt.data import NORMALIZATIONS
 from ocr.adapt.height import ROW_CROPS
@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     adapt.add_argument("data", type=Path, metavar="DIR")
     adapt.add_argument("--out", type=Path, help="output folder (default: $OCR_MODELS or ./models, /DIR's name)")
-    adapt.add_argument("--model", default=DEFAULT_MODEL, help=f"base model (default: {DEFAULT_MODEL})")
+    adapt.add_argument("--model", default=ADAPT_BASE_MODEL, help=f"base model (default: {ADAPT_BASE_MODEL})")
     split = adapt.add_mutually_exclusive_group()
     split.add_argument("--holdout", type=float, default=0.25,
                        help="share held out to choose the interpolation weight and judge the result (default: 0.25)")

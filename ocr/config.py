@@ -10,6 +10,7 @@ from crnn import Recognizer
 from crnn.constrained import Constraint
 from crnn.errors import InvalidConstraintError
 from crnn.runtime import Precision
+from crnn.specs import ADAPT_BASE_MODEL, DEFAULT_MODEL
 from textdet import DetectionConfig, Detector, PageReader
 from textdet.detector import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 
@@ -21,7 +22,7 @@ MAX_LEXICON_BYTES = 16 << 20
 class ModelOptions:
     """Which model to load and how to run it."""
 
-    model: str = "english_g2"
+    model: str = DEFAULT_MODEL
     weights: Path | None = None
     device: str = "auto"
     precision: str = "auto"
@@ -143,7 +144,7 @@ class AdaptConfig:
 
     data: Path
     out: Path
-    base_model: str = "english_g2"
+    base_model: str = ADAPT_BASE_MODEL
     holdout: float = 0.25
     #: K-fold cross-validation instead of one held-out share (None: use ``holdout``).
     folds: int | None = None

@@ -34,6 +34,10 @@ class ExportConfig:
     calibration_lines: int = 256
 
 
+#: Output frames for an input ``width`` columns wide, per architecture (written into the graph's metadata).
+FRAMES = {"vgg_bilstm_ctc": "width // 4 - 1", "pplcnetv4_svtr_ctc": "((width + 1) // 2 + 1) // 2 // 2"}
+
+
 def metadata(model: LoadedModel, int8: bool) -> dict[str, str]:
     """What a client needs to feed the graph and read its output, as ONNX metadata_props.
 
@@ -54,8 +58,8 @@ def metadata(model: LoadedModel, int8: bool) -> dict[str, str]:
         "alphabet": model.charset.alphabet,
         "blank_index": "0",
         "input_height": str(model.input_height),
-        "normalization": json.dumps({"mean": model.normalization.mean, "std": model.normalization.std}),
-        "frames": "width // 4 - 1",
+        "normalization": json.dumps(model.normalization.to_dict()),
+        "frames": FRAMES.get(str(model.metadata.get("architecture")), "see the model's architecture"),
         "weights_sha256": model.sha256,
         "source": model.source,
         "precision": "int8 (convolutions, QDQ)" if int8 else "fp32",
@@ -67,7 +71,7 @@ def export_fp32(model: LoadedModel, path: Path) -> None:
     import onnx
 
     network = model.network.float().eval()
-    example = torch.zeros(2, 1, model.input_height, 128)
+    example = torch.zeros(2, model.normalization.channels, model.input_height, 320)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(

@@ -1,13 +1,13 @@
 """Fit the bundled model's confidence calibration on one shared set and check it on the others.
 
-    python scripts/fit_calibration.py [--fit iiit5k_train_even_scenes] [--write]
+    python scripts/fit_calibration.py [--model english_g2] [--fit iiit5k_train_even_scenes] [--write]
 
 Reads every shared set with the default pipeline and raw scores, fits maps
 (isotonic, Platt, beta) from raw score to "read exactly right" on the --fit set only,
 and prints, for every set: accuracy, mean confidence and expected calibration
 error (15 bins, exact match; and loose, for sets labelled in one case) before
 and after, and the error rate of what is kept when the 10% least confident
-lines are rejected. --write stores the --method table as crnn/calibrations/english_g2.json;
+lines are rejected. --write stores the --method table as crnn/calibrations/<model>.json;
 the plots go to --plots (reliability diagram, risk-coverage curve).
 """
 
@@ -94,6 +94,7 @@ def plot(sets: dict[str, dict], calibration: Calibration, names: list[str], out:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="english_g2", help="registered model to fit for (default: english_g2)")
     parser.add_argument("--fit", default="iiit5k_train_even_scenes")
     parser.add_argument("--write", action="store_true", help="store the table in crnn/calibrations/")
     parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "img" / "calibration.png")
@@ -104,7 +105,7 @@ def main() -> None:
                              "the model or the reading pipeline)")
     parser.add_argument("--sets", default=",".join(CASE_SENSITIVE + OTHERS), help="comma-separated shared sets to read")
     args = parser.parse_args()
-    recognizer = Recognizer("english_g2", precision="fp32", calibrated=False)
+    recognizer = Recognizer(args.model, precision="fp32", calibrated=False)
     names = [name for name in args.sets.split(",") if (DATA / name).is_dir()]
     sets = {name: cached_read(recognizer, name, args.cache) for name in dict.fromkeys([args.fit, *names])}
     fit = sets[args.fit]
@@ -118,7 +119,7 @@ def main() -> None:
          args.plots)
     print(f"plot: {args.plots}")
     if args.write:
-        path = TABLES / "english_g2.json"
+        path = TABLES / f"{args.model}.json"
         write_atomically(path, calibration.to_json().encode())
         print(f"wrote {path}")
 

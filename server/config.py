@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from crnn.specs import DEFAULT_MODEL
+
 #: Largest request or response message accepted (bytes); bigger ones get RESOURCE_EXHAUSTED.
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: Most images in one RecognizeRequest.
@@ -19,7 +21,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051
     device: str = "auto"
-    models: tuple[str, ...] = ("english_g2",)
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
     precision: str = "auto"
     threads: int | None = None
     max_batch_size: int = 32

@@ -51,7 +51,10 @@ class ServerThread:
 
 
 def config(**overrides) -> ServerConfig:
-    base = {"host": "127.0.0.1", "port": 0, "device": "cpu", "precision": "fp32", "grace_s": 5.0}
+    """A test server's config; it serves english_g2 (the fixtures' recogniser) unless ``models`` says otherwise:
+    tests/server/test_default_model.py serves the default model."""
+    base = {"host": "127.0.0.1", "port": 0, "device": "cpu", "precision": "fp32", "grace_s": 5.0,
+            "models": ("english_g2",)}
     return ServerConfig(**{**base, **overrides})
 
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,12 +20,22 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from crnn import DEFAULT_MODEL, Recognizer
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from tests.conftest import ROOT
+from tests.server.conftest import ServerThread, config, request
 from tests.server.conftest import named_crops as real_crops
-from tests.server.conftest import request
 
 pytest.importorskip("ray.serve", reason="the [ray] extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[ServerThread]:
+    """``ocr serve``'s own server with the default model, as ``ocr serve --ray`` below serves it."""
+    recognizer = Recognizer(DEFAULT_MODEL, device="cpu", precision="fp32")
+    srv = ServerThread(config(models=(DEFAULT_MODEL,)), {DEFAULT_MODEL: recognizer}).start()
+    yield srv
+    srv.stop()
 
 
 def free_port() -> int:
@@ -107,7 +118,7 @@ def test_batched_request_matches_single_requests(ray_target) -> None:
         response = ocr_pb2_grpc.RecognizerStub(channel).Recognize(
             ocr_pb2.RecognizeRequest(images=[ocr_pb2.Image(content=c, id=n) for n, c in crops]), timeout=60
         )
-    assert response.model == "english_g2"
+    assert response.model == DEFAULT_MODEL
     assert [r.text for r in response.results] == [r.text for r in singles]
 
 
@@ -116,7 +127,7 @@ def test_batched_request_matches_single_requests(ray_target) -> None:
     [
         request(b"not an image"),
         request(b"", b""),
-        ocr_pb2.RecognizeRequest(images=[ocr_pb2.Image(content=b"\x89PNG\r\n")], allowlist="\u00e9"),
+        ocr_pb2.RecognizeRequest(images=[ocr_pb2.Image(content=b"\x89PNG\r\n")], allowlist="\u05d0"),  # Hebrew
         ocr_pb2.RecognizeRequest(model="no-such-model"),
     ],
     ids=["garbage", "empty", "allowlist", "model"],
@@ -134,7 +145,7 @@ def test_health_and_model_listing_through_the_proxy(running, ray_target) -> None
         listed = ocr_pb2_grpc.RecognizerStub(channel).ListModels(ocr_pb2.ListModelsRequest(), timeout=30)
     with grpc.insecure_channel(running.target) as channel:
         direct = ocr_pb2_grpc.RecognizerStub(channel).ListModels(ocr_pb2.ListModelsRequest(), timeout=30)
-    assert listed.default_model == direct.default_model == "english_g2"
+    assert listed.default_model == direct.default_model == DEFAULT_MODEL
     assert [(m.name, m.checksum, m.alphabet) for m in listed.models] == [
         (m.name, m.checksum, m.alphabet) for m in direct.models
     ]
