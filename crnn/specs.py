@@ -96,13 +96,15 @@ def _easyocr_english_g2_file() -> Path:
 
 
 def _rapidocr_file(name: str) -> Path:
-    try:
-        import rapidocr  # installed from PyPI with the project; its wheel ships the ONNX weights
-    except ImportError:
+    """A model file inside the installed rapidocr wheel, found without importing the package."""
+    from importlib.util import find_spec
+
+    found = find_spec("rapidocr")  # installed from PyPI with the project; its wheel ships the ONNX weights
+    if found is None or found.origin is None:
         from crnn.errors import WeightsError
 
-        raise WeightsError(f"{name} comes from the rapidocr wheel: pip install rapidocr==3.10.0") from None
-    return Path(rapidocr.__file__).parent / "models" / name
+        raise WeightsError(f"{name} comes from the rapidocr wheel: pip install rapidocr==3.10.0")
+    return Path(found.origin).parent / "models" / name
 
 
 def _ppocrv6_rec_file() -> Path:

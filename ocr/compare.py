@@ -1,4 +1,4 @@
-"""``ocr compare``: the zero-shot CRNN against linear baselines trained on the same few digit images.
+"""``ocr compare``: the zero-shot recognisers (each bundled model) against linear baselines on a few digit images.
 
 For each sample size n and repeat r, a class-balanced training sample of n
 images is drawn (seeded) from a pool, and every method is scored on one fixed
@@ -9,9 +9,11 @@ test split disjoint from the pool:
   has at least 2 samples (multinomial for more than two classes);
 * ``leek``: the 10 pixels with the smallest F-test p-values, ordinary least
   squares on the 0/1 label, threshold 0.5 (binary tasks only);
-* ``zero-shot``: the pretrained CRNN with the allowlist set to the classes, no
-  training (one score, the same for every n);
-* ``adapted``: ``ocr adapt`` on the same n images with a short budget.
+* ``zero-shot``: the default pretrained recogniser with the allowlist set to the
+  classes, no training (one score, the same for every n); ``zero-shot NAME``: each
+  other bundled recogniser the same way;
+* ``adapted``: ``ocr adapt`` on the same n images with a short budget (from its
+  base, english_g2).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from crnn import Recognizer
+from crnn import DEFAULT_MODEL, MODEL_SPECS, Recognizer
 from crnn.preprocess import to_gray
 from crnn.weights import write_atomically
 from ocr.config import AdaptConfig
@@ -227,11 +229,12 @@ def run_compare(config: CompareConfig, progress: bool = True) -> list[dict]:
     for n in config.sizes:
         draw(by_class, n, random.Random(0))  # fail early, before any training
     rows: list[dict] = []
-    if "zero-shot" in methods:
-        recognizer = Recognizer(device="cpu")
-        accuracy = zero_shot_accuracy(digits, test, classes, recognizer)
-        rows += [{"method": "zero-shot", "n": n, "repeat": r, "accuracy": accuracy}
-                 for n in config.sizes for r in range(config.repeats)]
+    if "zero-shot" in methods:  # the default model as "zero-shot", every other bundled one beside it
+        for name in dict.fromkeys([DEFAULT_MODEL, *MODEL_SPECS]):
+            accuracy = zero_shot_accuracy(digits, test, classes, Recognizer(name, device="cpu"))
+            method = "zero-shot" if name == DEFAULT_MODEL else f"zero-shot {name}"
+            rows += [{"method": method, "n": n, "repeat": r, "accuracy": accuracy}
+                     for n in config.sizes for r in range(config.repeats)]
     x_test, y_test = digits.pixels[test], digits.labels[test]
     jobs = [(n, r) for n in config.sizes for r in range(config.repeats)]
     adapt_jobs = {(n, r) for n, r in jobs if r < config.adapt_repeats} if "adapted" in methods else set()
@@ -263,6 +266,11 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def is_zero_shot(method: str) -> bool:
+    """``zero-shot`` (the default model) or ``zero-shot NAME`` (another bundled one)."""
+    return method.split(" ")[0] == "zero-shot"
+
+
 def summarize(rows: list[dict], n_test: int) -> dict[tuple[str, int], tuple[float, float, float, int]]:
     """Mean and 95% interval per (method, n): over repeats, or for zero-shot (one score) over test images."""
     groups: dict[tuple[str, int], list[float]] = defaultdict(list)
@@ -270,7 +278,7 @@ def summarize(rows: list[dict], n_test: int) -> dict[tuple[str, int], tuple[floa
         groups[(row["method"], row["n"])].append(row["accuracy"])
     summary = {}
     for key, values in groups.items():
-        if key[0] == "zero-shot":
+        if is_zero_shot(key[0]):
             summary[key] = (values[0], *wilson(values[0], n_test), len(values))
         else:
             summary[key] = (*mean_interval(values), len(values))
@@ -318,14 +326,17 @@ def plot(path: Path, summary, methods: list[str], sizes: tuple[int, ...], classe
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    line_colours = iter(["tab:green", "tab:olive", "tab:cyan"])
     for m in methods:
         points = [(n, *summary[(m, n)][:3]) for n in sizes if (m, n) in summary]
         ns = [p[0] for p in points]
         means = np.array([p[1] for p in points])
         lows, highs = np.array([p[2] for p in points]), np.array([p[3] for p in points])
-        if m == "zero-shot":
-            ax.axhspan(lows.min(), highs.max(), color="tab:green", alpha=0.15)
-            ax.axhline(means.mean(), color="tab:green", label="zero-shot CRNN (no training)")
+        if is_zero_shot(m):
+            colour = next(line_colours, "tab:gray")
+            name = m.partition(" ")[2] or DEFAULT_MODEL
+            ax.axhspan(lows.min(), highs.max(), color=colour, alpha=0.15)
+            ax.axhline(means.mean(), color=colour, label=f"zero-shot {name} (no training)")
         else:
             ax.errorbar(ns, means, yerr=[means - lows, highs - means], marker="o", capsize=3, label=m)
     ax.set_xlabel("training images (n)")

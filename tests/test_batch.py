@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from crnn import DEFAULT_MODEL, Recognizer
 from ocr.batch import list_items, run_batch
 from ocr.batch_output import JsonlResults
 from ocr.config import BatchConfig, ModelOptions
@@ -160,6 +161,7 @@ def test_ray_data_rows_equal_eval_predictions(tmp_path, recognizer) -> None:
     finally:
         ray.shutdown()
     rows = read_rows(tmp_path / "out.parquet")
-    predictions = evaluate(recognizer, open_dataset(source), limit=limit, progress=False).predictions
+    default = Recognizer(DEFAULT_MODEL, device="cpu", precision="fp32")  # what the batch job loads unless told
+    predictions = evaluate(default, open_dataset(source), limit=limit, progress=False).predictions
     assert summary.engine == "ray" and summary.done == len(rows) == len(predictions)
     assert {p.name: p.text for p in predictions} == {r["id"]: r["text"] for r in rows}

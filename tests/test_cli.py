@@ -76,7 +76,7 @@ def test_eval_json_and_predictions_file(tmp_path: Path, capsys) -> None:
     [
         (["eval", "/nonexistent/set"], "dataset not found"),
         (["eval", str(EXAMPLES / "images")], "no labels found"),
-        (["read", str(EXAMPLES / "images" / "00.png"), "--allow", "\u00e9"], "alphabet"),
+        (["read", str(EXAMPLES / "images" / "00.png"), "--allow", "\u05d0"], "alphabet"),
         (["read", str(EXAMPLES / "images" / "00.png"), "--model", "nope"], "unknown model"),
         (["read", str(EXAMPLES / "images" / "00.png"), "--weights", "/nonexistent.pth"], "not found"),
         (["read", str(EXAMPLES / "images" / "00.png"), "--pattern", "[a-z"], "cannot be compiled"),

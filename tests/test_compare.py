@@ -41,19 +41,20 @@ def config(tmp_path: Path, **overrides) -> CompareConfig:
 def test_every_method_runs_and_writes_outputs(tmp_path: Path) -> None:
     rows = run_compare(config(tmp_path), progress=False)
     methods = {r["method"] for r in rows}
-    assert methods == {"logistic", "leek", "zero-shot"}
-    assert len(rows) == 3 * 2 * 2 and all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
-    zero = {r["accuracy"] for r in rows if r["method"] == "zero-shot"}
-    assert len(zero) == 1 and zero.pop() > 0.8  # no training, same score at every n
+    assert methods == {"logistic", "leek", "zero-shot", "zero-shot english_g2"}  # the default model, then the other
+    assert len(rows) == 4 * 2 * 2 and all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    for method in ("zero-shot", "zero-shot english_g2"):
+        zero = {r["accuracy"] for r in rows if r["method"] == method}
+        assert len(zero) == 1 and zero.pop() > 0.8  # no training, same score at every n
     out = tmp_path / "out"
     assert (out / "results.csv").read_text().startswith("method,n,repeat,accuracy")
-    assert "| n | zero-shot | logistic | leek |" in (out / "summary.md").read_text()
+    assert "| n | zero-shot | zero-shot english_g2 | logistic | leek |" in (out / "summary.md").read_text()
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_ten_way_skips_leek_and_uses_all_classes(tmp_path: Path, capsys) -> None:
     rows = run_compare(config(tmp_path, classes=None, sizes=(6,), repeats=1), progress=False)
-    assert {r["method"] for r in rows} == {"logistic", "zero-shot"}
+    assert {r["method"] for r in rows} == {"logistic", "zero-shot", "zero-shot english_g2"}
     assert "two classes only" in capsys.readouterr().err
 
 

@@ -115,7 +115,7 @@ def test_onnx_export_matches_pytorch(recognizer: Recognizer, onnx_fp32: Path) ->
 
 def test_onnx_int8_export_reads_the_examples(recognizer: Recognizer, tmp_path: Path, capsys) -> None:
     out = tmp_path / "int8.onnx"
-    assert main(["export", "--out", str(out), "--int8", "--calibration", str(EXAMPLES)]) == 0
+    assert main(["export", "--model", "english_g2", "--out", str(out), "--int8", "--calibration", str(EXAMPLES)]) == 0
     assert "int8" in capsys.readouterr().out
     graph = OnnxNetwork(out)
     assert graph.metadata["precision"].startswith("int8")
