@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test serve lint bench browser
+.PHONY: install test serve lint bench browser fonts
 
 install: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,mnist,ray,onnx]'
 	touch $(STAMP)
 
-test: install browser
+test: install browser fonts
 	$(PY) -m pytest -q
 
 # The browser test drives Debian's Chromium through Playwright; install it where we may (root with apt-get),
@@ -25,6 +25,14 @@ browser:
 		{ apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && \
 		apt-get install -y -q chromium >/dev/null; }; }; } || \
 		echo "no Chromium here: the browser test will skip (apt-get install chromium)"
+
+# The multilingual test renders Chinese and Japanese lines in Debian's Noto CJK fonts; installed the same way,
+# otherwise those cases skip.
+fonts:
+	@test -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc || { [ "$$(id -u)" = 0 ] && \
+		command -v apt-get >/dev/null && { apt-get install -y -q fonts-noto-cjk >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q fonts-noto-cjk >/dev/null; }; }; } || \
+		echo "no Noto CJK fonts here: the Chinese/Japanese line tests will skip (apt-get install fonts-noto-cjk)"
 
 serve: install
 	$(PY) -m ocr serve
