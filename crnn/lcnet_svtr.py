@@ -146,6 +146,9 @@ class LightSVTREncoder(nn.Module):
 class LCNetSVTR(nn.Module):
     """Image ``(N, 3, 48, W)`` (BGR, in [-1, 1]) -> logits ``(N, W/8, num_classes)``; class 0 is the CTC blank."""
 
+    #: Input columns between consecutive output frames.
+    FRAME_STRIDE = 8
+
     def __init__(self, num_classes: int, in_channels: int = 3, dim: int = 120) -> None:
         super().__init__()
         self.stem = Stem(in_channels)

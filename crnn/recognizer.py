@@ -13,7 +13,7 @@ import torch
 from crnn.calibration import shipped_calibration
 from crnn.charset import Charset
 from crnn.constrained import Constraint
-from crnn.decode import Result, frames_covering, greedy_decode, masked_probabilities, reject_below
+from crnn.decode import FRAME_STRIDE, Result, frames_covering, greedy_decode, masked_probabilities, reject_below
 from crnn.errors import InvalidImageError
 from crnn.gate import feature_tap, pooled_features
 from crnn.preprocess import (
@@ -281,6 +281,13 @@ class Recognizer:
             if other.confidence > results[i].confidence:
                 results[i] = other
 
+    @property
+    def frame_scale(self) -> float:
+        """Input columns per output frame over the 4 the decoder's character spans assume (``FRAME_STRIDE``):
+        2 for PP-OCRv6 small, whose frames are 8 columns apart. The frames read stay those
+        ``frames_covering`` counts at 4 columns, as measured (the rest see padding and read blank)."""
+        return getattr(self.model.network, "FRAME_STRIDE", FRAME_STRIDE) / FRAME_STRIDE
+
     def padded_width(self, width: int) -> int:
         """The width a line ``width`` columns wide is run at (its bucket; at least the model's minimum)."""
         return padded_width(width, self.model.normalization)
@@ -326,13 +333,14 @@ class Recognizer:
                     image = images[batch[row]]
                     frames = frames_covering(image.width, probs.shape[1])
                     constraint = constraints[batch[row]]
+                    scale_x = image.scale_x * self.frame_scale  # character spans in the original's columns
                     if constraint is None:
                         results[batch[row]] = greedy_decode(
-                            probs[k], self.charset, frames, image.scale_x, image.original_width
+                            probs[k], self.charset, frames, scale_x, image.original_width
                         )
                     else:
                         results[batch[row]] = constraint.decode(
-                            probs[k, :frames], self.charset, image.scale_x, image.original_width
+                            probs[k, :frames], self.charset, scale_x, image.original_width
                         )
         if domain is not None:
             domain[:] = inside

@@ -58,3 +58,16 @@ def test_allowlist_narrows_the_alphabet(ppocr: Recognizer) -> None:
     assert ppocr.recognize([image])[0].text == "Café 42"
     narrowed = ppocr.recognize([image], allowlist="Cafe 0123456789")[0].text
     assert "é" not in narrowed and set(narrowed) <= set("Cafe 0123456789")
+
+
+def test_character_spans_fall_on_their_glyphs(ppocr: Recognizer) -> None:
+    """PP-OCRv6's frames are 8 columns apart (english_g2's 4): spans are mapped back with its own stride."""
+    font = ImageFont.truetype(str(font_or_skip(DEJAVU)), 40)
+    image = Image.new("RGB", (600, 60), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((20, 5), "A", font=font, fill="black")
+    draw.text((500, 5), "Z", font=font, fill="black")
+    result = ppocr.recognize([np.asarray(image)])[0]
+    assert result.text == "AZ"
+    (a, z) = result.chars
+    assert 10 <= a.x_start < a.x_end <= 70 and 490 <= z.x_start < z.x_end <= 560
