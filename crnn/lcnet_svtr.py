@@ -166,8 +166,13 @@ class LCNetSVTR(nn.Module):
         """The backbone's frames ``(N, 384, 1, W/8)``."""
         return F.avg_pool2d(self.stages(self.stem(images)), (3, 2))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(self.features(images)))
+    def forward(self, images: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits for every class, or only for ``classes`` (indices, in that order): the head is most of the cost
+        beyond the backbone, and a request with an allowlist can only write a few of its 18,710 classes."""
+        frames = self.encoder(self.features(images))
+        if classes is None:
+            return self.head(frames)
+        return F.linear(frames, self.head.weight.index_select(0, classes), self.head.bias.index_select(0, classes))
 
     @staticmethod
     def sequence_length(width: int) -> int:

@@ -16,6 +16,7 @@ from crnn.constrained import Constraint
 from crnn.decode import FRAME_STRIDE, Result, frames_covering, greedy_decode, masked_probabilities, reject_below
 from crnn.errors import InvalidImageError
 from crnn.gate import feature_tap, pooled_features
+from crnn.lcnet_svtr import LCNetSVTR
 from crnn.preprocess import (
     BUCKET_STEP,
     ImageInput,
@@ -44,6 +45,12 @@ DEFAULT_CONTRAST_RETRY = 0.1
 DEFAULT_POLARITY_RETRY: float | None = 0.1
 #: Default padded columns per image in a batch's width budget (a 4:1 word at height 64).
 DEFAULT_COLUMNS_PER_IMAGE = 256
+
+
+@lru_cache(maxsize=64)
+def _subset_charset(charset: Charset, classes: tuple[int, ...]) -> Charset:
+    """The charset of a class subset (``classes[0]`` is the blank): index ``k`` is ``charset``'s ``classes[k]``."""
+    return Charset("".join(charset.char(c) for c in classes[1:]), charset.case)
 
 
 @lru_cache(maxsize=64)
@@ -317,7 +324,11 @@ class Recognizer:
         inside = [False] * len(images)
         for batch in self.batches(images):
             width = self.padded_width(images[batch[0]].width)
-            if domain is None or self.gate is None:
+            subset = self._class_subset([masks[i] for i in batch], [constraints[i] for i in batch], domain)
+            charset = self.charset if subset is None else _subset_charset(self.charset, tuple(subset.tolist()))
+            if subset is not None:
+                logits = self.forward([images[i] for i in batch], width, subset)
+            elif domain is None or self.gate is None:
                 logits = self.forward([images[i] for i in batch], width)
             else:
                 logits, features = self.forward_features([images[i] for i in batch], width)
@@ -328,16 +339,16 @@ class Recognizer:
                 by_mask.setdefault(id(masks[i]), []).append(row)
             for rows in by_mask.values():
                 mask = masks[batch[rows[0]]]
-                probs = masked_probabilities(logits[rows], mask, self.charset.case_fold).numpy()
+                if subset is not None:
+                    mask = mask[subset]  # type: ignore[index]
+                probs = masked_probabilities(logits[rows], mask, charset.case_fold).numpy()
                 for k, row in enumerate(rows):
                     image = images[batch[row]]
                     frames = frames_covering(image.width, probs.shape[1])
                     constraint = constraints[batch[row]]
                     scale_x = image.scale_x * self.frame_scale  # character spans in the original's columns
                     if constraint is None:
-                        results[batch[row]] = greedy_decode(
-                            probs[k], self.charset, frames, scale_x, image.original_width
-                        )
+                        results[batch[row]] = greedy_decode(probs[k], charset, frames, scale_x, image.original_width)
                     else:
                         results[batch[row]] = constraint.decode(
                             probs[k, :frames], self.charset, scale_x, image.original_width
@@ -365,14 +376,35 @@ class Recognizer:
         lengths = [frames_covering(image.width, logits.shape[1]) for image in images]
         return logits, pooled_features(captured[-1], lengths)
 
+    def _class_subset(
+        self, masks: Sequence[np.ndarray | None], constraints: Sequence[Constraint | None], domain: list[bool] | None
+    ) -> np.ndarray | None:
+        """The classes a batch can write when every image has an allowlist and the network can project onto
+        fewer classes (PP-OCRv6 small): the union of the allowlists, blank first; None to compute them all
+        (no allowlist, a pattern or lexicon compiled for the whole alphabet, case folding, a domain gate)."""
+        if not self.subset_projection or any(m is None for m in masks) or any(c is not None for c in constraints):
+            return None
+        if domain is not None or self.charset.case_fold is not None:
+            return None
+        return np.flatnonzero(np.logical_or.reduce(masks))  # type: ignore[arg-type]
+
+    @property
+    def subset_projection(self) -> bool:
+        """Whether this network computes logits for a subset of classes (``forward(images, classes)``)."""
+        return isinstance(self.model.network, LCNetSVTR) and self.precision != "int8"
+
     @torch.inference_mode()
-    def forward(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:
-        """Run one batch of images padded to ``width``; returns float32 logits ``(N, T, C)`` on the CPU."""
+    def forward(self, images: Sequence[PreparedImage], width: int, classes: np.ndarray | None = None) -> torch.Tensor:
+        """Run one batch of images padded to ``width``; returns float32 logits ``(N, T, C)`` on the CPU, or
+        ``(N, T, len(classes))`` for only those classes."""
         batch = self.batch_tensor(images, width)
         if self.device.type == "cuda":
             batch = batch.pin_memory()
         batch = batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         dtype = autocast_dtype(self.precision)
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = self.network(batch)
+            if classes is None:
+                logits = self.network(batch)
+            else:
+                logits = self.network(batch, torch.as_tensor(classes, device=self.device))
         return logits.float().cpu()

@@ -186,3 +186,23 @@ def test_bad_lines_get_clear_errors(ppocr: Recognizer) -> None:
 def test_unknown_model_names_are_refused() -> None:
     with pytest.raises(Exception, match="unknown model 'ppocrv7_small'"):
         load_model("ppocrv7_small")
+
+
+def test_an_allowlist_projects_onto_its_classes_only_and_reads_the_same(ppocr: Recognizer, monkeypatch) -> None:
+    """With an allowlist only the allowed classes' logits are computed; the readings are the full projection's."""
+    images = [ppocr.prepare(example_bytes(i)) for i in range(5)]
+    mnist = SHARED_DATA / "mnist_t10k_first5000"
+    if mnist.is_dir():
+        images += [ppocr.prepare(s.image) for s in islice(iter(open_dataset(mnist)), 40)]
+    allow = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    calls = []
+    forward = ppocr.forward
+    monkeypatch.setattr(ppocr, "forward", lambda *a, **k: calls.append(a[2:] or k) or forward(*a, **k))
+    subset = ppocr.recognize_prepared(images, allow)
+    assert calls and all(len(c[0]) == len(allow) + 1 for c in calls)  # the blank and the allowed classes
+    monkeypatch.setattr(Recognizer, "subset_projection", property(lambda self: False))
+    full = ppocr.recognize_prepared(images, allow)
+    assert [r.text for r in subset] == [r.text for r in full]
+    assert [r.confidence for r in subset] == pytest.approx([r.confidence for r in full], abs=1e-5)
+    assert [[(c.x_start, c.x_end) for c in r.chars] for r in subset] == [
+        [(c.x_start, c.x_end) for c in r.chars] for r in full]
