@@ -46,8 +46,8 @@ def ppocr() -> Recognizer:
 
 @pytest.fixture(scope="module")
 def module() -> torch.nn.Module:
-    """Our module as loaded (the recogniser's copy runs channels-last, whose fp32 sums differ by up to 2e-4 on
-    the widest lines: scripts/model_parity.py measures both)."""
+    """Our module as loaded (the recogniser's copy runs channels-last, whose fp32 sums differ a little from these:
+    scripts/model_parity.py measures both)."""
     _weights_file()
     return load_model("ppocrv6_small").network.eval()
 
@@ -80,9 +80,10 @@ def test_probabilities_match_onnx_runtime_on_random_tensors(module, session) -> 
 
 #: fp32 probabilities of our module and of ONNX Runtime differ by at most this on nearly every batch ...
 TOLERANCE = 1e-4
-#: ... and by at most this on any: on a few wide lines a frame near a tie between two classes turns fp32 rounding
-#: (3e-6 of the backbone's features, in both runtimes) into up to 1.4e-4 of probability (scripts/model_parity.py).
-WORST = 5e-4
+#: ... and by at most this on any of these crops. A frame near a tie between two classes turns fp32 rounding (a few
+#: parts in a million of the backbone's features, in both runtimes) into more: up to 8e-4 over every crop of the
+#: shared sets, with not one greedy text different (scripts/model_parity.py, docs/models.md).
+WORST = 1e-3
 
 
 @pytest.mark.parametrize("name", SETS)
