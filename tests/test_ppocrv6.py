@@ -207,3 +207,13 @@ def test_an_allowlist_projects_onto_its_classes_only_and_reads_the_same(ppocr: R
     assert [r.confidence for r in subset] == pytest.approx([r.confidence for r in full], abs=1e-5)
     assert [[(c.x_start, c.x_end) for c in r.chars] for r in subset] == [
         [(c.x_start, c.x_end) for c in r.chars] for r in full]
+
+
+def test_adapt_refuses_this_base_clearly(tmp_path) -> None:
+    _weights_file()
+    from ocr.adapt.job import AdaptConfig, run_adapt
+    from tests.conftest import EXAMPLES
+
+    with pytest.raises(ValueError, match="english_g2's architecture only"):
+        run_adapt(AdaptConfig(data=EXAMPLES, out=tmp_path / "m", base_model="ppocrv6_small"), progress=False)
+    assert not (tmp_path / "m").exists()

@@ -312,6 +312,9 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         raise ValueError(f"pseudo_from must be one of {', '.join(PSEUDO_FROM)}, not {config.pseudo_from!r}")
     device = resolve_device(config.device)
     base = load_model(config.base_model)
+    if base.metadata.get("architecture") != "vgg_bilstm_ctc":
+        raise ValueError(f"ocr adapt fine-tunes english_g2's architecture only for now; {config.base_model!r} is "
+                         f"{base.metadata.get('architecture')!r} (use --model english_g2)")
     samples = load_labelled(config.data, base.charset, config.normalize, warn=_log)
     case = label_case([s.label for s in samples], base.charset.alphabet) if config.case == "auto" else (
         None if config.case == "keep" else config.case)
