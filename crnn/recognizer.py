@@ -83,8 +83,8 @@ class Recognizer:
     on what else was in the list.
 
     ``batch_columns`` caps a batch's total padded width (batch size x width;
-    default ``batch_size * 256``), so batches of wide lines hold fewer images
-    than batches of short words.
+    default ``batch_size * 256``, or less where the model's spec says so), so
+    batches of wide lines hold fewer images than batches of short words.
     """
 
     def __init__(
@@ -114,7 +114,10 @@ class Recognizer:
         int8_ready = validated_weights and bool(spec and spec.int8_validated) and stats_path(self.model.name).is_file()
         self.precision = resolve_precision(precision, self.device, validated, int8_ready)
         self.batch_size = batch_size
-        self.batch_columns = max(batch_columns or batch_size * DEFAULT_COLUMNS_PER_IMAGE, BUCKET_STEP)
+        default_columns = batch_size * DEFAULT_COLUMNS_PER_IMAGE
+        if spec is not None and spec.batch_columns:  # a model measured to read faster in smaller batches
+            default_columns = min(default_columns, spec.batch_columns)
+        self.batch_columns = max(batch_columns or default_columns, BUCKET_STEP)
         self.contrast_retry = contrast_retry or None
         self.polarity_retry = polarity_retry or None
         network = self.model.network.eval().to(self.device)

@@ -65,6 +65,9 @@ class ModelSpec:
     int8_validated: bool = False
     #: "torch": a bare PyTorch state dict; "onnx": an ONNX file whose tensors ``crnn.onnx_weights`` copies.
     weights_format: str = "torch"
+    #: Most padded columns a batch holds by default (None: 256 a line of the batch size), where smaller batches
+    #: were measured to read faster.
+    batch_columns: int | None = None
 
     @property
     def charset(self) -> Charset:
@@ -148,6 +151,9 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             # column to 64-column buckets instead read 0.6 points fewer IIIT5K words (docs/models.md).
             normalization=Normalization(0.5, 0.5, channels=3, bgr=True, pad_value=0.0, min_width=320),
             weights_format="onnx",
+            # 6 lines of 320 columns: its 18,710-class output makes large batches memory-bound; on 600 IIIT5K crops
+            # 2,048 columns read 0.74x RapidOCR's lines/s, 4,096 0.70x, 8,192 0.62x (docs/models.md).
+            batch_columns=2048,
         ),
     ]
 }

@@ -1,6 +1,6 @@
 """`ocr eval`'s reading loop against RapidOCR's recogniser (same PP-OCRv6 weights) on the same crops, side by side.
 
-    python scripts/bench_rapidocr.py [DATASET] [--limit 600] [--precisions fp32 bf16] [--repeats 3]
+    python scripts/bench_rapidocr.py [DATASET] [--limit 600] [--precisions fp32 bf16] [--batch-sizes 32] [--repeats 3]
 
 Both sides start from the encoded image bytes in memory, so decoding is on the clock for both. RapidOCR 3.10:
 recognition only (``use_det=False, use_cls=False``), one crop a call as its API takes them, ONNX Runtime with
@@ -41,7 +41,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="our model (default: the default model)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32],
+                        help="our batch sizes (each caps a batch at that many lines and 256 columns a line)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     from rapidocr import RapidOCR
@@ -52,8 +53,8 @@ def main() -> None:
     images = [s.image for s in samples]
     labels = [s.label for s in samples]
     kwargs = {"model": args.model} if args.model else {}
-    recognizers = {p: Recognizer(precision=p, device="cpu", threads=args.threads, batch_size=args.batch_size,
-                                 **kwargs) for p in args.precisions}
+    recognizers = {f"{p} batch {b}": Recognizer(precision=p, device="cpu", threads=args.threads, batch_size=b,
+                                                **kwargs) for p in args.precisions for b in args.batch_sizes}
     rapidocr_round(engine, images[:8])  # sessions built and warm outside the clock
     rates: dict[str, list[float]] = {name: [] for name in ["rapidocr", *recognizers]}
     loose: dict[str, float] = {}
@@ -69,11 +70,11 @@ def main() -> None:
     model = next(iter(recognizers.values())).model.name
     print(f"{len(images)} crops of {args.dataset.name}; ours: {model}, {args.threads} threads; "
           f"medians of {args.repeats} rounds")
-    print(f"{'engine':>22} {'lines/s':>8} {'rounds':>20} {'loose':>6} {'vs RapidOCR':>11}")
+    print(f"{'engine':>28} {'lines/s':>8} {'rounds':>20} {'loose':>6} {'vs RapidOCR':>11}")
     for name, values in rates.items():
         median = statistics.median(values)
         label = "RapidOCR 3.10 rec" if name == "rapidocr" else f"ocr eval {name}"
-        print(f"{label:>22} {median:8.1f} {', '.join(f'{v:.0f}' for v in values):>20} {loose[name]:6.3f} "
+        print(f"{label:>28} {median:8.1f} {', '.join(f'{v:.0f}' for v in values):>20} {loose[name]:6.3f} "
               f"{median / theirs:10.2f}x")
 
 
