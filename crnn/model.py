@@ -50,6 +50,9 @@ class BidirectionalLSTM(nn.Module):
 class CRNN(nn.Module):
     """Image ``(N, 1, 64, W)`` in [-1, 1] -> logits ``(N, W/4 - 1, num_classes)``."""
 
+    #: Input columns between consecutive output frames.
+    FRAME_STRIDE = 4
+
     def __init__(
         self,
         num_classes: int,

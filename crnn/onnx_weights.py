@@ -26,16 +26,12 @@ _PARAMETER = re.compile(r"^(conv2d_\d+\.w_0|batch_norm2d_\d+\.[wb]_\d|linear_\d+
                         r"|helper\.reshape\.\d+)$")
 
 
-def _onnx():
+def _load(path: Path):
+    """The parsed ONNX model; ``WeightsError`` if ``onnx`` is missing or the file is not a model."""
     try:
         import onnx
     except ImportError as exc:  # pragma: no cover - onnx is a dependency
         raise WeightsError("reading ONNX weights needs the 'onnx' package (pip install onnx)") from exc
-    return onnx
-
-
-def _load(path: Path):
-    onnx = _onnx()
     try:
         return onnx.load(str(path))
     except Exception as exc:
@@ -60,13 +56,8 @@ def onnx_parameters(path: Path) -> list[tuple[str, np.ndarray]]:
 
 @lru_cache(maxsize=4)
 def onnx_metadata(path: Path, key: str) -> str:
-    """A metadata value of an ONNX file (read without its tensors); ``WeightsError`` if absent."""
-    onnx = _onnx()
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise WeightsError(f"{path}: cannot be read as an ONNX model ({exc.__class__.__name__}: {exc})") from exc
-    for prop in model.metadata_props:
+    """A metadata value of an ONNX file; ``WeightsError`` if absent."""
+    for prop in _load(path).metadata_props:
         if prop.key == key:
             return prop.value
     raise WeightsError(f"{path}: no metadata {key!r}")

@@ -296,7 +296,7 @@ class Recognizer:
         """Input columns per output frame over the 4 the decoder's character spans assume (``FRAME_STRIDE``):
         2 for PP-OCRv6 small, whose frames are 8 columns apart. The frames read stay those
         ``frames_covering`` counts at 4 columns, as measured (the rest see padding and read blank)."""
-        return getattr(self.model.network, "FRAME_STRIDE", FRAME_STRIDE) / FRAME_STRIDE
+        return self.model.network.FRAME_STRIDE / FRAME_STRIDE
 
     def padded_width(self, width: int) -> int:
         """The width a line ``width`` columns wide is run at (its bucket; at least the model's minimum)."""
