@@ -24,6 +24,7 @@ ranking lines by it is meaningful, but 0.9 does not promise 90% accuracy.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -123,6 +124,21 @@ def greedy_decode(
     return path_result(probs.argmax(axis=1), probs, charset, scale_x, image_width)
 
 
+def best_path(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The greedy labelling of log-scores ``(N, T, C)`` (logits or log-probabilities, normalised over C here):
+    the most likely class per frame ``(N, T)`` and its probability ``(N, T)``.
+
+    The probabilities are never all computed: only frames whose best class is
+    not the blank get one (blank frames get NaN, which a greedy reading never
+    uses). With 18,710 classes this is several times cheaper than a softmax.
+    """
+    best, path = scores.float().max(-1)
+    written = path != 0
+    log_norm = torch.full_like(best, float("nan"))
+    log_norm[written] = scores[written].float().logsumexp(-1)
+    return path.numpy(), (best - log_norm).exp().numpy()
+
+
 def path_result(
     path: np.ndarray, probs: np.ndarray, charset: Charset, scale_x: float = 1.0, image_width: int | None = None
 ) -> Result:
@@ -133,7 +149,25 @@ def path_result(
     """
     if len(probs) == 0:
         return Result("", 0.0, [])
-    path_p = probs[np.arange(len(path)), path]
+    return labelled_result(
+        path, probs[np.arange(len(path)), path], lambda: float(probs[:, 0].mean()), charset, scale_x, image_width
+    )
+
+
+def labelled_result(
+    path: np.ndarray,
+    path_p: np.ndarray,
+    blank_mean: Callable[[], float],
+    charset: Charset,
+    scale_x: float = 1.0,
+    image_width: int | None = None,
+) -> Result:
+    """The reading of a frame labelling ``path`` ``(T,)`` whose classes have probabilities ``path_p`` ``(T,)``.
+
+    ``blank_mean`` gives the mean blank probability, the confidence of an empty reading (asked only then).
+    """
+    if len(path) == 0:
+        return Result("", 0.0, [])
     chars: list[CharResult] = []
     limit = image_width if image_width is not None else None
     t = 0
@@ -155,5 +189,5 @@ def path_result(
     if chars:
         confidence = float(np.prod([c.confidence for c in chars]))
     else:
-        confidence = float(probs[:, 0].mean())
+        confidence = blank_mean()
     return Result("".join(c.text for c in chars), confidence, chars)

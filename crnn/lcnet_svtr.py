@@ -81,10 +81,17 @@ class Stem(nn.Module):
     def _same(x: torch.Tensor) -> torch.Tensor:
         return F.pad(x, (0, 1, 0, 1))
 
+    @staticmethod
+    def _max_2x2(x: torch.Tensor) -> torch.Tensor:
+        """2x2 max-pooling with stride 1, as two 1-D maxima: the same numbers, and several times faster than
+        ``F.max_pool2d`` on a padded channels-last tensor on CPU."""
+        rows = torch.maximum(x[..., :-1, :], x[..., 1:, :])
+        return torch.maximum(rows[..., :-1], rows[..., 1:])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.conv1(x))
         branch = F.relu(self.conv2b(self._same(F.relu(self.conv2a(self._same(x))))))
-        pooled = F.max_pool2d(self._same(x), 2, 1)
+        pooled = self._max_2x2(self._same(x))
         return F.relu(self.conv4(F.relu(self.conv3(torch.cat([pooled, branch], dim=1)))))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,15 @@ import torch
 from crnn.calibration import shipped_calibration
 from crnn.charset import Charset
 from crnn.constrained import Constraint
-from crnn.decode import FRAME_STRIDE, Result, frames_covering, greedy_decode, masked_probabilities, reject_below
+from crnn.decode import (
+    FRAME_STRIDE,
+    Result,
+    best_path,
+    class_log_probs,
+    frames_covering,
+    labelled_result,
+    reject_below,
+)
 from crnn.errors import InvalidImageError
 from crnn.gate import feature_tap, pooled_features
 from crnn.lcnet_svtr import LCNetSVTR
@@ -58,6 +66,11 @@ def _cached_constraint(
     charset: Charset, pattern: str | None, lexicon: tuple[str, ...] | None, ignore_case: bool, beam_width: int
 ) -> Constraint | None:
     return Constraint.build(charset, pattern, lexicon, ignore_case, beam_width)
+
+
+def _blank_mean(scores: torch.Tensor) -> float:
+    """The mean blank probability over frames of log-scores ``(T, C)``: an empty reading's confidence."""
+    return float(scores.log_softmax(-1)[:, 0].exp().mean())
 
 
 def _per_image(value, kind: type | tuple[type, ...], count: int, what: str) -> list:
@@ -344,18 +357,23 @@ class Recognizer:
                 mask = masks[batch[rows[0]]]
                 if subset is not None:
                     mask = mask[subset]  # type: ignore[index]
-                probs = masked_probabilities(logits[rows], mask, charset.case_fold).numpy()
+                scores = logits[rows]
+                if mask is not None or charset.case_fold is not None:
+                    scores = class_log_probs(scores, mask, charset.case_fold)
+                path, path_p = best_path(scores)
                 for k, row in enumerate(rows):
                     image = images[batch[row]]
-                    frames = frames_covering(image.width, probs.shape[1])
+                    frames = frames_covering(image.width, scores.shape[1])
                     constraint = constraints[batch[row]]
                     scale_x = image.scale_x * self.frame_scale  # character spans in the original's columns
                     if constraint is None:
-                        results[batch[row]] = greedy_decode(probs[k], charset, frames, scale_x, image.original_width)
-                    else:
-                        results[batch[row]] = constraint.decode(
-                            probs[k, :frames], self.charset, scale_x, image.original_width
+                        results[batch[row]] = labelled_result(
+                            path[k, :frames], path_p[k, :frames], partial(_blank_mean, scores[k, :frames]),
+                            charset, scale_x, image.original_width,
                         )
+                    else:
+                        probs = scores[k, :frames].log_softmax(-1).exp().numpy()
+                        results[batch[row]] = constraint.decode(probs, self.charset, scale_x, image.original_width)
         if domain is not None:
             domain[:] = inside
         return results  # type: ignore[return-value]

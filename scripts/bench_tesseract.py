@@ -1,7 +1,7 @@
 """`ocr eval`'s reading loop against Tesseract (tesserocr) on the same crops, side by side, medians of rounds.
 
     pip install tesserocr && apt-get install tesseract-ocr     # for this comparison only; not a project dependency
-    python scripts/bench_tesseract.py [DATASET] [--limit 600] [--precisions fp32 bf16 int8] [--repeats 3]
+    python scripts/bench_tesseract.py [DATASET] [--limit 600] [--model NAME] [--precisions fp32] [--repeats 3]
 
 Both sides start from the encoded image bytes in memory, so decoding is on
 the clock for both. Tesseract: PSM 7 (a single line), English, one
@@ -66,7 +66,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", nargs="?", type=Path, default=DEFAULT_SET)
     parser.add_argument("--limit", type=int, default=600)
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"])
+    parser.add_argument("--model", default=None, help="our model (default: the default model)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], help="bf16, int8 (english_g2 only) too")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
@@ -80,8 +81,9 @@ def main() -> None:
     samples = list(dataset)
     images = [s.image for s in samples]
     labels = [s.label for s in samples]
+    kwargs = {"model": args.model} if args.model else {}
     recognizers = {
-        p: Recognizer(precision=p, device="cpu", threads=args.threads, batch_size=args.batch_size)
+        p: Recognizer(precision=p, device="cpu", threads=args.threads, batch_size=args.batch_size, **kwargs)
         for p in args.precisions
     }
     rates: dict[str, list[float]] = {name: [] for name in ["tesseract", *recognizers]}
@@ -95,7 +97,9 @@ def main() -> None:
             rates[precision].append(result.lines_per_s)
             loose[precision] = result.scores.loose
     tess = statistics.median(rates["tesseract"])
-    print(f"{len(images)} crops of {args.dataset.name}; {args.threads} threads each; medians of {args.repeats} rounds")
+    model = next(iter(recognizers.values())).model.name
+    print(f"{len(images)} crops of {args.dataset.name}; ours: {model}; {args.threads} threads each; "
+          f"medians of {args.repeats} rounds")
     print(f"{'engine':>20} {'lines/s':>8} {'rounds':>24} {'loose':>6} {'vs Tesseract':>12}")
     for name, values in rates.items():
         median = statistics.median(values)

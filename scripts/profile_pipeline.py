@@ -1,13 +1,14 @@
 """Where a line's milliseconds go in `ocr eval`: decode, resize, batch, network, CTC decode, retries, the rest.
 
-    python scripts/profile_pipeline.py [DATASET] [--limit 600] [--precisions fp32 bf16 int8] [--repeats 3]
+    python scripts/profile_pipeline.py [DATASET] [--limit 600] [--model NAME] [--precisions fp32 bf16] [--repeats 3]
 
 Runs the real loop behind ``ocr eval`` (``ocr.evaluate.evaluate``) with
 timers wrapped around the pipeline's own functions, so nothing is
-re-implemented: image decoding (``to_gray``), resizing to 64 px
+re-implemented: image decoding (``to_pixels``), resizing to the model's height
 (``resize_to_height``), padding + normalising + stacking a batch
 (``stack_batch``), the network (``Recognizer.forward`` minus the stacking),
-softmax + allowlist masking, CTC decoding (greedy), and the contrast retry's
+allowlist masking, each frame's best class and its probability
+(``best_path``), CTC decoding (greedy, ``labelled_result``), and the contrast retry's
 share (lines retried, and the network passes they cost, which the network row
 also includes). "other" is the loop's total minus the timed stages. Medians
 of ``--repeats`` runs, in ms per line.
@@ -33,7 +34,7 @@ from ocr.datasets import Dataset, open_dataset  # noqa: E402
 from ocr.evaluate import evaluate  # noqa: E402
 
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
-STAGES = ["decode", "resize", "batch", "network", "softmax+mask", "ctc decode", "calibration"]
+STAGES = ["decode", "resize", "batch", "network", "mask", "best path", "ctc decode", "calibration"]
 
 
 class Timers:
@@ -78,11 +79,12 @@ def profile(recognizer: Recognizer, dataset: Dataset) -> tuple[dict[str, float],
         timers.retried += sum(r.confidence < below for r in results)
 
     with Timers() as timers:
-        timers.wrap(preprocess, "to_gray", "decode")
+        timers.wrap(preprocess, "to_pixels", "decode")
         timers.wrap(preprocess, "resize_to_height", "resize")
         timers.wrap(recognizer_module, "stack_batch", "batch")
-        timers.wrap(recognizer_module, "masked_probabilities", "softmax+mask")
-        timers.wrap(recognizer_module, "greedy_decode", "ctc decode")
+        timers.wrap(recognizer_module, "class_log_probs", "mask")
+        timers.wrap(recognizer_module, "best_path", "best path")
+        timers.wrap(recognizer_module, "labelled_result", "ctc decode")
         timers.wrap(recognizer, "forward", "forward")
         timers.wrap(recognizer, "_retry", "retry", before=count_retried)
         if recognizer.calibration is not None:
@@ -97,7 +99,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", nargs="?", type=Path, default=DEFAULT_SET)
     parser.add_argument("--limit", type=int, default=600)
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"])
+    parser.add_argument("--model", default=None, help="a bundled model (default: the default model)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
+                        help="int8 exists for english_g2 only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -106,7 +110,8 @@ def main() -> None:
     n = len(dataset)
     rows = {}
     for precision in args.precisions:
-        recognizer = Recognizer(precision=precision, device="cpu", threads=args.threads)
+        kwargs = {"model": args.model} if args.model else {}
+        recognizer = Recognizer(precision=precision, device="cpu", threads=args.threads, **kwargs)
         runs = [profile(recognizer, dataset) for _ in range(args.repeats)]
         rows[precision] = runs
     print(f"{n} crops of {args.dataset.name}; {args.threads} threads; ms per line, medians of {args.repeats} runs")

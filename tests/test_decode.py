@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from crnn.charset import Charset
-from crnn.decode import FRAME_SPAN, FRAME_STRIDE, greedy_decode, masked_probabilities
+from crnn.decode import FRAME_SPAN, FRAME_STRIDE, best_path, greedy_decode, labelled_result, masked_probabilities
 
 CHARSET = Charset("abc ")  # classes: 0 blank, 1 a, 2 b, 3 c, 4 space
 
@@ -100,3 +100,21 @@ def test_unknown_case_is_rejected() -> None:
 
     with pytest.raises(ValueError, match="case"):
         Charset("aA", case="title")
+
+
+def test_best_path_reads_like_the_full_softmax() -> None:
+    """The served greedy path (best class and its probability, no full softmax) gives the same readings,
+    confidences and spans as decoding the full probabilities, empty readings included."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 12, 5, generator=generator) * 3
+    logits[:4, :, 0] += 50  # lines the model leaves empty: their confidence is the mean blank probability
+    path, path_p = best_path(logits)
+    probs = logits.log_softmax(-1).exp().numpy()
+    assert np.isnan(path_p[path == 0]).all() and not np.isnan(path_p[path != 0]).any()
+    for k in range(len(logits)):
+        full = greedy_decode(probs[k], CHARSET, scale_x=2.0, image_width=90)
+        fast = labelled_result(path[k], path_p[k], lambda k=k: float(probs[k, :, 0].mean()), CHARSET, 2.0, 90)
+        assert fast.text == full.text
+        assert np.isclose(fast.confidence, full.confidence, rtol=1e-5)
+        assert [(c.text, c.x_start, c.x_end) for c in fast.chars] == [(c.text, c.x_start, c.x_end) for c in full.chars]
+    assert labelled_result(path[0], path_p[0], lambda: 0.25, CHARSET).confidence == 0.25

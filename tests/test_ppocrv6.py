@@ -6,12 +6,15 @@ Tests that need the wheel's ONNX file (``rapidocr``) or ONNX Runtime skip withou
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 from itertools import islice
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from crnn import Recognizer
 from crnn.decode import greedy_decode
@@ -217,3 +220,26 @@ def test_adapt_refuses_this_base_clearly(tmp_path) -> None:
     with pytest.raises(ValueError, match="english_g2's architecture only"):
         run_adapt(AdaptConfig(data=EXAMPLES, out=tmp_path / "m", base_model="ppocrv6_small"), progress=False)
     assert not (tmp_path / "m").exists()
+
+
+def test_onnx_export_matches_the_module(ppocr: Recognizer, tmp_path) -> None:
+    """``ocr export`` writes this architecture too: colour input, dynamic batch and width, the same logits and texts."""
+    pytest.importorskip("onnxruntime")
+    from ocr.export import ExportConfig, OnnxNetwork, run_export
+
+    graph = OnnxNetwork(run_export(ExportConfig("ppocrv6_small", tmp_path / "pp.onnx")), threads=2)
+    assert graph.metadata["weights_sha256"] == SPEC.sha256
+    assert json.loads(graph.metadata["normalization"])["channels"] == 3
+    images = [ppocr.prepare(example_bytes(i)) for i in range(5)]
+    images.append(ppocr.prepare(np.hstack([np.asarray(Image.open(io.BytesIO(example_bytes(i)))) for i in (0,) * 6])))
+    widths = set()
+    for _rows, tensor in ppocr.input_batches(images):
+        with torch.inference_mode():
+            ours = ppocr.network(tensor).softmax(-1).numpy()
+        theirs = torch.from_numpy(graph(tensor.numpy())).softmax(-1).numpy()
+        widths.add(tensor.shape[-1])
+        assert theirs.shape == ours.shape
+        assert np.abs(theirs - ours).max() < 1e-3
+        assert [greedy_decode(p, ppocr.charset).text for p in ours] == [
+            greedy_decode(p, ppocr.charset).text for p in theirs]
+    assert len(widths) > 1
