@@ -33,16 +33,23 @@ STAGES: tuple[tuple[int, int, tuple[int, int], tuple[bool, ...]], ...] = (
 
 
 class SqueezeExcite(nn.Module):
-    """Channel gating from the feature map's mean: 1x1 reduce (/4), ReLU, 1x1 expand, hard sigmoid."""
+    """Channel gating from the feature map's mean: 1x1 reduce (/4), ReLU, 1x1 expand, hard sigmoid.
 
-    def __init__(self, channels: int) -> None:
+    The hard sigmoid is ``clip(slope * x + 0.5, 0, 1)``: slope 1/6 (PyTorch's) in the LCNet backbones, 0.2
+    (Paddle's older definition) in the detector's FPN.
+    """
+
+    def __init__(self, channels: int, slope: float = 1 / 6) -> None:
         super().__init__()
+        self.slope = slope
         self.reduce = nn.Conv2d(channels, channels // 4, 1)
         self.expand = nn.Conv2d(channels // 4, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = x.mean(dim=(2, 3), keepdim=True)
-        return x * F.hardsigmoid(self.expand(F.relu(self.reduce(gate))))
+        gate = self.expand(F.relu(self.reduce(x.mean(dim=(2, 3), keepdim=True))))
+        if self.slope == 1 / 6:
+            return x * F.hardsigmoid(gate)
+        return x * (self.slope * gate + 0.5).clamp(0.0, 1.0)
 
 
 class LCNetBlock(nn.Module):

@@ -24,6 +24,8 @@ from crnn.errors import WeightsError
 #: Initializers that hold learned tensors (the rest are shapes, axes and scalar constants of the graph).
 _PARAMETER = re.compile(r"^(conv2d_\d+\.w_0|batch_norm2d_\d+\.[wb]_\d|linear_\d+\.[wb]_0|p2o\.pd_op\.reshape\.\d+\.0"
                         r"|helper\.reshape\.\d+)$")
+#: The exporter's casts: learned when they hold a kernel (a transposed convolution's weight), else shape constants.
+_CAST = re.compile(r"^auto\.cast\.\d+$")
 
 
 def _load(path: Path):
@@ -48,7 +50,9 @@ def onnx_parameters(path: Path) -> list[tuple[str, np.ndarray]]:
     ordered = []
     for node in graph.node:
         for name in node.input:
-            if name in initializers and name not in seen and _PARAMETER.match(name):
+            if name in initializers and name not in seen and (
+                _PARAMETER.match(name) or (_CAST.match(name) and len(initializers[name].dims) >= 2)
+            ):
                 seen.add(name)
                 ordered.append((name, numpy_helper.to_array(initializers[name])))
     return ordered

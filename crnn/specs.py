@@ -98,7 +98,7 @@ def _easyocr_english_g2_file() -> Path:
     return Path(easyocr_en_models.model_dir()) / "english_g2.pth"
 
 
-def _rapidocr_file(name: str) -> Path:
+def rapidocr_file(name: str) -> Path:
     """A model file inside the installed rapidocr wheel, found without importing the package."""
     from importlib.util import find_spec
 
@@ -111,7 +111,7 @@ def _rapidocr_file(name: str) -> Path:
 
 
 def _ppocrv6_rec_file() -> Path:
-    return _rapidocr_file("PP-OCRv6_rec_small.onnx")
+    return rapidocr_file("PP-OCRv6_rec_small.onnx")
 
 
 PPOCRV6_REC_SHA256 = "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884"

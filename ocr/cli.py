@@ -46,7 +46,7 @@ from server.config import (
     RayOptions,
     ServerConfig,
 )
-from textdet.detector import DEFAULT_MAX_PIXELS
+from textdet.specs import DEFAULT_DETECTOR, DETECTOR_SPECS
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 #: ``ocr batch --detect`` reads at most this many pages per call of the page reader.
@@ -132,14 +132,17 @@ def _add_decode_options(parser: argparse.ArgumentParser) -> None:
 def _add_detect_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("whole pages (text detection)")
     group.add_argument("--detect", action="store_true",
-                       help="the images are whole pages or photos: find the text lines (CRAFT) and read each")
-    group.add_argument("--detect-max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
-                       help="pages are scaled down to at most N pixels for detection, never up (default: "
-                       f"{DEFAULT_MAX_PIXELS:,}); more finds smaller text, at a cost in time that grows with N")
+                       help="the images are whole pages or photos: find the text lines and read each")
+    group.add_argument("--detector", choices=sorted(DETECTOR_SPECS), default=DEFAULT_DETECTOR,
+                       help=f"the text detector (default: {DEFAULT_DETECTOR}; craft_mlt_25k is EasyOCR's CRAFT)")
+    group.add_argument("--detect-max-pixels", type=_positive_int, default=None, metavar="N",
+                       help="pages are scaled to at most N pixels for detection (default: the detector's own, "
+                       + ", ".join(f"{n} {s.config.max_pixels:,}" for n, s in sorted(DETECTOR_SPECS.items()))
+                       + "); more finds smaller text, at a cost in time that grows with N")
 
 
 def _detect_options(args: argparse.Namespace) -> DetectOptions:
-    return DetectOptions(args.detect, args.detect_max_pixels)
+    return DetectOptions(args.detect, args.detector, args.detect_max_pixels)
 
 
 def _decode_options(args: argparse.Namespace) -> DecodeOptions:
@@ -292,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help=f"require 'authorization: Bearer TOKEN' on every RPC but health "
                        f"(also ${TOKEN_ENV})")
     serve.add_argument("--grace", type=float, default=30.0, help="seconds to drain on shutdown (default: 30)")
+    serve.add_argument("--detector", choices=sorted(DETECTOR_SPECS), default=DEFAULT_DETECTOR,
+                       help=f"the text detector for pages sent with detect (default: {DEFAULT_DETECTOR})")
     ray = serve.add_argument_group("Ray Serve (pip install '.[ray]')")
     ray.add_argument("--ray", action="store_true",
                      help="deploy on Ray Serve behind its gRPC proxy (same contract) instead of one process")
@@ -554,7 +559,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_images_per_request=args.max_images_per_request, max_models=args.max_models,
         max_message_bytes=int(args.max_message_mb * 2**20),
         metrics_port=args.metrics_port, http_port=args.http_port, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        token=args.token or os.environ.get(TOKEN_ENV) or None, grace_s=args.grace,
+        token=args.token or os.environ.get(TOKEN_ENV) or None, grace_s=args.grace, detector=args.detector,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.ray:

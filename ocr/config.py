@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
 
@@ -12,7 +12,7 @@ from crnn.errors import InvalidConstraintError
 from crnn.runtime import Precision
 from crnn.specs import ADAPT_BASE_MODEL, DEFAULT_MODEL
 from textdet import DetectionConfig, Detector, PageReader
-from textdet.detector import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+from textdet.specs import DEFAULT_DETECTOR, DETECTOR_SPECS
 
 #: Largest lexicon file read (bytes).
 MAX_LEXICON_BYTES = 16 << 20
@@ -63,20 +63,28 @@ class DecodeOptions:
 
 @dataclass(frozen=True)
 class DetectOptions:
-    """Whether images are whole pages to find lines in first, and how large the detector sees them."""
+    """Whether images are whole pages to find lines in first, with which detector, and how large it sees them
+    (None: the detector's own default)."""
 
     detect: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_side: int = DEFAULT_MAX_SIDE
+    detector: str = DEFAULT_DETECTOR
+    max_pixels: int | None = None
+    max_side: int | None = None
+
+    def detection_config(self) -> DetectionConfig:
+        """The detector's own defaults with this page size limit."""
+        config = DETECTOR_SPECS[self.detector].config
+        return replace(config, max_pixels=self.max_pixels or config.max_pixels,
+                       max_side=self.max_side or config.max_side)
 
     def page_reader(self, recognizer: Recognizer, precision: str = "auto") -> PageReader:
         """A page reader around ``recognizer``, with the detector on the same device (weights checked on load).
 
         The detector runs at ``precision``, except that int8 (recogniser only) means ``auto`` for it.
         """
-        config = DetectionConfig(max_side=self.max_side, max_pixels=self.max_pixels)
         detector_precision = cast(Precision, "auto" if precision == "int8" else precision)
-        detector = Detector(device=str(recognizer.device), precision=detector_precision, config=config)
+        detector = Detector(self.detector, device=str(recognizer.device), precision=detector_precision,
+                            config=self.detection_config())
         return PageReader(recognizer, detector)
 
 

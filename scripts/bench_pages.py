@@ -1,8 +1,13 @@
-"""Whole pages: our detector + recogniser against Tesseract and EasyOCR ``readtext``, side by side, page by page.
+"""Whole pages: our detector + recogniser against RapidOCR, Tesseract and EasyOCR ``readtext``, side by side, page
+by page.
 
-    python scripts/bench_pages.py [PAGE_SET] [--limit N] [--easyocr-python /path/to/venv/bin/python]
+    python scripts/bench_pages.py [PAGE_SET] [--limit N] [--detector NAME] [--half a|b]
+                                  [--easyocr-python /path/to/venv/bin/python]
 
-For comparison only; neither Tesseract nor EasyOCR is a project dependency:
+For comparison only; only RapidOCR (whose wheel ships the PP-OCRv6 weights) is installed with the project:
+
+* RapidOCR 3.10: its own pipeline with its defaults (PP-OCRv6 small detector, line classifier, recogniser;
+  ONNX Runtime), ``RapidOCR()(path)``.
 
 * Tesseract: ``pip install tesserocr`` and ``apt-get install tesseract-ocr``; whole page, PSM 3 (automatic
   layout), English; its text lines (``RIL.TEXTLINE``) are the boxes.
@@ -35,7 +40,7 @@ from crnn import Recognizer  # noqa: E402
 from crnn.preprocess import to_gray  # noqa: E402
 from ocr.page_metrics import Tally  # noqa: E402
 from ocr.page_sets import Page, open_page_set  # noqa: E402
-from textdet import Detector, PageReader  # noqa: E402
+from textdet import DEFAULT_DETECTOR, DETECTOR_SPECS, Detector, PageReader  # noqa: E402
 
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "sroie_receipts_full_part1"
 TESSDATA = [Path("/usr/share/tesseract-ocr/5/tessdata"), Path("/usr/share/tesseract-ocr/4.00/tessdata")]
@@ -62,11 +67,10 @@ for request in sys.stdin:
 
 
 class Ours:
-    name = "ours (CRAFT + CRNN)"
-
-    def __init__(self, precision: str) -> None:
+    def __init__(self, precision: str, detector: str) -> None:
         recognizer = Recognizer(precision=precision)  # type: ignore[arg-type]
-        self.reader = PageReader(recognizer, Detector(precision=precision))  # type: ignore[arg-type]
+        self.reader = PageReader(recognizer, Detector(detector, precision=precision))  # type: ignore[arg-type]
+        self.name = f"ours ({detector} + {recognizer.model.name})"
         recognizer.warmup()
         self.detect_s: list[float] = []
         self.read_s: list[float] = []
@@ -81,6 +85,23 @@ class Ours:
         self.detect_s.append(cut_done - start)
         self.read_s.append(end - cut_done)
         return end - start, [np.array(line.box, np.float32) for line in lines], [line.text for line in lines]
+
+
+class RapidOcr:
+    name = "RapidOCR 3.10 defaults"
+
+    def __init__(self) -> None:
+        from rapidocr import RapidOCR
+
+        self.engine = RapidOCR(params={"Global.log_level": "error"})
+
+    def read(self, page: Page) -> tuple[float, list[np.ndarray], list[str]]:
+        start = time.perf_counter()
+        out = self.engine(str(page.image_path))
+        seconds = time.perf_counter() - start
+        if out.boxes is None or out.txts is None:
+            return seconds, [], []
+        return seconds, [np.array(box, np.float32) for box in out.boxes], list(out.txts)
 
 
 class Tesseract:
@@ -148,6 +169,10 @@ def main() -> None:
     parser.add_argument("pages", type=Path, nargs="?", default=DEFAULT_SET)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=sorted(DETECTOR_SPECS))
+    parser.add_argument("--half", choices=["a", "b"],
+                        help="a: the first half of the pages (where defaults are chosen), b: the second (reported)")
+    parser.add_argument("--no-rapidocr", action="store_true")
     parser.add_argument("--no-tesseract", action="store_true")
     parser.add_argument("--easyocr-python", help="the Python of a virtual environment with easyocr installed")
     parser.add_argument("--easyocr-models", type=Path, default=Path("/tmp/easyocr-models"),
@@ -155,8 +180,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     args = parser.parse_args()
 
-    pages = open_page_set(args.pages)[: args.limit]
-    engines: list = [Ours(args.precision)]
+    pages = open_page_set(args.pages)
+    middle = len(pages) // 2
+    pages = {"a": pages[:middle], "b": pages[middle:], None: pages}[args.half][: args.limit]
+    engines: list = [Ours(args.precision, args.detector)]
+    if not args.no_rapidocr:
+        try:
+            engines.append(RapidOcr())
+        except ImportError as exc:
+            print(f"skipping RapidOCR: {exc}", file=sys.stderr)
     if not args.no_tesseract:
         try:
             engines.append(Tesseract())
@@ -180,7 +212,8 @@ def main() -> None:
 
     ours = engines[0]
     rows = []
-    print(f"\n{len(pages)} pages of {args.pages}; time per page includes decoding; ratio = engine's total time "
+    which = f" (half {args.half})" if args.half else ""
+    print(f"\n{len(pages)} pages of {args.pages}{which}; time per page includes decoding; ratio = engine's total time "
           "over ours\n")
     print("| engine | word P | word R | word F1 | cased F1 | det P | det R | s/page (mean) | s/page (median) "
           "| time / ours |")

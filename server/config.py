@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crnn.specs import DEFAULT_MODEL
+from textdet.specs import DEFAULT_DETECTOR
 
 #: Largest request or response message accepted (bytes); bigger ones get RESOURCE_EXHAUSTED.
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -39,6 +40,8 @@ class ServerConfig:
     prep_threads: int = 2
     #: A RecognizeRequest.model that is not loaded yet is loaded from the models folder, up to this many models.
     max_models: int = 4
+    #: The text detector for images sent with ``detect`` (textdet.specs).
+    detector: str = DEFAULT_DETECTOR
 
 
 @dataclass(frozen=True)

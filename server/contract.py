@@ -58,7 +58,7 @@ def build_recognizer(model: str | LoadedModel, config: ServerConfig) -> Recogniz
 def build_detector(config: ServerConfig) -> Detector:
     """The text detector on the server's device (int8 is for the recogniser only: the detector then picks)."""
     precision = cast(Precision, "auto" if config.precision == "int8" else config.precision)
-    return Detector(device=config.device, precision=precision)
+    return Detector(config.detector, device=config.device, precision=precision)
 
 
 def load_for_request(name: str, config: ServerConfig) -> Recognizer:

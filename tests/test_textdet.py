@@ -9,20 +9,22 @@ import numpy as np
 import pytest
 import torch
 
+from crnn import Recognizer
 from crnn.decode import CharResult, Result
 from crnn.errors import InvalidImageError, WeightsError
 from crnn.preprocess import prepare, to_gray
+from crnn.specs import DEFAULT_MODEL
 from ocr.datasets import DatasetError
 from ocr.page_metrics import Tally, box_iou, match_boxes, words
 from ocr.page_sets import open_page_set
 from tests.conftest import encode
 from tests.pages import render_page
-from textdet import DETECTOR_SPECS, Detector, PageReader
+from textdet import DEFAULT_DETECTOR, DETECTOR_SPECS, Detector, PageReader
 from textdet.boxes import GlyphRecovery, group_lines, order_corners, reading_order, stray_glyphs, word_boxes
 from textdet.crop import crop_line
-from textdet.detector import DetectionConfig
 from textdet.lines import darken_ink, spurious_spaces, tidy_spacing
 from textdet.model import CRAFT
+from textdet.specs import DetectionConfig
 
 
 def rect(left: float, top: float, right: float, bottom: float) -> np.ndarray:
@@ -50,7 +52,19 @@ def test_detector_refuses_weights_with_the_wrong_checksum(tmp_path, monkeypatch)
     spec = dataclasses.replace(DETECTOR_SPECS["craft_mlt_25k"], weights_file=lambda: fake)
     monkeypatch.setitem(DETECTOR_SPECS, "craft_mlt_25k", spec)
     with pytest.raises(WeightsError, match="checksum mismatch"):
-        Detector(device="cpu", precision="fp32")
+        Detector("craft_mlt_25k", device="cpu", precision="fp32")
+
+
+def test_db_detector_refuses_a_changed_byte(tmp_path, monkeypatch) -> None:
+    original = DETECTOR_SPECS["ppocrv6_det_small"]
+    data = bytearray(original.weights_file().read_bytes())
+    data[len(data) // 2] ^= 1
+    changed = tmp_path / "det.onnx"
+    changed.write_bytes(bytes(data))
+    spec = dataclasses.replace(original, weights_file=lambda: changed)
+    monkeypatch.setitem(DETECTOR_SPECS, "ppocrv6_det_small", spec)
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        Detector("ppocrv6_det_small", device="cpu", precision="fp32")
 
 
 def test_detector_rejects_unknown_names_and_tiny_limits() -> None:
@@ -265,9 +279,14 @@ def test_word_scores_count_multisets_case_and_dont_care() -> None:
 # --- the page reader with the real models ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def page_reader(recognizer) -> PageReader:
-    return PageReader(recognizer, Detector(device="cpu", precision="fp32"))
+#: The default pair, and CRAFT with the recogniser it was tuned with.
+READERS = [(DEFAULT_DETECTOR, DEFAULT_MODEL), ("craft_mlt_25k", "english_g2")]
+
+
+@pytest.fixture(scope="module", params=READERS, ids=[d for d, _ in READERS])
+def page_reader(request) -> PageReader:
+    detector, model = request.param
+    return PageReader(Recognizer(model, device="cpu", precision="fp32"), Detector(detector, "cpu", "fp32"))
 
 
 def test_a_rendered_page_is_read_line_by_line_in_reading_order(page_reader: PageReader) -> None:
@@ -276,8 +295,10 @@ def test_a_rendered_page_is_read_line_by_line_in_reading_order(page_reader: Page
     lines = page_reader.read([page])[0]
     assert [line.text.upper() for line in lines] == ["INVOICE 2024", "TOTAL 12.50", "PAID", "THANK YOU"]
     for line, expected in zip(lines, [truth[0], truth[2], truth[1], truth[3]]):
-        assert box_iou(np.array(line.box, np.float32), expected) > 0.6
-        assert line.chars and line.chars[0].x_start < 10  # spans start near the line's left edge
+        assert box_iou(np.array(line.box, np.float32), expected) > 0.5  # DB boxes keep a margin around the ink
+        # Spans are measured along the line, not in page columns (those would start at 40 or more); a stride-8
+        # recogniser's first spike can come a frame late, hence the slack.
+        assert line.chars and line.chars[0].x_start < 20
 
 
 @pytest.mark.parametrize("angle", [12, -20])
@@ -298,10 +319,10 @@ def test_pages_without_text_give_no_lines_and_bad_images_are_refused(page_reader
 
 def test_big_pages_are_scaled_down_for_detection_only(page_reader: PageReader) -> None:
     page, _ = render_page([(200, 600, "LARGE PAGE 77")], size=(3000, 2000), font_size=90)
-    assert page_reader.detector.scale(3000, 2000) < 0.5
+    assert page_reader.detector.scale(3000, 2000) < 0.75
     (line,) = page_reader.read([page])[0]
     assert line.text.upper() == "LARGE PAGE 77"
-    assert 190 <= line.box[0][0] <= 215  # boxes come back in the page's own pixels
+    assert 170 <= line.box[0][0] <= 215  # boxes come back in the page's own pixels (DB's with a margin)
 
 
 def test_min_confidence_and_allowlist_apply_to_every_line(page_reader: PageReader) -> None:
@@ -312,13 +333,19 @@ def test_min_confidence_and_allowlist_apply_to_every_line(page_reader: PageReade
     assert rejected.rejected and rejected.text == ""
 
 
+#: Floors for word F1 and detection recall on the first three shared receipts (fp32), a little under what each
+#: pair read when last measured: CRAFT + english_g2 word F1 0.629; DB + PP-OCRv6 small 0.883 (det recall 0.836).
+RECEIPT_GUARDS = {"craft_mlt_25k": (0.61, 0.70), DEFAULT_DETECTOR: (0.86, 0.80)}
+
+
 def test_whole_receipts_keep_their_measured_word_f1(page_reader: PageReader) -> None:
-    """A guard on the shared receipts: the first three read at 0.629 word F1 (fp32) when this was written."""
+    """A guard on the shared receipts: each detector and recogniser pair keeps the word F1 it was measured at."""
     from ocr.page_eval import evaluate_pages
     from tests.conftest import shared_set
 
     pages = open_page_set(shared_set("sroie_receipts_full_part1"))
     result = evaluate_pages(page_reader, pages, limit=3, progress=False)
     assert result.pages == 3 and not result.errors
-    assert result.scores["word_f1"] >= 0.61
-    assert result.scores["det_recall"] >= 0.70
+    f1, recall = RECEIPT_GUARDS[page_reader.detector.spec.name]
+    assert result.scores["word_f1"] >= f1
+    assert result.scores["det_recall"] >= recall

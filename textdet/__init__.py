@@ -8,8 +8,8 @@
 """
 
 from crnn.preprocess import to_gray
-from textdet.detector import DetectionConfig, Detector
+from textdet.detector import Detector
 from textdet.page import Line, PageReader
-from textdet.specs import DEFAULT_DETECTOR, DETECTOR_SPECS
+from textdet.specs import DEFAULT_DETECTOR, DETECTOR_SPECS, DetectionConfig
 
 __all__ = ["DEFAULT_DETECTOR", "DETECTOR_SPECS", "DetectionConfig", "Detector", "Line", "PageReader", "to_gray"]
