@@ -10,6 +10,12 @@ compute. ``run_batch`` returns one result *or exception* per item, so one
 item's failure fails only that item; if ``run_batch`` itself raises, the batch
 is retried one item at a time so the culprit fails alone.
 
+Fairness: items submitted with ``defer_s`` (a page's many lines) queue apart
+from the rest and are served as if they had arrived ``defer_s`` later, so a
+crop sent meanwhile does not wait behind a whole page; ``batch_limit(key)``
+caps how many items one dispatch of ``key`` takes, so one dispatch stays one
+forward pass and the next due item waits at most that long.
+
 Time comes from a :class:`Clock`, so tests drive the batcher with a fake one.
 """
 
@@ -72,6 +78,8 @@ class _Pending(Generic[T, R]):
     enqueued: float
     deadline: float | None
     future: asyncio.Future = field(repr=False)
+    #: When it counts as having arrived, for ordering (``enqueued`` plus its deferral).
+    rank: float = 0.0
 
 
 BatchFn = Callable[[list[Any]], Awaitable[Sequence[Any]]]
@@ -97,8 +105,10 @@ class DynamicBatcher(Generic[T, R]):
         config: BatcherConfig = BatcherConfig(),
         clock: Clock | None = None,
         on_batch: Callable[[int, float], None] | None = None,
+        batch_limit: Callable[[Hashable], int] | None = None,
     ) -> None:
         self._run_batch = run_batch
+        self._batch_limit = batch_limit
         self.config = config
         self._clock = clock or Clock()
         self._on_batch = on_batch
@@ -131,8 +141,13 @@ class DynamicBatcher(Generic[T, R]):
         (future,) = self.submit_many([(item, key)], deadline)
         return await future
 
-    def submit_many(self, items: Sequence[tuple[T, Hashable]], deadline: float | None = None) -> list[asyncio.Future]:
-        """Queue several items at once (all or none, against the queue limit); returns their futures."""
+    def submit_many(self, items: Sequence[tuple[T, Hashable]], deadline: float | None = None, defer_s: float = 0.0
+                    ) -> list[asyncio.Future]:
+        """Queue several items at once (all or none, against the queue limit); returns their futures.
+
+        With ``defer_s`` they are batched apart from undeferred items and served as if they had arrived that
+        much later (bulk work yields to requests that arrive meanwhile, but never waits longer than that).
+        """
         if self._draining:
             raise DrainingError("server is shutting down")
         if self._size + len(items) > self.config.max_queue_size:
@@ -144,20 +159,26 @@ class DynamicBatcher(Generic[T, R]):
         futures = []
         for item, key in items:
             future = loop.create_future()
-            self._queues.setdefault(key, deque()).append(_Pending(item, key, now, deadline, future))
+            queue = self._queues.setdefault((key, defer_s), deque())
+            queue.append(_Pending(item, key, now, deadline, future, now + defer_s))
             futures.append(future)
         self._size += len(items)
         self._wakeup.set()
         return futures
 
     def _oldest_key(self) -> Hashable:
-        return min(self._queues, key=lambda k: self._queues[k][0].enqueued)
+        return min(self._queues, key=lambda k: self._queues[k][0].rank)
 
-    def _take(self, key: Hashable) -> list[_Pending]:
-        queue = self._queues[key]
-        batch = [queue.popleft() for _ in range(min(len(queue), self.config.max_batch_size))]
+    def _limit(self, queue_key: tuple[Hashable, float]) -> int:
+        """The most items one dispatch of a queue takes."""
+        limit = self.config.max_batch_size
+        return max(1, min(limit, self._batch_limit(queue_key[0]))) if self._batch_limit else limit
+
+    def _take(self, queue_key: tuple[Hashable, float]) -> list[_Pending]:
+        queue = self._queues[queue_key]
+        batch = [queue.popleft() for _ in range(min(len(queue), self._limit(queue_key)))]
         if not queue:
-            del self._queues[key]
+            del self._queues[queue_key]
         self._size -= len(batch)
         return batch
 
@@ -172,10 +193,10 @@ class DynamicBatcher(Generic[T, R]):
             # The oldest item's key goes first once that item is due, so no key starves under load; before
             # then, a key with a full batch may jump the queue (a full batch gains nothing by waiting).
             key = self._oldest_key()
-            due = self._queues[key][0].enqueued + self.config.max_queue_delay_ms / 1000.0
+            due = self._queues[key][0].enqueued + self.config.max_queue_delay_ms / 1000.0  # deferral only orders
             remaining = due - self._clock.now()
             if remaining > 0 and not self._draining:
-                full = [k for k, q in self._queues.items() if len(q) >= self.config.max_batch_size]
+                full = [k for k, q in self._queues.items() if len(q) >= self._limit(k)]
                 if not full:
                     self._wakeup.clear()
                     await self._clock.wait(self._wakeup, remaining)

@@ -147,7 +147,8 @@ async def prepare_off_loop(
     return await asyncio.get_running_loop().run_in_executor(executor, prepare_request, recognizer, request)
 
 
-ReadLines = Callable[[Sequence[PreparedImage], ReadOptions], Awaitable[list[Result]]]
+#: Reads lines through the caller's batching: ``read(images, options, bulk=False)``; ``bulk`` marks a page's lines.
+ReadLines = Callable[..., Awaitable[list[Result]]]
 
 
 async def read_request(
@@ -157,8 +158,9 @@ async def read_request(
     """Every image's reading: a ``Result`` for a line, the lines found for a page (``detect``).
 
     ``read`` reads lines through the caller's batching; page detection runs on
-    ``executor`` (the inference thread), and every page line goes through
-    ``read`` too, so page lines share batches with other requests' crops.
+    ``executor`` (not the inference thread, so crops keep flowing meanwhile),
+    and every page line goes through ``read`` too, marked ``bulk`` so that
+    other requests' crops do not wait behind a whole page.
     """
     lines = [i for i, p in enumerate(prepared) if isinstance(p, PreparedImage)]
     pages = [i for i, p in enumerate(prepared) if not isinstance(p, PreparedImage)]
@@ -188,9 +190,9 @@ async def _read_pages(reader: PageReader, grays: Sequence[np.ndarray], options: 
     for page, gray in enumerate(grays):
         cuts += await loop.run_in_executor(executor, reader.cut, gray, page)
     plain = replace(options, min_confidence=None)  # applied after the darkened second reading
-    results = await read([c.image for c in cuts], plain) if cuts else []
+    results = await read([c.image for c in cuts], plain, bulk=True) if cuts else []
     unsure = reader.unsure(results)
-    again = await read([reader.darkened(cuts[i]) for i in unsure], plain) if unsure else []
+    again = await read([reader.darkened(cuts[i]) for i in unsure], plain, bulk=True) if unsure else []
     return reader.finish(cuts, results, dict(zip(unsure, again)), len(grays), options.constraint is None,
                          options.min_confidence)
 

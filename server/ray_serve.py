@@ -113,7 +113,8 @@ class RecognizerDeployment:
             options = await check_off_loop(request, recognizer, self._config.max_images_per_request, self._prep)
             prepared = await prepare_off_loop(recognizer, request, self._prep)
 
-            async def read(images: Sequence[PreparedImage], read_options: ReadOptions) -> list[Result]:
+            async def read(images: Sequence[PreparedImage], read_options: ReadOptions, bulk: bool = False
+                           ) -> list[Result]:
                 results = await asyncio.gather(*(self._read_batch(_Item(name, im, read_options)) for im in images))
                 for result in results:
                     if isinstance(result, Exception):

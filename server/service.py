@@ -133,10 +133,12 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         options = await check_off_loop(request, worker.recognizer, self._max_images, self._prep)
         prepared = await prepare_off_loop(worker.recognizer, request, self._prep)
 
-        def read(images: Sequence[PreparedImage], read_options: ReadOptions) -> Awaitable[list[Result]]:
-            return worker.recognize(images, read_options, deadline)
+        def read(images: Sequence[PreparedImage], read_options: ReadOptions, bulk: bool = False
+                 ) -> Awaitable[list[Result]]:
+            return worker.recognize(images, read_options, deadline, bulk)
 
-        readings = await read_request(prepared, options, read, partial(self._page_reader, worker), worker.executor)
+        # Pages are detected on the preparation threads, beside the inference thread (crops keep flowing).
+        readings = await read_request(prepared, options, read, partial(self._page_reader, worker), self._prep)
         return recognize_response(request, worker.name, readings)
 
     async def _page_reader(self, worker: ModelWorker) -> PageReader:

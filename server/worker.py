@@ -14,6 +14,10 @@ from server.batcher import BatcherConfig, Clock, DynamicBatcher
 from server.contract import ReadOptions
 from server.metrics import Metrics
 
+#: A page's lines are served as if they had arrived this much later, so crops sent meanwhile go first
+#: (scripts/bench_page_load.py measures a crop's latency beside a page stream).
+BULK_DEFER_S = 1.0
+
 
 @dataclass(frozen=True)
 class WorkItem:
@@ -42,7 +46,8 @@ class ModelWorker:
         self._executor = executor
         self._metrics = metrics
         self.batcher: DynamicBatcher[WorkItem, Result] = DynamicBatcher(
-            self._run_batch, config, clock, on_batch=self._record_batch
+            self._run_batch, config, clock, on_batch=self._record_batch,
+            batch_limit=lambda width: recognizer.batch_columns // width,  # one dispatch, one forward pass
         )
 
     @property
@@ -69,11 +74,13 @@ class ModelWorker:
         return results
 
     async def recognize(
-        self, images: Sequence[PreparedImage], options: ReadOptions, deadline: float | None
+        self, images: Sequence[PreparedImage], options: ReadOptions, deadline: float | None, bulk: bool = False
     ) -> list[Result]:
-        """Queue a request's images (all or none) and wait for every reading."""
+        """Queue a request's images (all or none) and wait for every reading; ``bulk`` (a page's lines) yields to
+        images that arrive within ``BULK_DEFER_S``."""
         futures = self.batcher.submit_many(
-            [(WorkItem(image, options), self.recognizer.padded_width(image.width)) for image in images], deadline
+            [(WorkItem(image, options), self.recognizer.padded_width(image.width)) for image in images], deadline,
+            BULK_DEFER_S if bulk else 0.0,
         )
         self._metrics.queue_depth.labels(self.name).set(self.batcher.depth)
         try:

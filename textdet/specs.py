@@ -86,7 +86,11 @@ DETECTOR_SPECS: dict[str, DetectorSpec] = {
             std=(127.5, 127.5, 127.5),
             stride=1,
             weights_format="onnx",
+            # PaddleOCR's inference scale: the shorter side enlarged to 736 (bounds only against huge pages).
             config=DetectionConfig(max_side=4000, max_pixels=3_000_000, min_side=736, glyphs=None),
+            # docs/pages.md: shared receipts word F1 with PP-OCRv6 small reading, first / second half:
+            # fp32 0.8928 / 0.8527, bf16 0.8954 / 0.8576; the network runs 2.1x as fast in bf16 (AMX).
+            bf16_validated=True,
         ),
         DetectorSpec(
             name="craft_mlt_25k",

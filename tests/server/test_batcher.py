@@ -211,3 +211,26 @@ async def test_a_due_item_is_not_starved_by_a_busy_key() -> None:
 def test_config_validation() -> None:
     with pytest.raises(ValueError):
         BatcherConfig(max_batch_size=0)
+
+
+async def test_bulk_items_yield_to_later_requests_but_run_at_once_alone() -> None:
+    """A page's lines (deferred) do not hold up a crop sent while they wait, and do not idle when nothing else is
+    queued; ``batch_limit`` keeps each dispatch to one forward pass."""
+    model = FakeModel()
+    model.gate = gate = asyncio.Event()
+    clock = FakeClock()
+    batcher = DynamicBatcher(model, BatcherConfig(max_batch_size=8, max_queue_delay_ms=0), clock,
+                             batch_limit=lambda key: 2)
+    batcher.start()
+    page = batcher.submit_many([(f"line{i}", "w") for i in range(6)], defer_s=1.0)
+    await settle()
+    assert model.batches == [["line0", "line1"]]  # alone, the page's lines run at once, two at a time
+    clock.advance(0.01)
+    crop = asyncio.ensure_future(batcher.submit("crop", key="w"))
+    await settle()
+    gate.set()
+    await settle()
+    assert model.batches[1] == ["crop"]  # the crop goes before the page's remaining lines
+    assert model.batches[2:] == [["line2", "line3"], ["line4", "line5"]]
+    assert crop.done() and all(f.done() for f in page)
+    await batcher.stop()
