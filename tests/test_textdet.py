@@ -310,6 +310,16 @@ def test_tilted_lines_are_read_whole_and_in_order(page_reader: PageReader, angle
     assert np.degrees(np.arctan2(y0 - y1, x1 - x0)) == pytest.approx(angle, abs=4)  # the box follows the text
 
 
+def test_an_upside_down_page_is_read_turned_and_in_order(page_reader: PageReader) -> None:
+    page, _ = render_page([(60, 200, "ROTATED TEXT 42"), (60, 300, "SECOND LINE 7")], angle=180)
+    lines = page_reader.read([page])[0]
+    assert " ".join(line.text.upper() for line in lines) == "ROTATED TEXT 42 SECOND LINE 7"  # CRAFT may split a line
+    (x0, _), (x1, _) = lines[0].box[:2]
+    assert x1 < x0  # the box starts where the (turned) line starts: at its right end on the page
+    assert PageReader(page_reader.recognizer, page_reader.detector, flip_share=0).read([page])[0][0].text.upper() != (
+        "ROTATED TEXT 42")
+
+
 def test_pages_without_text_give_no_lines_and_bad_images_are_refused(page_reader: PageReader) -> None:
     blank, one_pixel = np.full((300, 400), 255, np.uint8), np.zeros((1, 1), np.uint8)
     assert page_reader.read([blank, one_pixel]) == [[], []]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 from crnn.constrained import Constraint
@@ -24,10 +25,14 @@ from crnn.decode import CharResult, Result, reject_below
 from crnn.preprocess import PreparedImage, prepare
 from crnn.recognizer import Recognizer
 from textdet.boxes import reading_order
-from textdet.crop import DEFAULT_MARGIN, crop_line
+from textdet.crop import DEFAULT_MARGIN, box_size, crop_line
 from textdet.detector import Detector
 from textdet.lines import darken_ink, tidy_spacing
 
+#: A page on which at least DEFAULT_FLIP_SHARE of the lines read below DEFAULT_FLIP_BELOW confidence is read again
+#: turned by 180 degrees, line by line (docs/pages.md: cost and gain on upright and turned receipts).
+DEFAULT_FLIP_BELOW = 0.5
+DEFAULT_FLIP_SHARE = 0.5
 #: Per recogniser: lines read with confidence below this are read again with darkened ink, and the more
 #: confident reading is kept. Measured on the shared receipts (docs/pages.md): it lifts english_g2's word F1, and
 #: lowers PP-OCRv6 small's (0.893 -> 0.887 on the receipts' first half) while costing it 0.34 s a page.
@@ -86,6 +91,14 @@ def cut_lines(gray: np.ndarray, boxes: Sequence[np.ndarray], height: int, page: 
     return cuts
 
 
+def flip_cut(cut: Cut, height: int) -> Cut:
+    """The cut turned by 180 degrees, for reading a line that may be upside down: its box starts at the other end
+    (so the line reads along it) and its left margin is the old right one."""
+    crop = np.ascontiguousarray(cv2.rotate(cut.crop, cv2.ROTATE_180))
+    margin = max(0.0, crop.shape[1] - cut.left_margin - box_size(cut.box)[0])
+    return replace(cut, box=np.roll(cut.box, 2, axis=0), crop=crop, image=prepare(crop, height), left_margin=margin)
+
+
 def to_line(cut: Cut, result: Result) -> Line:
     """A recogniser's reading of a cut as a page line (character spans measured from the line's left edge)."""
     def along(x: int) -> int:
@@ -105,17 +118,23 @@ class PageReader:
     ``DEFAULT_ENHANCE_BELOW``, else never; 0: never) are read again with
     darkened ink (:func:`darken_ink`) and the more confident reading is kept;
     unconstrained readings then lose the spaces the recogniser invents before
-    stops and commas (:func:`tidy_spacing`).
+    stops and commas (:func:`tidy_spacing`). Lines read with confidence below
+    ``flip_below`` count as unsure: on a page where at least ``flip_share`` of
+    the lines are unsure (0: never), every line is read again turned by 180
+    degrees, and each is kept the way it reads more confidently.
     """
 
     def __init__(self, recognizer: Recognizer, detector: Detector, margin: float = DEFAULT_MARGIN,
-                 enhance_below: float | None = None) -> None:
+                 enhance_below: float | None = None, flip_below: float = DEFAULT_FLIP_BELOW,
+                 flip_share: float = DEFAULT_FLIP_SHARE) -> None:
         self.recognizer = recognizer
         self.detector = detector
         self.margin = margin
         if enhance_below is None:
             enhance_below = DEFAULT_ENHANCE_BELOW.get(recognizer.model.name)
         self.enhance_below = enhance_below or None
+        self.flip_below = flip_below if flip_share else 0.0
+        self.flip_share = flip_share
 
     def cut(self, gray: np.ndarray, page: int = 0) -> list[Cut]:
         """Detect the lines (and lone-glyph candidates) of one grey page and cut them out for the recogniser."""
@@ -131,37 +150,71 @@ class PageReader:
             return []
         return [i for i, r in enumerate(results) if r.confidence < self.enhance_below]
 
+    def maybe_upside_down(self, cuts: Sequence[Cut], results: Sequence[Result]) -> list[int]:
+        """Indices of the cuts worth reading again turned by 180 degrees: every cut of a page on which at least
+        ``flip_share`` of the lines read below ``flip_below`` confidence (an upside-down page reads like that)."""
+        if not self.flip_below:
+            return []
+        pages: dict[int, list[int]] = {}
+        for i, cut in enumerate(cuts):
+            pages.setdefault(cut.page, []).append(i)
+        turn = []
+        for members in pages.values():
+            unsure = sum(results[i].confidence < self.flip_below for i in members)
+            if unsure >= self.flip_share * len(members):
+                turn += members
+        return turn
+
+    def flipped(self, cut: Cut) -> Cut:
+        """The cut turned by 180 degrees (:func:`flip_cut`)."""
+        return flip_cut(cut, self.recognizer.prepare_height)
+
     def darkened(self, cut: Cut) -> PreparedImage:
         """The cut with its ink darkened, prepared for the recogniser."""
         return prepare(darken_ink(cut.crop), self.recognizer.prepare_height)
 
     def finish(self, cuts: Sequence[Cut], results: Sequence[Result], second: Mapping[int, Result], pages: int,
-               tidy: bool = True, min_confidence: float | None = None) -> list[list[Line]]:
-        """Lines per page from the cuts' readings (``second``: index -> reading of the darkened cut)."""
+               tidy: bool = True, min_confidence: float | None = None,
+               flipped: Mapping[int, tuple[Cut, Result]] | None = None) -> list[list[Line]]:
+        """Lines per page from the cuts' readings (``second``: index -> reading of the darkened cut; ``flipped``:
+        index -> the cut turned by 180 degrees and its reading); the most confident reading of each cut is kept."""
         recovery = self.detector.config.glyphs
         kept: list[list[tuple[Cut, Result]]] = [[] for _ in range(pages)]
+        turned_lines = [0] * pages
         for i, (cut, result) in enumerate(zip(cuts, results)):
             other = second.get(i)
             if other is not None and other.confidence > result.confidence:
                 result = other
+            turned = (flipped or {}).get(i)
+            if turned is not None and turned[1].confidence > result.confidence:
+                cut, result = turned
+                turned_lines[cut.page] += 1
             if tidy:
                 result = tidy_spacing(result)
             if cut.glyph and not (recovery and recovery.keeps(result.text, result.confidence)):
                 continue
             kept[cut.page].append((cut, reject_below(result, min_confidence)))
         out = []
-        for page in kept:
+        for page, turned_count in zip(kept, turned_lines):
             order = reading_order([cut.box for cut, _ in page])
+            if 2 * turned_count > len(page):  # an upside-down page reads from the bottom right
+                order.reverse()
             out.append([to_line(*page[i]) for i in order])
         return out
 
     def read_cuts(self, cuts: Sequence[Cut], pages: int, allowlist: str | None = None,
                   constraint: Constraint | None = None, min_confidence: float | None = None) -> list[list[Line]]:
-        """Read cuts of ``pages`` pages in shared batches (plain, then darkened where unsure); lines per page."""
-        results = self.recognizer.recognize_prepared([c.image for c in cuts], allowlist, constraint)
+        """Read cuts of ``pages`` pages in shared batches (plain, then darkened and turned where unsure); lines per
+        page."""
+        read = self.recognizer.recognize_prepared
+        results = read([c.image for c in cuts], allowlist, constraint)
         unsure = self.unsure(results)
-        again = self.recognizer.recognize_prepared([self.darkened(cuts[i]) for i in unsure], allowlist, constraint)
-        return self.finish(cuts, results, dict(zip(unsure, again)), pages, constraint is None, min_confidence)
+        again = read([self.darkened(cuts[i]) for i in unsure], allowlist, constraint)
+        turn = self.maybe_upside_down(cuts, results)
+        turned = [self.flipped(cuts[i]) for i in turn]
+        turned_results = read([c.image for c in turned], allowlist, constraint)
+        return self.finish(cuts, results, dict(zip(unsure, again)), pages, constraint is None, min_confidence,
+                           dict(zip(turn, zip(turned, turned_results))))
 
     def read(self, grays: Sequence[np.ndarray], allowlist: str | None = None, constraint: Constraint | None = None,
              min_confidence: float | None = None) -> list[list[Line]]:
