@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ocr",
         description="Read short cropped text (words, codes, digits, single lines) with a pretrained CRNN; with "
-        "--detect, whole pages and photos (CRAFT finds the lines first).",
+        "--detect, whole pages and photos (a text detector finds the lines first).",
         epilog=f"Image limits: at most {MAX_PIXELS:,} pixels and an aspect ratio of {MAX_ASPECT_RATIO:.0f}:1.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

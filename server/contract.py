@@ -31,8 +31,8 @@ from textdet.page import Cut, Line, PageReader, page_confidence, page_text
 
 #: Requests with at most this many image bytes are decoded on the event loop (~0.3 ms), bigger ones on a thread.
 INLINE_PREPARE_BYTES = 64 * 1024
-#: Most images with ``detect`` in one request: detection takes about a second a page on CPU, on the
-#: inference thread, so a request of hundreds of pages would hold every other client up for minutes.
+#: Most images with ``detect`` in one request: a page takes a second or two on CPU, so a request of hundreds of
+#: pages would hold the machine for minutes.
 MAX_PAGES_PER_REQUEST = 16
 M = TypeVar("M")
 

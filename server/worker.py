@@ -52,7 +52,7 @@ class ModelWorker:
 
     @property
     def executor(self) -> Executor:
-        """The device's inference thread (also where a page's text detection runs)."""
+        """The device's inference thread (pages are detected on the service's preparation threads)."""
         return self._executor
 
     def _record_batch(self, size: int, oldest_wait: float) -> None:

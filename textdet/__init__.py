@@ -1,4 +1,4 @@
-"""textdet: finding text lines in whole images (CRAFT) so the CRNN can read pages, not just crops.
+"""textdet: finding text lines in whole images (PP-OCRv6 DB, or CRAFT) so the recognisers can read pages.
 
     from crnn import Recognizer
     from textdet import Detector, PageReader, to_gray
