@@ -29,7 +29,6 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -38,17 +37,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from crnn import Recognizer
+from crnn.weights import load_checkpoint
+from ocr.adapt.job import AdaptConfig, run_adapt
+from ocr.adapt.scoring import image_features
+from ocr.datasets import open_dataset
+from ocr.metrics import score
+from ocr.mnist import DIGIT_BORDER
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from crnn import Recognizer  # noqa: E402
-from crnn.weights import load_checkpoint  # noqa: E402
-from ocr.adapt.job import AdaptConfig, run_adapt  # noqa: E402
-from ocr.adapt.scoring import image_features  # noqa: E402
-from ocr.datasets import open_dataset  # noqa: E402
-from ocr.metrics import score  # noqa: E402
-from ocr.mnist import DIGIT_BORDER  # noqa: E402
-
 DATA = ROOT.parent / "shared" / "data"
 DIGITS = "0123456789"
 

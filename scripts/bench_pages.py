@@ -33,15 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from crnn import Recognizer
+from crnn.preprocess import to_gray
+from ocr.page_metrics import Tally
+from ocr.page_sets import Page, open_page_set
+from textdet import DEFAULT_DETECTOR, DETECTOR_SPECS, Detector, PageReader
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from crnn import Recognizer  # noqa: E402
-from crnn.preprocess import to_gray  # noqa: E402
-from ocr.page_metrics import Tally  # noqa: E402
-from ocr.page_sets import Page, open_page_set  # noqa: E402
-from textdet import DEFAULT_DETECTOR, DETECTOR_SPECS, Detector, PageReader  # noqa: E402
-
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "sroie_receipts_full_part1"
 TESSDATA = [Path("/usr/share/tesseract-ocr/5/tessdata"), Path("/usr/share/tesseract-ocr/4.00/tessdata")]
 

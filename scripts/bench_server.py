@@ -34,13 +34,11 @@ import aiohttp
 import grpc
 import numpy as np
 
+from crnn import Recognizer
+from ocr.datasets import open_dataset
+from ocr.v1 import ocr_pb2, ocr_pb2_grpc
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from crnn import Recognizer  # noqa: E402
-from ocr.datasets import open_dataset  # noqa: E402
-from ocr.v1 import ocr_pb2, ocr_pb2_grpc  # noqa: E402
-
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
 
 

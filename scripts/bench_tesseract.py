@@ -24,14 +24,12 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from crnn import Recognizer
+from ocr.datasets import open_dataset
+from ocr.evaluate import evaluate
+from ocr.metrics import score
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from crnn import Recognizer  # noqa: E402
-from ocr.datasets import open_dataset  # noqa: E402
-from ocr.evaluate import evaluate  # noqa: E402
-from ocr.metrics import score  # noqa: E402
-
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
 TESSDATA = [Path("/usr/share/tesseract-ocr/5/tessdata"), Path("/usr/share/tesseract-ocr/4.00/tessdata")]
 

@@ -16,20 +16,17 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from crnn import Recognizer
+from crnn.calibration import TABLES, Calibration
+from crnn.weights import write_atomically
+from ocr.datasets import open_dataset
+from ocr.metrics import ece_noise_floor, expected_calibration_error, loose, risk_coverage
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from crnn import Recognizer  # noqa: E402
-from crnn.calibration import TABLES, Calibration  # noqa: E402
-from crnn.weights import write_atomically  # noqa: E402
-from ocr.datasets import open_dataset  # noqa: E402
-from ocr.metrics import ece_noise_floor, expected_calibration_error, loose, risk_coverage  # noqa: E402
-
 DATA = ROOT.parent / "shared" / "data"
 #: Sets whose labels keep letter case as printed (exact match is meaningful).
 CASE_SENSITIVE = ("iiit5k_train_even_scenes", "iiit5k_test_even_scenes", "svt_cs_train", "cute80_cs",

@@ -14,19 +14,16 @@ bf16 int8`` before setting ``int8_validated`` in ``crnn/specs.py``.
 from __future__ import annotations
 
 import argparse
-import sys
 from itertools import islice
 from pathlib import Path
 
+from crnn import Recognizer
+from crnn.quantize import fit_stats, save_stats, stats_path
+from ocr.adapt.general import PROBE_CHARS, hard_general_set
+from ocr.adapt.render import find_fonts
+from ocr.datasets import open_dataset
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from crnn import Recognizer  # noqa: E402
-from crnn.quantize import fit_stats, save_stats, stats_path  # noqa: E402
-from ocr.adapt.general import PROBE_CHARS, hard_general_set  # noqa: E402
-from ocr.adapt.render import find_fonts  # noqa: E402
-from ocr.datasets import open_dataset  # noqa: E402
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

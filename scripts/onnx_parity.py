@@ -13,7 +13,6 @@ difference, and loose accuracy for each of the three.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import warnings
 from itertools import islice
@@ -22,15 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crnn import Recognizer
+from crnn.decode import greedy_decode
+from ocr.datasets import open_dataset
+from ocr.export import ExportConfig, OnnxNetwork, run_export
+from ocr.metrics import loose
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from crnn import Recognizer  # noqa: E402
-from crnn.decode import greedy_decode  # noqa: E402
-from ocr.datasets import open_dataset  # noqa: E402
-from ocr.export import ExportConfig, OnnxNetwork, run_export  # noqa: E402
-from ocr.metrics import loose  # noqa: E402
-
 
 def texts(recognizer: Recognizer, prepared, rows, logits: np.ndarray) -> list[str]:
     probs = torch.softmax(torch.from_numpy(logits), -1).numpy()

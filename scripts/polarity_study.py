@@ -14,20 +14,17 @@ test holds against EasyOCR's outputs).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from crnn import Recognizer
+from crnn.preprocess import invert
+from ocr.datasets import open_dataset
+from ocr.metrics import loose
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from crnn import Recognizer  # noqa: E402
-from crnn.preprocess import invert  # noqa: E402
-from ocr.datasets import open_dataset  # noqa: E402
-from ocr.metrics import loose  # noqa: E402
-
 DATA = ROOT.parent / "shared" / "data"
 SETS = ("iiit5k_train_even_scenes", "mnist_t10k_first5000", "iiit5k_test_even_scenes", "svt_cs_train", "cute80_cs",
         "openalpr_us_plates_part1", "openalpr_endtoend_plate_crops_part1", "sroie_receipt_lines_part1",

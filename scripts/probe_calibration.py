@@ -17,20 +17,17 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
+from crnn import Recognizer
+from crnn.weights import load_checkpoint, load_model
+from ocr.adapt.forgetting import ForgettingProbe
+from ocr.adapt.train import interpolate
+from ocr.datasets import open_dataset
+from ocr.metrics import loose, score
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from crnn import Recognizer  # noqa: E402
-from crnn.weights import load_checkpoint, load_model  # noqa: E402
-from ocr.adapt.forgetting import ForgettingProbe  # noqa: E402
-from ocr.adapt.train import interpolate  # noqa: E402
-from ocr.datasets import open_dataset  # noqa: E402
-from ocr.metrics import loose, score  # noqa: E402
-
 WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
 
 

@@ -18,21 +18,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import warnings
 from collections import defaultdict
 from pathlib import Path
 
+import crnn.preprocess as preprocess
+import crnn.recognizer as recognizer_module
+from crnn import Recognizer
+from ocr.datasets import Dataset, open_dataset
+from ocr.evaluate import evaluate
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import crnn.preprocess as preprocess  # noqa: E402
-import crnn.recognizer as recognizer_module  # noqa: E402
-from crnn import Recognizer  # noqa: E402
-from ocr.datasets import Dataset, open_dataset  # noqa: E402
-from ocr.evaluate import evaluate  # noqa: E402
-
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
 STAGES = ["decode", "resize", "batch", "network", "mask", "best path", "ctc decode", "calibration"]
 

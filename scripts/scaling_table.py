@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -23,12 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crnn import Recognizer
+from crnn.preprocess import PreparedImage
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from crnn import Recognizer  # noqa: E402
-from crnn.preprocess import PreparedImage  # noqa: E402
-
 
 def lines(width: int, count: int, seed: int) -> list[PreparedImage]:
     rng = np.random.default_rng(seed)

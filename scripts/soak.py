@@ -48,12 +48,10 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ocr.datasets import open_dataset
+from ocr.v1 import ocr_pb2, ocr_pb2_grpc
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ocr.datasets import open_dataset  # noqa: E402
-from ocr.v1 import ocr_pb2, ocr_pb2_grpc  # noqa: E402
-
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
 #: Request kinds, their weights in the mix, and the status each must get (OK: one result per image).
 KINDS = {
