@@ -212,7 +212,7 @@ def frame_rows(gray: np.ndarray, row_crop: float) -> np.ndarray:
     that many rows of edge pixels instead); 0 returns it unchanged.
 
     An adapted model may read its domain better framed this way: plate text sits between a state name and a
-    slogan, and receipt lines are cut tight to their letters (docs/adapt.md, "Framing").
+    slogan, and receipt lines are cut tight to their letters (docs/studies/adapt.md, "Framing").
     """
     if not row_crop:
         return gray

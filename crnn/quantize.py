@@ -1,6 +1,6 @@
 """int8 inference for the convolutional stack (the LSTMs stay fp32), on x86 CPUs.
 
-Route (measured in docs/performance.md against ONNX Runtime's QDQ int8):
+Route (measured in docs/studies/performance.md against ONNX Runtime's QDQ int8):
 PyTorch's FX graph-mode post-training quantization with the ``x86`` backend
 (oneDNN/FBGEMM int8 kernels), static activation ranges. The ranges are
 fitted once, offline, from real and rendered lines

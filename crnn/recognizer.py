@@ -49,7 +49,7 @@ DEFAULT_CONTRAST_RETRY = 0.1
 #: Lines whose confidence is still below this are also read inverted (light text on dark, as on signs and
 #: screens) and the more confident reading is kept (None or 0: off). Kept as low as the contrast retry's: at
 #: 0.5 the line confidence, a product over characters, swaps right receipt lines for shorter wrong readings,
-#: at 0.1 no shared set loses more than 2 lines (of 1,175) and the plate crops gain 2 of 223 (docs/decoding.md).
+#: at 0.1 no shared set loses more than 2 lines (of 1,175) and the plate crops gain 2 of 223 (docs/studies/decoding.md).
 DEFAULT_POLARITY_RETRY: float | None = 0.1
 #: Default padded columns per image in a batch's width budget (a 4:1 word at height 64).
 DEFAULT_COLUMNS_PER_IMAGE = 256

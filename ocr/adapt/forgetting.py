@@ -22,11 +22,11 @@ from ocr.metrics import bootstrap, loose, score
 
 #: Loss rate of the rendered probe at which real words show no drop: the intercept of the real IIIT5K drop
 #: against the probe's loss rate, fitted over interpolation weights 0.4-1 of one plates model (split seed 0;
-#: docs/adapt.md).
+#: docs/studies/adapt.md).
 PROBE_FLOOR = 0.016
 #: Share of real general words a domain gate lets through to the adapted network, by the gate's threshold
 #: (``ocr.adapt.gate``), as measured on IIIT5K words: at 0.5 over the study's choose-split runs (plates split 0,
-#: 10-15%), at 0.9 on the framed plates split-0 model (7.6%; docs/adapt.md). The gate is fitted against
+#: 10-15%), at 0.9 on the framed plates split-0 model (7.6%; docs/studies/adapt.md). The gate is fitted against
 #: rendered text, so it turns away nearly all of the rendered probe; real words pass more often, and the
 #: estimate of a gated option is at least this share of the network's own estimated drop.
 GATE_LEAK = {0.5: 0.15, 0.9: 0.08}
@@ -49,7 +49,7 @@ class ForgettingProbe:
     borderline images flip both ways under any small change of weights, so its
     gains stay near 4.5% even for weights close to the pretrained ones and its
     net change sits 2-4 points below the real drop, while its losses track the
-    real drop with a slope near 1. docs/adapt.md sets the estimate beside the
+    real drop with a slope near 1. docs/studies/adapt.md sets the estimate beside the
     real drop on IIIT5K words, run by run.
     """
 

@@ -20,13 +20,13 @@ GATE_THRESHOLD = 0.5
 #: The same for a network that cuts rows off each line (``row_crop > 0``): it reads general words with their
 #: tops and bottoms cut, so every general word the gate lets through costs more. On the framed plates
 #: split-0 model, 0.9 let 7.6% of IIIT5K words through instead of 14% (real drop 2.9 -> 1.4 points) and
-#: turned away 1.4% of the unseen plates (0.751 -> 0.744); docs/adapt.md.
+#: turned away 1.4% of the unseen plates (0.751 -> 0.744); docs/studies/adapt.md.
 CUT_GATE_THRESHOLD = 0.9
 #: A line the gate turns away keeps the adapted reading when its raw confidence beats the pretrained reading's by
 #: more than this (``DomainGate.override_margin``). Chosen on the split-0 models: the smallest margin at which plates
 #: forget within 0.1 point of no override (IIIT5K drop 0.9 against 0.8; 3.1 at margin 0), while receipts read other
 #: shops' lines better (0.678 -> 0.696) and forget less (0.5 -> -0.6); digits forget 0.4 points more (0.3 -> 0.7)
-#: and gain nothing, as their gate keeps every digit; docs/adapt.md, "Keeping a surer adapted reading".
+#: and gain nothing, as their gate keeps every digit; docs/studies/adapt.md, "Keeping a surer adapted reading".
 OVERRIDE_MARGIN = 0.2
 
 

@@ -6,7 +6,7 @@ lines about 24 pixels high) is upscaled 2.7 times to get there, and on the
 study's receipts the pretrained model reads as well at 48 rows, where a line
 costs about half as much to train on (three quarters of the rows and of the
 columns): on the receipts report splits the 3-minute final fit trained 2.6
-times as many lines (docs/adapt.md, "Smaller input height for small text"). Plates and digits read worse at 48
+times as many lines (docs/studies/adapt.md, "Smaller input height for small text"). Plates and digits read worse at 48
 and keep 64.
 
 Framing (``crnn.preprocess.frame_rows``) is chosen the same way, by the
@@ -17,7 +17,7 @@ between a state name and a slogan, which the pretrained network reads as
 text, and cutting 10% of the rows at the top and bottom lowers that error
 rate from 0.29 to 0.19 on the study's plates; receipt lines are cut tight to
 their letters, and at 64 rows a margin of edge rows lowers it from 0.087 to
-0.076 (docs/adapt.md, "Framing").
+0.076 (docs/studies/adapt.md, "Framing").
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ MIN_HEIGHT = 32
 #: Framings tried at the chosen height (share of the height cut from top and bottom; negative: added). Not
 #: 0.15: it reads plates about as well as 0.1, but general words far worse (IIIT5K loose 0.708 unframed, 0.637 at
 #: 0.1, 0.527 at 0.15), and words that get past the domain gate are read framed; on plates split 1 no option
-#: of a 0.15 network kept the estimated drop within 3 points (docs/adapt.md, "Framing").
+#: of a 0.15 network kept the estimated drop within 3 points (docs/studies/adapt.md, "Framing").
 ROW_CROPS = (0.1, -0.1)
 #: A framing must lower the pretrained loose CER on the labelled images by at least this share of it to be
 #: chosen over none: on 80 images a smaller difference may be a line or two.

@@ -1,6 +1,6 @@
 """Orchestrates ``ocr adapt``: data -> cache -> split -> choose on held-out -> fit on everything -> report.
 
-The recipe, chosen by ``scripts/adapt_study.py`` (see docs/adapt.md):
+The recipe, chosen by ``scripts/adapt_study.py`` (see docs/studies/adapt.md):
 
 0. the adapted network's input height: the pretrained 64 rows, or 48 when the
    pretrained model reads the labelled images at least as well there, and
@@ -466,7 +466,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         if first_kept is not None:
             self_training["kept_by_selection"] = first_kept
         # Continuing from the first half's weights: restarting from the pretrained ones threw that fit away
-        # (it lost 5 points on plates split 1 of an earlier round; docs/adapt.md). With no confident reading the
+        # (it lost 5 points on plates split 1 of an earlier round; docs/studies/adapt.md). With no confident reading the
         # labelled images alone fill the second half, so its time is never left unused.
         first_half = final_result
         tuned, final_result, _ = _fit(config, model, device, fonts, everything, charset, None,
@@ -493,7 +493,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
             gates[option.weight] = gate, gate.in_domain(probe.scorer.features(net))
         # The gate's override (``DomainGate.keeps_own``) is left out here: on the plates models the rendered probe
         # shows it as up to 3 points more loss at its margin (6 at margin 0), where the real IIIT5K drop rose by 0.1
-        # at most (docs/adapt.md, "Keeping a surer adapted reading").
+        # at most (docs/studies/adapt.md, "Keeping a surer adapted reading").
         return _texts(routed(readings, probe.pretrained, gates[option.weight][1]))
 
     def estimated_drop(option: Option) -> float:

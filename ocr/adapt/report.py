@@ -275,7 +275,7 @@ def render_markdown(r: dict) -> str:
                   + (", and leaving out the adapted readings the gate's margin keeps for lines it turns away"
                      if gate.get("override_margin") is not None else "")
                   if r["selection"].get("fallback") else "")
-               + "; docs/adapt.md compares the estimate with real words)."),
+               + "; docs/studies/adapt.md compares the estimate with real words)."),
         ]
     lines += ["", "![learning curve](learning_curve.png)", ""]
     if r["data"].get("case"):
