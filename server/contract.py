@@ -193,7 +193,7 @@ async def _read_pages(reader: PageReader, grays: Sequence[np.ndarray], options: 
     results = await read([c.image for c in cuts], plain, bulk=True) if cuts else []
     unsure = reader.unsure(results)
     again = await read([reader.darkened(cuts[i]) for i in unsure], plain, bulk=True) if unsure else []
-    turn = reader.maybe_upside_down(cuts, results)
+    turn = reader.maybe_upside_down(cuts, results, options.allowlist is not None or options.constraint is not None)
     turned = [reader.flipped(cuts[i]) for i in turn]
     turned_results = await read([c.image for c in turned], plain, bulk=True) if turned else []
     return reader.finish(cuts, results, dict(zip(unsure, again)), len(grays), options.constraint is None,

@@ -318,6 +318,8 @@ def test_an_upside_down_page_is_read_turned_and_in_order(page_reader: PageReader
     assert x1 < x0  # the box starts where the (turned) line starts: at its right end on the page
     assert PageReader(page_reader.recognizer, page_reader.detector, flip_share=0).read([page])[0][0].text.upper() != (
         "ROTATED TEXT 42")
+    # Under an allowlist confidences say little about orientation: the page is read as it comes.
+    assert page_reader.maybe_upside_down(page_reader.cut(page), [Result("", 0.0)] * 2, constrained=True) == []
 
 
 def test_pages_without_text_give_no_lines_and_bad_images_are_refused(page_reader: PageReader) -> None:

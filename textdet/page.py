@@ -121,7 +121,8 @@ class PageReader:
     stops and commas (:func:`tidy_spacing`). Lines read with confidence below
     ``flip_below`` count as unsure: on a page where at least ``flip_share`` of
     the lines are unsure (0: never), every line is read again turned by 180
-    degrees, and each is kept the way it reads more confidently.
+    degrees, and each is kept the way it reads more confidently (only for
+    unconstrained reading: no allowlist, pattern or lexicon).
     """
 
     def __init__(self, recognizer: Recognizer, detector: Detector, margin: float = DEFAULT_MARGIN,
@@ -150,10 +151,15 @@ class PageReader:
             return []
         return [i for i, r in enumerate(results) if r.confidence < self.enhance_below]
 
-    def maybe_upside_down(self, cuts: Sequence[Cut], results: Sequence[Result]) -> list[int]:
+    def maybe_upside_down(self, cuts: Sequence[Cut], results: Sequence[Result], constrained: bool = False
+                          ) -> list[int]:
         """Indices of the cuts worth reading again turned by 180 degrees: every cut of a page on which at least
-        ``flip_share`` of the lines read below ``flip_below`` confidence (an upside-down page reads like that)."""
-        if not self.flip_below:
+        ``flip_share`` of the lines read below ``flip_below`` confidence (an upside-down page reads like that).
+
+        Only unconstrained readings say which way up a page is: under an allowlist, pattern or lexicon an
+        upright line's confidence drops too, and a turned one can fit the constraint better (``constrained``:
+        none)."""
+        if not self.flip_below or constrained:
             return []
         pages: dict[int, list[int]] = {}
         for i, cut in enumerate(cuts):
@@ -210,7 +216,7 @@ class PageReader:
         results = read([c.image for c in cuts], allowlist, constraint)
         unsure = self.unsure(results)
         again = read([self.darkened(cuts[i]) for i in unsure], allowlist, constraint)
-        turn = self.maybe_upside_down(cuts, results)
+        turn = self.maybe_upside_down(cuts, results, allowlist is not None or constraint is not None)
         turned = [self.flipped(cuts[i]) for i in turn]
         turned_results = read([c.image for c in turned], allowlist, constraint)
         return self.finish(cuts, results, dict(zip(unsure, again)), pages, constraint is None, min_confidence,
