@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from ocr.datasets import DatasetError
+from ocr.inputs import IMAGE_SUFFIXES
 
 PAGE_FORMATS_HELP = """page sets for --detect: a folder with images/ and boxes/, one box file per image:
   boxes/<stem>.csv or .txt   x1,y1,x2,y2,x3,y3,x4,y4,transcript per line (SROIE, ICDAR 2015)
   boxes/gt_<stem>.txt        the same, ICDAR naming; left,top,right,bottom,"transcript" (ICDAR 2013) too
   boxes/<stem>.json          [{"box": [[x,y],[x,y],[x,y],[x,y]], "text": "..."}, ...]
   a transcript of ### marks an unreadable region (not scored)"""
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 DONT_CARE = "###"
 
 

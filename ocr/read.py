@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -12,19 +11,9 @@ from crnn import InvalidImageError, Recognizer
 from crnn.decode import Result
 from crnn.preprocess import to_gray
 from ocr.config import ReadConfig
+from ocr.inputs import expand_inputs
 from ocr.page_output import draw_lines, format_page, looks_like_page
 from textdet import PageReader
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pbm"}
-
-
-def expand_inputs(inputs: tuple[Path, ...]) -> Iterator[Path]:
-    """Files as given; folders as their image files (recursively, sorted)."""
-    for path in inputs:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        else:
-            yield path
 
 
 def format_reading(image: str, result: Result, as_json: bool) -> str:

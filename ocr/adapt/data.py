@@ -113,7 +113,7 @@ def load_unlabelled(path: Path, warn=None) -> list[LabelledImage]:
     Unreadable images are skipped with one warning; none readable is an error.
     At most ``MAX_UNLABELLED`` images are used (the first, in sorted order).
     """
-    from ocr.read import expand_inputs
+    from ocr.inputs import expand_inputs
 
     warn = warn or (lambda message: print(message, file=sys.stderr))
     if is_labelled(path):
