@@ -8,29 +8,12 @@ from pathlib import Path
 from typing import TextIO
 
 from crnn import InvalidImageError, Recognizer
-from crnn.decode import Result
 from crnn.preprocess import to_gray
 from ocr.config import ReadConfig
 from ocr.inputs import expand_inputs
+from ocr.line_output import format_reading
 from ocr.page_output import draw_lines, format_page, looks_like_page
 from textdet import PageReader
-
-
-def format_reading(image: str, result: Result, as_json: bool) -> str:
-    """One output line: ``image<TAB>text<TAB>confidence``, or a JSON object with those keys.
-
-    With a constraint, JSON adds the ``unconstrained`` (greedy) text and confidence; a rejected reading
-    (below ``--min-confidence``) has no text and is marked ``rejected``.
-    """
-    if as_json:
-        record = {"image": image, "text": result.text, "confidence": round(result.confidence, 4)}
-        if result.rejected:
-            record["rejected"] = True
-        if result.unconstrained is not None:
-            record["unconstrained"] = {"text": result.unconstrained.text,
-                                       "confidence": round(result.unconstrained.confidence, 4)}
-        return json.dumps(record, ensure_ascii=False)
-    return f"{image}\t{result.text}\t{result.confidence:.4f}" + ("\trejected" if result.rejected else "")
 
 
 def run_read(config: ReadConfig, recognizer: Recognizer, out: TextIO | None = None, err: TextIO | None = None) -> int:
