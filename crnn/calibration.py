@@ -5,7 +5,7 @@ ranks lines well but overstates how often they are right. A calibration is a
 monotone map from raw score to the share of lines read exactly right (case
 included), fitted (beta calibration for the bundled model; Platt scaling is
 the default of ``Calibration.fit``) on labelled lines the model did not
-train on (``scripts/fit_calibration.py``; the fit and its checks are in
+train on (``scripts/tools/fit_calibration.py``; the fit and its checks are in
 docs/studies/decoding.md). Being monotone, it never changes which of two readings is
 more confident, only what the number means.
 """

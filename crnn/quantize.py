@@ -4,7 +4,7 @@ Route (measured in docs/studies/performance.md against ONNX Runtime's QDQ int8):
 PyTorch's FX graph-mode post-training quantization with the ``x86`` backend
 (oneDNN/FBGEMM int8 kernels), static activation ranges. The ranges are
 fitted once, offline, from real and rendered lines
-(``scripts/fit_int8.py --write``) and shipped beside the model as the
+(``scripts/tools/fit_int8.py --write``) and shipped beside the model as the
 observers' state (``calibrations/<model>_int8.pt``, tied to the weights by
 SHA-256), so loading an int8 model needs no data and gives the same network
 on every machine.

@@ -155,7 +155,7 @@ class Recognizer:
         path = stats_path(self.model.name)
         if not path.is_file():
             raise ValueError(f"no int8 activation ranges for model {self.model.name!r} (only registered models ship "
-                             "them; scripts/fit_int8.py fits them); use bf16 or fp32")
+                             "them; scripts/tools/fit_int8.py fits them); use bf16 or fp32")
         return load_stats(path, self.model.sha256)
 
     @property

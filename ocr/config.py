@@ -148,7 +148,7 @@ PSEUDO_FROM = ("selection", "final", "both")
 
 @dataclass(frozen=True)
 class AdaptConfig:
-    """``ocr adapt``: the data, the recipe (defaults chosen by scripts/adapt_study.py) and the outputs."""
+    """``ocr adapt``: the data, the recipe (defaults chosen by scripts/studies/adapt_study.py) and the outputs."""
 
     data: Path
     out: Path

@@ -15,7 +15,7 @@ from server.contract import ReadOptions
 from server.metrics import Metrics
 
 #: A page's lines are served as if they had arrived this much later, so crops sent meanwhile go first
-#: (scripts/bench_page_load.py measures a crop's latency beside a page stream).
+#: (scripts/bench/bench_page_load.py measures a crop's latency beside a page stream).
 BULK_DEFER_S = 1.0
 
 

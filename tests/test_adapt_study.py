@@ -1,4 +1,4 @@
-"""The adapt study's splits (scripts/adapt_study.py): what each set hands to `ocr adapt` and keeps unseen."""
+"""The adapt study's splits (scripts/studies/adapt_study.py): what each set hands to `ocr adapt` and keeps unseen."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT, shared_set
 
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts" / "studies"))
 import adapt_study  # noqa: E402
 
 

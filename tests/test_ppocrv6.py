@@ -32,7 +32,7 @@ SETS = [
     "openalpr_endtoend_plate_crops_part1", "sroie_receipt_lines_part1", "uw3_lines_calamari_train",
     "mnist_t10k_first5000",
 ]
-#: Crops per shared set in the suite's parity check; scripts/model_parity.py runs every crop.
+#: Crops per shared set in the suite's parity check; scripts/bench/model_parity.py runs every crop.
 PARITY_CROPS = 24
 
 
@@ -50,7 +50,7 @@ def ppocr() -> Recognizer:
 @pytest.fixture(scope="module")
 def module() -> torch.nn.Module:
     """Our module as loaded (the recogniser's copy runs channels-last, whose fp32 sums differ a little from these:
-    scripts/model_parity.py measures both)."""
+    scripts/bench/model_parity.py measures both)."""
     _weights_file()
     return load_model("ppocrv6_small").network.eval()
 
@@ -85,7 +85,7 @@ def test_probabilities_match_onnx_runtime_on_random_tensors(module, session) -> 
 TOLERANCE = 1e-4
 #: ... and by at most this on any of these crops. A frame near a tie between two classes turns fp32 rounding (a few
 #: parts in a million of the backbone's features, in both runtimes) into more: up to 8e-4 over every crop of the
-#: shared sets, with not one greedy text different (scripts/model_parity.py, docs/models.md).
+#: shared sets, with not one greedy text different (scripts/bench/model_parity.py, docs/models.md).
 WORST = 1e-3
 
 

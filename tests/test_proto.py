@@ -1,4 +1,4 @@
-"""The committed gRPC code must be what scripts/gen_proto.py generates from the .proto today."""
+"""The committed gRPC code must be what scripts/tools/gen_proto.py generates from the .proto today."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 
 
 def load_generator():
-    spec = importlib.util.spec_from_file_location("gen_proto", ROOT / "scripts" / "gen_proto.py")
+    spec = importlib.util.spec_from_file_location("gen_proto", ROOT / "scripts" / "tools" / "gen_proto.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
@@ -28,9 +28,9 @@ def test_generated_code_is_not_stale(tmp_path: Path) -> None:
     pytest.importorskip("grpc_tools")
     for fresh in load_generator().generate(tmp_path):
         committed = ROOT / fresh.relative_to(tmp_path)
-        assert committed.is_file(), f"{committed} missing: run python scripts/gen_proto.py"
+        assert committed.is_file(), f"{committed} missing: run python scripts/tools/gen_proto.py"
         assert without_tool_versions(committed.read_text()) == without_tool_versions(fresh.read_text()), (
-            f"{committed} is stale: run python scripts/gen_proto.py")
+            f"{committed} is stale: run python scripts/tools/gen_proto.py")
 
 
 def test_contract_field_numbers() -> None:

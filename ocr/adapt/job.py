@@ -1,6 +1,6 @@
 """Orchestrates ``ocr adapt``: data -> cache -> split -> choose on held-out -> fit on everything -> report.
 
-The recipe, chosen by ``scripts/adapt_study.py`` (see docs/studies/adapt.md):
+The recipe, chosen by ``scripts/studies/adapt_study.py`` (see docs/studies/adapt.md):
 
 0. the adapted network's input height: the pretrained 64 rows, or 48 when the
    pretrained model reads the labelled images at least as well there, and

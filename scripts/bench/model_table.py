@@ -1,6 +1,6 @@
 """Every bundled recogniser on every shared set of crops, beside RapidOCR's own pipeline and Tesseract.
 
-    python scripts/model_table.py [--data ../shared/data] [--sets NAME ...] [--rapidocr-cache DIR]
+    python scripts/bench/model_table.py [--data ../shared/data] [--sets NAME ...] [--rapidocr-cache DIR]
 
 Rows: this project with each registered model (fp32, the shipped defaults), RapidOCR 3.10's
 recognition-only pipeline with the same PP-OCRv6 small weights (one crop a call, as a new user calls
@@ -26,7 +26,7 @@ from ocr.datasets import DatasetError, open_dataset
 from ocr.evaluate import evaluate
 from ocr.metrics import Scores, score
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DIGITS = "0123456789"
 
 

@@ -1,6 +1,6 @@
 """Render the small labelled example set in ``examples/`` (used by ``make serve``'s demo and ``ocr bench``).
 
-    python scripts/make_examples.py
+    python scripts/tools/make_examples.py
 
 Uses Pillow's bundled scalable font, so it needs nothing else installed.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 WORDS = ["HELLO", "Invoice 2024", "A1B2C3", "7", "recognition", "OCR-42", "$19.99", "Street"]
-OUT = Path(__file__).resolve().parent.parent / "examples"
+OUT = Path(__file__).resolve().parents[2] / "examples"
 
 
 def render(text: str, size: int, ink: int, paper: int, blur: float) -> Image.Image:

@@ -1,9 +1,9 @@
 """How an adapted model's domain gate trades general-text leak for domain lines, by threshold and override margin.
 
-    python scripts/gate_thresholds.py --set plates --seed 0 --model /tmp/st/fr1/models/plates-0-default
-    python scripts/gate_thresholds.py --set receipts --seed 0 --model DIR --thresholds 0.5 --margins none,0,0.2
+    python scripts/studies/gate_thresholds.py --set plates --seed 0 --model /tmp/st/fr1/models/plates-0-default
+    python scripts/studies/gate_thresholds.py --set receipts --seed 0 --model DIR --thresholds 0.5 --margins none,0,0.2
 
-For a gated checkpoint written by ``scripts/adapt_study.py`` (``--model``: its
+For a gated checkpoint written by ``scripts/studies/adapt_study.py`` (``--model``: its
 folder), reads the unseen part of the study's (set, seed) split and the IIIT5K
 test words (loose) once with the adapted network alone and once with the
 pretrained fallback (raw confidences), takes the gate's domain probability of
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from adapt_study import DATA, gate_features, make_split  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Ray's overhead on one machine, measured side by side: `ocr batch` engines and `ocr serve` vs `ocr serve --ray`.
 
-    python scripts/bench_ray.py [--images 2000] [--repeats 3] [--crops 512] [--clients 32]
+    python scripts/bench/bench_ray.py [--images 2000] [--repeats 3] [--crops 512] [--clients 32]
 
 Batch: the same list of real crops (IIIT5K test + train from ../shared/data,
 else copies of the examples) read by `ocr batch --engine local` (2 threads),
@@ -30,8 +30,8 @@ import time
 from itertools import islice
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_server import drive, free_port  # noqa: E402
 

@@ -1,13 +1,13 @@
 """Fit the int8 activation ranges of a registered model and (with --write) ship them.
 
-    python scripts/fit_int8.py [--model english_g2] [--real ../shared/data/iiit5k_train_even_scenes]
+    python scripts/tools/fit_int8.py [--model english_g2] [--real ../shared/data/iiit5k_train_even_scenes]
                                [--real-lines 256] [--rendered-lines 128] [--write]
 
 Runs the model's convolutional stack over real training crops (never a test
 set) plus degraded rendered words in both polarities, records each
 activation's range (PyTorch's x86 histogram observers) and writes them to
 ``crnn/calibrations/<model>_int8.pt`` tied to the weights' SHA-256. Then
-check the accuracy with ``python scripts/accuracy_table.py --precisions fp32
+check the accuracy with ``python scripts/bench/accuracy_table.py --precisions fp32
 bf16 int8`` before setting ``int8_validated`` in ``crnn/specs.py``.
 """
 
@@ -23,7 +23,7 @@ from ocr.adapt.general import PROBE_CHARS, hard_general_set
 from ocr.adapt.render import find_fonts
 from ocr.datasets import open_dataset
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

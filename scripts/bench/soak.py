@@ -1,6 +1,6 @@
 """Soak `ocr serve`: many concurrent gRPC and HTTP clients, good and bad requests, for a while; nothing may be lost.
 
-    python scripts/soak.py [DATASET] [--seconds 60] [--clients 200] [--max-queue-size 512] [--json soak.json]
+    python scripts/bench/soak.py [DATASET] [--seconds 60] [--clients 200] [--max-queue-size 512] [--json soak.json]
 
 Starts ``ocr serve --http-port`` as a subprocess on free loopback ports. Half
 the clients speak gRPC, half HTTP/JSON (JSON with base64, or multipart). Each
@@ -51,7 +51,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ocr.datasets import open_dataset
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
 #: Request kinds, their weights in the mix, and the status each must get (OK: one result per image).
 KINDS = {

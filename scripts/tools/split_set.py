@@ -1,6 +1,6 @@
 """Split a labelled set into two gt.tsv folders (absolute image paths), e.g. 80 for adapt and the rest for eval.
 
-    python scripts/split_set.py ../shared/data/openalpr_us_plates_part1 --first 80 --seed 0 --out /tmp/plates
+    python scripts/tools/split_set.py ../shared/data/openalpr_us_plates_part1 --first 80 --seed 0 --out /tmp/plates
 
 writes /tmp/plates/adapt/gt.tsv (80 samples) and /tmp/plates/rest/gt.tsv (the others).
 """

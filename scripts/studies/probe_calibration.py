@@ -1,6 +1,6 @@
 """Real IIIT5K drop against the forgetting probe, at every interpolation weight of adapted models.
 
-    python scripts/probe_calibration.py /tmp/adapt_study/models/plates-0-default
+    python scripts/studies/probe_calibration.py /tmp/adapt_study/models/plates-0-default
 
 For each model folder written by ``ocr adapt`` (its report.json gives the
 installed interpolation weight w, so the fine-tuned network is recovered as
@@ -27,7 +27,7 @@ from ocr.adapt.train import interpolate
 from ocr.datasets import open_dataset
 from ocr.metrics import loose, score
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
 
 

@@ -1,6 +1,7 @@
 """`ocr eval`'s reading loop against RapidOCR's recogniser (same PP-OCRv6 weights) on the same crops, side by side.
 
-    python scripts/bench_rapidocr.py [DATASET] [--limit 600] [--precisions fp32 bf16] [--batch-sizes 32] [--repeats 3]
+    python scripts/bench/bench_rapidocr.py [DATASET] [--limit 600] [--precisions fp32 bf16] [--batch-sizes 32]
+                                           [--repeats 3]
 
 Both sides start from the encoded image bytes in memory, so decoding is on the clock for both. RapidOCR 3.10:
 recognition only (``use_det=False, use_cls=False``), one crop a call as its API takes them, ONNX Runtime with
@@ -21,7 +22,7 @@ from ocr.datasets import open_dataset
 from ocr.evaluate import evaluate
 from ocr.metrics import score
 
-DEFAULT_SET = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "iiit5k_test_even_scenes"
+DEFAULT_SET = Path(__file__).resolve().parents[3] / "shared" / "data" / "iiit5k_test_even_scenes"
 
 
 def rapidocr_round(engine, images: list[bytes]) -> tuple[float, list[str]]:

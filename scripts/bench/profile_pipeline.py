@@ -1,6 +1,7 @@
 """Where a line's milliseconds go in `ocr eval`: decode, resize, batch, network, CTC decode, retries, the rest.
 
-    python scripts/profile_pipeline.py [DATASET] [--limit 600] [--model NAME] [--precisions fp32 bf16] [--repeats 3]
+    python scripts/bench/profile_pipeline.py [DATASET] [--limit 600] [--model NAME] [--precisions fp32 bf16]
+                                             [--repeats 3]
 
 Runs the real loop behind ``ocr eval`` (``ocr.evaluate.evaluate``) with
 timers wrapped around the pipeline's own functions, so nothing is
@@ -29,7 +30,7 @@ from crnn import Recognizer
 from ocr.datasets import Dataset, open_dataset
 from ocr.evaluate import evaluate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
 STAGES = ["decode", "resize", "batch", "network", "mask", "best path", "ctc decode", "calibration"]
 

@@ -1,6 +1,6 @@
 """Our PP-OCRv6 module against ONNX Runtime on every crop of every shared set, on the batches we serve.
 
-    python scripts/model_parity.py [--data ../shared/data] [--sets NAME ...]
+    python scripts/bench/model_parity.py [--data ../shared/data] [--sets NAME ...]
 
 For each set: crops, the largest |probability| difference from ONNX Runtime (fp32, same input tensors)
 for our module as loaded and as the recogniser runs it (channels-last), and how many greedy texts differ.
@@ -22,7 +22,7 @@ from crnn.specs import MODEL_SPECS
 from crnn.weights import load_model
 from ocr.datasets import DatasetError, open_dataset
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:

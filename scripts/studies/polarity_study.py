@@ -1,6 +1,6 @@
 """Polarity retry: loose accuracy and share of lines read twice, per confidence threshold, on every shared set.
 
-    python scripts/polarity_study.py
+    python scripts/studies/polarity_study.py
 
 Each set is read once as is and once inverted (fp32, no polarity retry); the
 recogniser's rule (keep the inverted reading where the first one is below the
@@ -24,7 +24,7 @@ from crnn.preprocess import invert
 from ocr.datasets import open_dataset
 from ocr.metrics import loose
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 SETS = ("iiit5k_train_even_scenes", "mnist_t10k_first5000", "iiit5k_test_even_scenes", "svt_cs_train", "cute80_cs",
         "openalpr_us_plates_part1", "openalpr_endtoend_plate_crops_part1", "sroie_receipt_lines_part1",

@@ -1,7 +1,7 @@
 """Whole pages: our detector + recogniser against RapidOCR, Tesseract and EasyOCR ``readtext``, side by side, page
 by page.
 
-    python scripts/bench_pages.py [PAGE_SET] [--limit N] [--detector NAME] [--half a|b]
+    python scripts/bench/bench_pages.py [PAGE_SET] [--limit N] [--detector NAME] [--half a|b]
                                   [--easyocr-python /path/to/venv/bin/python]
 
 For comparison only; only RapidOCR (whose wheel ships the PP-OCRv6 weights) is installed with the project:
@@ -39,7 +39,7 @@ from ocr.page_metrics import Tally
 from ocr.page_sets import Page, open_page_set
 from textdet import DEFAULT_DETECTOR, DETECTOR_SPECS, Detector, PageReader
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "sroie_receipts_full_part1"
 TESSDATA = [Path("/usr/share/tesseract-ocr/5/tessdata"), Path("/usr/share/tesseract-ocr/4.00/tessdata")]
 

@@ -1,6 +1,6 @@
 """Regenerate the Python gRPC code for ``proto/ocr/v1/ocr.proto`` into ``ocr/v1/``.
 
-    python scripts/gen_proto.py [--out DIR]
+    python scripts/tools/gen_proto.py [--out DIR]
 
 Compiled with ``-I proto``, the file becomes the module ``ocr.v1.ocr_pb2``,
 inside this project's own ``ocr`` package (on purpose: a second top-level
@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROTO = Path("ocr/v1/ocr.proto")
 
 

@@ -1,6 +1,6 @@
 """A crop's latency on `ocr serve` while other clients' whole pages are read: alone, then beside a page stream.
 
-    python scripts/bench_page_load.py [--crops 200] [--page-clients 1] [--detector NAME]
+    python scripts/bench/bench_page_load.py [--crops 200] [--page-clients 1] [--detector NAME]
 
 Starts the server on free loopback ports. One client sends single crops of IIIT5K test one request at a time and
 times each. First alone (the quiet baseline), then while ``--page-clients`` clients each send the shared receipts
@@ -27,7 +27,7 @@ from ocr.page_sets import open_page_set
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from textdet import DEFAULT_DETECTOR, DETECTOR_SPECS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 
 

@@ -1,6 +1,6 @@
 """Is a lower precision safe for a model? Every shared set read at fp32 and at each other precision, paired.
 
-    python scripts/precision_check.py [--model ppocrv6_small] [--precisions bf16 int8] [--data ../shared/data]
+    python scripts/bench/precision_check.py [--model ppocrv6_small] [--precisions bf16 int8] [--data ../shared/data]
 
 Per set: loose accuracy at each precision, the lines only fp32 reads right and the lines only the other
 precision reads right (loose), and McNemar's exact p-value that the other precision is worse. The rule
@@ -20,7 +20,7 @@ from ocr.datasets import DatasetError, open_dataset
 from ocr.evaluate import evaluate
 from ocr.metrics import loose
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:

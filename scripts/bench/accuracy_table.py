@@ -1,6 +1,6 @@
 """Score the model on every set in ../shared/data at fp32 and bf16 and print a Markdown table.
 
-    python scripts/accuracy_table.py [--data ../shared/data] [--reference ../shared/reference/easyocr/SUMMARY.md]
+    python scripts/bench/accuracy_table.py [--data ../shared/data] [--reference ../shared/reference/easyocr/SUMMARY.md]
 
 MNIST is read with the digits allowlist. EasyOCR's loose accuracy is read from
 the reference summary when it is present.
@@ -18,7 +18,7 @@ from crnn.weights import load_model
 from ocr.datasets import DatasetError, open_dataset
 from ocr.evaluate import evaluate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def reference_loose(summary: Path) -> dict[str, float]:

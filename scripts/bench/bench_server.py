@@ -1,6 +1,6 @@
 """Drive `ocr serve` with concurrent gRPC and HTTP clients and compare with the in-process Recognizer, in one run.
 
-    python scripts/bench_server.py [DATASET] [--crops 512] [--concurrency 1,8,32,128] [--images-per-request 1,8]
+    python scripts/bench/bench_server.py [DATASET] [--crops 512] [--concurrency 1,8,32,128] [--images-per-request 1,8]
                                    [--protocols grpc,http]
 
 Starts the server as a subprocess on free loopback ports (gRPC, HTTP/JSON and
@@ -38,7 +38,7 @@ from crnn import Recognizer
 from ocr.datasets import open_dataset
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
 
 

@@ -1,7 +1,7 @@
 """`ocr eval`'s reading loop against Tesseract (tesserocr) on the same crops, side by side, medians of rounds.
 
     pip install tesserocr && apt-get install tesseract-ocr     # for this comparison only; not a project dependency
-    python scripts/bench_tesseract.py [DATASET] [--limit 600] [--model NAME] [--precisions fp32] [--repeats 3]
+    python scripts/bench/bench_tesseract.py [DATASET] [--limit 600] [--model NAME] [--precisions fp32] [--repeats 3]
 
 Both sides start from the encoded image bytes in memory, so decoding is on
 the clock for both. Tesseract: PSM 7 (a single line), English, one
@@ -29,7 +29,7 @@ from ocr.datasets import open_dataset
 from ocr.evaluate import evaluate
 from ocr.metrics import score
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
 TESSDATA = [Path("/usr/share/tesseract-ocr/5/tessdata"), Path("/usr/share/tesseract-ocr/4.00/tessdata")]
 

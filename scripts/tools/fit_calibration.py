@@ -1,6 +1,6 @@
 """Fit the bundled model's confidence calibration on one shared set and check it on the others.
 
-    python scripts/fit_calibration.py [--model english_g2] [--fit iiit5k_train_even_scenes] [--write]
+    python scripts/tools/fit_calibration.py [--model english_g2] [--fit iiit5k_train_even_scenes] [--write]
 
 Reads every shared set with the default pipeline and raw scores, fits maps
 (isotonic, Platt, beta) from raw score to "read exactly right" on the --fit set only,
@@ -26,7 +26,7 @@ from crnn.weights import write_atomically
 from ocr.datasets import open_dataset
 from ocr.metrics import ece_noise_floor, expected_calibration_error, loose, risk_coverage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 #: Sets whose labels keep letter case as printed (exact match is meaningful).
 CASE_SENSITIVE = ("iiit5k_train_even_scenes", "iiit5k_test_even_scenes", "svt_cs_train", "cute80_cs",

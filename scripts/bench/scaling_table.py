@@ -1,6 +1,6 @@
 """Lines/s against line width (64 to 1,024 px) and threads (1, 2), per precision, in one run.
 
-    python scripts/scaling_table.py [--widths 64,128,256,512,1024] [--threads 1,2] [--precisions fp32 bf16 int8]
+    python scripts/bench/scaling_table.py [--widths 64,128,256,512,1024] [--threads 1,2] [--precisions fp32 bf16 int8]
 
 Each cell reads ``--lines`` synthetic lines of exactly that width (random
 grey text-like noise, 64 px high, so no decoding or resizing) through
@@ -25,7 +25,7 @@ import torch
 from crnn import Recognizer
 from crnn.preprocess import PreparedImage
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 def lines(width: int, count: int, seed: int) -> list[PreparedImage]:
     rng = np.random.default_rng(seed)

@@ -1,6 +1,6 @@
 """Run `ocr adapt` recipes on several splits of the shared sets and print one comparison table.
 
-    python scripts/adapt_study.py --sets plates,mnist,receipts --seeds 1,2,3 --recipes default,domain-only
+    python scripts/studies/adapt_study.py --sets plates,mnist,receipts --seeds 1,2,3 --recipes default,domain-only
 
 Each (set, seed) split gives 80 labelled images to adapt on and a disjoint
 unseen part of the same source; every recipe is run on it through
@@ -45,7 +45,7 @@ from ocr.datasets import open_dataset
 from ocr.metrics import score
 from ocr.mnist import DIGIT_BORDER
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 DIGITS = "0123456789"
 

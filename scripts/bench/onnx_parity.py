@@ -1,6 +1,6 @@
 """`ocr export` round trip on every shared set: ONNX Runtime against PyTorch, texts and logits.
 
-    python scripts/onnx_parity.py [--data ../shared/data] [--limit 0]
+    python scripts/bench/onnx_parity.py [--data ../shared/data] [--limit 0]
 
 Exports the bundled model to ONNX fp32 and int8 (int8 calibrated on the
 default rendered words), then reads every image of every set through
@@ -27,7 +27,7 @@ from ocr.datasets import open_dataset
 from ocr.export import ExportConfig, OnnxNetwork, run_export
 from ocr.metrics import loose
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 def texts(recognizer: Recognizer, prepared, rows, logits: np.ndarray) -> list[str]:
     probs = torch.softmax(torch.from_numpy(logits), -1).numpy()
