@@ -70,7 +70,9 @@ class TrainConfig:
     general_per_step: int = 0
     #: Which layers learn: a key of ``TRAINABLE_LAYERS``.
     trainable: str = "all"
-    distill_weight: float = 4.0
+    #: Weight of the distillation loss on the general lines (0: off, as in AdaptConfig; the study's "distill" recipe
+    #: sets 4.0).
+    distill_weight: float = 0.0
     #: Weight of the L2 pull toward the pretrained weights (L2-SP; 0: none).
     l2_pull: float = 0.0
     #: Return an exponential moving average of the weights over about this share of the planned steps,
