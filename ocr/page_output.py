@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,38 @@ def format_page(image: str, lines: Sequence[Line], as_json: bool) -> str:
     return "\n".join(rows) if rows else f"{image}\t0\t\t\t"
 
 
+#: Pillow's default font (Aileron) draws Latin letters up to Latin Extended-B; a line with later characters
+#: (Greek, CJK, kana, ...) is drawn in an installed font that has every one of them.
+DEFAULT_FONT_LAST = 0x24F
+FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
+
+
+@lru_cache(maxsize=64)
+def _font_file_for(chars: frozenset[str]) -> str | None:
+    """The first installed TrueType/OpenType font (collections too) with a glyph for every one of ``chars``."""
+    from fontTools.ttLib import TTFont
+
+    for directory in FONT_DIRS:
+        for path in sorted(directory.rglob("*")) if directory.is_dir() else []:
+            if path.suffix.lower() not in (".ttf", ".otf", ".ttc"):
+                continue
+            try:
+                with TTFont(str(path), lazy=True, fontNumber=0) as font:
+                    cmap = font.getBestCmap() or {}
+            except Exception:
+                continue
+            if all(ord(ch) in cmap for ch in chars):
+                return str(path)
+    return None
+
+
+def drawing_font(text: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's default font, or, for text it cannot draw, an installed font that can (default if none)."""
+    beyond = frozenset(ch for ch in text if ord(ch) > DEFAULT_FONT_LAST and not ch.isspace())
+    path = _font_file_for(frozenset(ch for ch in text if not ch.isspace())) if beyond else None
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size=size)
+
+
 def draw_lines(gray: np.ndarray, lines: Sequence[Line], path: Path) -> Path:
     """Write a PNG (atomically): the page with each line's box on the left, its text at the same place on the right.
 
@@ -68,7 +101,7 @@ def draw_lines(gray: np.ndarray, lines: Sequence[Line], path: Path) -> Path:
         draw.polygon(line.box, outline=colour, width=2)
         xs, ys = [x for x, _ in line.box], [y for _, y in line.box]
         size = max(8, int((max(ys) - min(ys)) * 0.75))
-        draw.text((width + min(xs), min(ys)), line.text, fill=colour, font=ImageFont.load_default(size=size))
+        draw.text((width + min(xs), min(ys)), line.text, fill=colour, font=drawing_font(line.text, size))
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     write_atomically(path, buffer.getvalue())

@@ -71,3 +71,14 @@ def test_character_spans_fall_on_their_glyphs(ppocr: Recognizer) -> None:
     assert result.text == "AZ"
     (a, z) = result.chars
     assert 10 <= a.x_start < a.x_end <= 70 and 490 <= z.x_start < z.x_end <= 560
+
+
+def test_drawn_pages_use_a_font_that_has_the_glyphs() -> None:
+    """``--draw`` writes a CJK reading in an installed CJK font (Pillow's default font has none), Latin in the
+    default."""
+    from ocr.page_output import drawing_font
+
+    font_or_skip(*NOTO_CJK)
+    cjk = drawing_font("欢迎光临 北京", 20)
+    assert "CJK" in cjk.getname()[0]
+    assert drawing_font("TOTAL 9.00", 20).getname() == ImageFont.load_default(size=20).getname()
