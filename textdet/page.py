@@ -34,8 +34,8 @@ from textdet.lines import darken_ink, tidy_spacing
 DEFAULT_FLIP_BELOW = 0.5
 DEFAULT_FLIP_SHARE = 0.5
 #: Per recogniser: lines read with confidence below this are read again with darkened ink, and the more
-#: confident reading is kept. Measured on the shared receipts (docs/pages.md): it lifts english_g2's word F1, and
-#: lowers PP-OCRv6 small's (0.893 -> 0.887 on the receipts' first half) while costing it 0.34 s a page.
+#: confident reading is kept. Chosen for english_g2 with CRAFT (docs/studies/detection.md); on the shared receipts
+#: it lowers PP-OCRv6 small's word F1 (0.893 -> 0.887 on the first half) and costs it 0.34 s a page (docs/pages.md).
 DEFAULT_ENHANCE_BELOW: dict[str, float] = {"english_g2": 0.6}
 
 
