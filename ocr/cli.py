@@ -12,7 +12,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from statistics import fmean
 
 from crnn import MODEL_SPECS, CrnnError
 from crnn.preprocess import MAX_ASPECT_RATIO, MAX_PIXELS
@@ -35,7 +34,6 @@ from ocr.config import (
     ReadConfig,
 )
 from ocr.datasets import FORMATS_HELP, DatasetError
-from ocr.metrics import bootstrap, expected_calibration_error, loose, risk_coverage
 from ocr.page_metrics import IOU_THRESHOLD
 from ocr.page_sets import PAGE_FORMATS_HELP
 from server.config import (
@@ -434,7 +432,7 @@ def _cmd_read(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from ocr.datasets import open_dataset
-    from ocr.evaluate import evaluate
+    from ocr.evaluate import evaluate, summarise
 
     config = EvalConfig(args.dataset, args.allow, args.limit, args.json, args.out, _model_options(args),
                         _decode_options(args), _detect_options(args))
@@ -446,25 +444,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       constraint=config.decode.build(recognizer), min_confidence=config.decode.min_confidence)
     if config.out:
         _write_predictions(config.out, result.predictions)
-    rejected = sum(1 for p in result.predictions if p.error == "rejected")
-    failed = sum(1 for p in result.predictions if p.error) - rejected
-    s = result.scores
-    ci = bootstrap([p.text for p in result.predictions], [p.label for p in result.predictions])
-    confidences = [p.confidence for p in result.predictions]
-    exact_hits = [p.text == p.label for p in result.predictions]
-    loose_hits = [loose(p.text) == loose(p.label) for p in result.predictions]
+    s, summary = result.scores, summarise(result)
+    ci = summary.intervals
     if config.json:
-        record = {**s.as_dict(), "lines_per_s": round(result.lines_per_s, 2), "unreadable": failed,
-                  "rejected": rejected,
+        record = {**s.as_dict(), "lines_per_s": round(result.lines_per_s, 2), "unreadable": summary.unreadable,
+                  "rejected": summary.rejected,
                   "model": recognizer.model.name, "precision": recognizer.precision,
                   **{f"{k}_ci95": [round(v.low, 4), round(v.high, 4)] for k, v in ci.items()},
-                  "mean_confidence": round(fmean(confidences) if confidences else 0.0, 4),
-                  "ece": round(expected_calibration_error(confidences, exact_hits), 4),
-                  "ece_loose": round(expected_calibration_error(confidences, loose_hits), 4),
-                  "risk_coverage": [{k: round(v, 4) for k, v in row.items()}
-                                    for row in risk_coverage(confidences, exact_hits)]}
+                  "mean_confidence": round(summary.mean_confidence, 4),
+                  "ece": round(summary.ece, 4),
+                  "ece_loose": round(summary.ece_loose, 4),
+                  "risk_coverage": [{k: round(v, 4) for k, v in row.items()} for row in summary.risk_coverage]}
         print(json.dumps(record))
     else:
+        failed, rejected = summary.unreadable, summary.rejected
         print(f"dataset   {config.dataset} ({dataset.kind})")
         print(f"model     {recognizer.model.name} on {recognizer.device}, {recognizer.precision}")
         print(f"n         {s.n}" + (f" ({failed} unreadable, counted as wrong)" if failed else "")
@@ -472,9 +465,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"exact     {s.exact:.4f}  (95% CI {ci['exact'].low:.4f}-{ci['exact'].high:.4f})")
         print(f"loose     {s.loose:.4f}  (95% CI {ci['loose'].low:.4f}-{ci['loose'].high:.4f})")
         print(f"cer       {s.cer:.4f}  (95% CI {ci['cer'].low:.4f}-{ci['cer'].high:.4f})")
-        print(f"ece       {expected_calibration_error(confidences, exact_hits):.4f}  (exact; loose "
-              f"{expected_calibration_error(confidences, loose_hits):.4f}; mean confidence "
-              f"{fmean(confidences) if confidences else 0:.4f})")
+        print(f"ece       {summary.ece:.4f}  (exact; loose {summary.ece_loose:.4f}; mean confidence "
+              f"{summary.mean_confidence:.4f})")
         print(f"lines/s   {result.lines_per_s:.1f}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from itertools import islice
+from statistics import fmean
 
 from tqdm import tqdm
 
@@ -12,7 +13,15 @@ from crnn import InvalidImageError, Recognizer
 from crnn.constrained import Constraint
 from crnn.preprocess import PreparedImage
 from ocr.datasets import Dataset
-from ocr.metrics import Scores, score
+from ocr.metrics import (
+    Interval,
+    Scores,
+    bootstrap,
+    expected_calibration_error,
+    loose,
+    risk_coverage,
+    score,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,39 @@ class Evaluation:
     @property
     def lines_per_s(self) -> float:
         return self.scores.n / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """What ``ocr eval`` reports beyond the scores: failures, bootstrap intervals and calibration."""
+
+    unreadable: int
+    rejected: int
+    #: Exact, loose and CER with 95% percentile-bootstrap intervals over images.
+    intervals: dict[str, Interval]
+    mean_confidence: float
+    #: Expected calibration error against exact and against loose matches.
+    ece: float
+    ece_loose: float
+    risk_coverage: list[dict[str, float]]
+
+
+def summarise(evaluation: Evaluation) -> EvalSummary:
+    """Counts of unreadable and rejected lines, bootstrap intervals and calibration errors of an evaluation."""
+    predictions = evaluation.predictions
+    rejected = sum(1 for p in predictions if p.error == "rejected")
+    confidences = [p.confidence for p in predictions]
+    exact_hits = [p.text == p.label for p in predictions]
+    loose_hits = [loose(p.text) == loose(p.label) for p in predictions]
+    return EvalSummary(
+        unreadable=sum(1 for p in predictions if p.error) - rejected,
+        rejected=rejected,
+        intervals=bootstrap([p.text for p in predictions], [p.label for p in predictions]),
+        mean_confidence=fmean(confidences) if confidences else 0.0,
+        ece=expected_calibration_error(confidences, exact_hits),
+        ece_loose=expected_calibration_error(confidences, loose_hits),
+        risk_coverage=risk_coverage(confidences, exact_hits),
+    )
 
 
 def evaluate(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocr.metrics import ece_noise_floor, expected_calibration_error, net_lines_better, risk_coverage
+from ocr.metrics import ece_noise_floor, expected_calibration_error, net_lines_better, risk_coverage, score
 
 
 def test_calibration_error_and_risk_coverage_on_hand_made_numbers() -> None:
@@ -32,3 +32,17 @@ def test_net_lines_better_counts_lines_not_characters() -> None:
     assert net_lines_better(["cat", "dog", "bird", "fsh"], baseline, labels) == 2  # two lines fixed
     assert net_lines_better(["cot", "dog", "bxxd", "fish"], baseline, labels) == 0  # two fixed, two made worse
     assert net_lines_better(baseline, baseline, labels) == 0
+
+
+def test_an_evaluation_summary_counts_failures_and_calibration() -> None:
+    from ocr.evaluate import Evaluation, Prediction, summarise
+
+    predictions = [Prediction("a", "cat", "cat", 0.9), Prediction("b", "Dog", "dog", 0.8),
+                   Prediction("c", "eel", "", 0.0, "rejected"), Prediction("d", "fox", "", 0.0, "undecodable")]
+    summary = summarise(Evaluation(score([p.text for p in predictions], [p.label for p in predictions]),
+                                   predictions, seconds=1.0))
+    assert (summary.unreadable, summary.rejected) == (1, 1)
+    assert summary.mean_confidence == pytest.approx(0.425)
+    assert summary.ece == pytest.approx(expected_calibration_error([0.9, 0.8, 0.0, 0.0], [True, False, False, False]))
+    assert summary.ece_loose < summary.ece  # "Dog" read "dog" is right when case does not count
+    assert set(summary.intervals) == {"exact", "loose", "cer"} and summary.risk_coverage
