@@ -37,12 +37,12 @@ from ocr.datasets import FORMATS_HELP, DatasetError
 from ocr.page_metrics import IOU_THRESHOLD
 from ocr.page_sets import PAGE_FORMATS_HELP
 from server.config import (
-    ALL_INTERFACES,
     DEFAULT_MAX_IMAGES,
     DEFAULT_MAX_MESSAGE_BYTES,
     TOKEN_ENV,
     RayOptions,
     ServerConfig,
+    check_servable_on_ray,
 )
 from textdet.specs import DEFAULT_DETECTOR, DETECTOR_SPECS
 
@@ -527,23 +527,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise ValueError("--tls-cert and --tls-key go together")
-    threads = args.threads
-    if args.ray:
-        if args.tls_cert or args.metrics_port is not None:
-            raise ValueError("--ray: Ray Serve's proxy has no TLS (terminate it in front of the proxy) and reports "
-                             "metrics through Ray's own Prometheus endpoint; drop --tls-*/--metrics-port")
-        if args.port == 0:
-            raise ValueError("--ray needs a fixed --port: Ray Serve's gRPC proxy listens on it on every node")
-        if args.http_port is not None:
-            raise ValueError("--http-port is not served under --ray: Ray Serve's HTTP proxy answers only Ray's own "
-                             "routes here; use the gRPC port, or run `ocr serve --http-port` without --ray")
-        if args.host not in ALL_INTERFACES:
-            raise ValueError(f"--ray cannot bind --host {args.host}: Ray Serve's gRPC proxy always listens on every "
-                             f"interface ([::]:{args.port}) of every proxy node. Pass --host 0.0.0.0 to accept that "
-                             "(and firewall the port), or run `ocr serve` without --ray to stay on loopback")
-        threads = threads or max(1, math.ceil(args.cpus_per_replica))
+    # Ray gives each replica --cpus-per-replica CPUs: its inference threads unless --threads says otherwise.
+    threads = args.threads or (max(1, math.ceil(args.cpus_per_replica)) if args.ray else None)
     config = ServerConfig(
         host=args.host, port=args.port, device=args.device, models=tuple(args.models or [DEFAULT_MODEL]),
         precision=args.precision, threads=threads, max_batch_size=args.max_batch_size,
@@ -553,6 +538,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port, http_port=args.http_port, tls_cert=args.tls_cert, tls_key=args.tls_key,
         token=args.token or os.environ.get(TOKEN_ENV) or None, grace_s=args.grace, detector=args.detector,
     )
+    if args.ray:
+        check_servable_on_ray(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.ray:
         try:

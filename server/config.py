@@ -43,6 +43,26 @@ class ServerConfig:
     #: The text detector for images sent with ``detect`` (textdet.specs).
     detector: str = DEFAULT_DETECTOR
 
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
+
+
+def check_servable_on_ray(config: ServerConfig) -> None:
+    """Refuse the options Ray Serve's proxies cannot honour, saying what to do instead (``ValueError``)."""
+    if config.tls_cert or config.metrics_port is not None:
+        raise ValueError("--ray: Ray Serve's proxy has no TLS (terminate it in front of the proxy) and reports "
+                         "metrics through Ray's own Prometheus endpoint; drop --tls-*/--metrics-port")
+    if config.port == 0:
+        raise ValueError("--ray needs a fixed --port: Ray Serve's gRPC proxy listens on it on every node")
+    if config.http_port is not None:
+        raise ValueError("--http-port is not served under --ray: Ray Serve's HTTP proxy answers only Ray's own "
+                         "routes here; use the gRPC port, or run `ocr serve --http-port` without --ray")
+    if config.host not in ALL_INTERFACES:
+        raise ValueError(f"--ray cannot bind --host {config.host}: Ray Serve's gRPC proxy always listens on every "
+                         f"interface ([::]:{config.port}) of every proxy node. Pass --host 0.0.0.0 to accept that "
+                         "(and firewall the port), or run `ocr serve` without --ray to stay on loopback")
+
 
 @dataclass(frozen=True)
 class RayOptions:
