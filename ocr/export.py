@@ -95,7 +95,7 @@ def calibration_batches(recognizer: Recognizer, source: Path | None, lines: int)
         images = [s.image for s in islice(iter(open_dataset(source)), lines)]
     else:
         from ocr.adapt.general import PROBE_CHARS, hard_general_set
-        from ocr.adapt.render import find_fonts
+        from ocr.fonts import find_fonts
 
         images, _ = hard_general_set(find_fonts(PROBE_CHARS), count=lines, seed=7)
     prepared: list[PreparedImage] = recognizer.prepare_many(images)

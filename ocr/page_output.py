@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from crnn.weights import write_atomically
+from ocr.fonts import fonts_covering
 from textdet.page import Line
 
 #: ``ocr read`` without ``--detect`` warns about images at least this tall whose width is under
@@ -56,32 +57,19 @@ def format_page(image: str, lines: Sequence[Line], as_json: bool) -> str:
 #: Pillow's default font (Aileron) draws Latin letters up to Latin Extended-B; a line with later characters
 #: (Greek, CJK, kana, ...) is drawn in an installed font that has every one of them.
 DEFAULT_FONT_LAST = 0x24F
-FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
 
 
 @lru_cache(maxsize=64)
-def _font_file_for(chars: frozenset[str]) -> str | None:
-    """The first installed TrueType/OpenType font (collections too) with a glyph for every one of ``chars``."""
-    from fontTools.ttLib import TTFont
-
-    for directory in FONT_DIRS:
-        for path in sorted(directory.rglob("*")) if directory.is_dir() else []:
-            if path.suffix.lower() not in (".ttf", ".otf", ".ttc"):
-                continue
-            try:
-                with TTFont(str(path), lazy=True, fontNumber=0) as font:
-                    cmap = font.getBestCmap() or {}
-            except Exception:
-                continue
-            if all(ord(ch) in cmap for ch in chars):
-                return str(path)
-    return None
+def _font_file_for(chars: str) -> str | None:
+    """The first installed font (collections too) with a glyph for every one of ``chars``."""
+    path = next(fonts_covering(chars, suffixes=(".ttf", ".otf", ".ttc")), None)
+    return None if path is None else str(path)
 
 
 def drawing_font(text: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """Pillow's default font, or, for text it cannot draw, an installed font that can (default if none)."""
-    beyond = frozenset(ch for ch in text if ord(ch) > DEFAULT_FONT_LAST and not ch.isspace())
-    path = _font_file_for(frozenset(ch for ch in text if not ch.isspace())) if beyond else None
+    beyond = any(ord(ch) > DEFAULT_FONT_LAST for ch in text)
+    path = _font_file_for("".join(sorted(set(text) - {" "}))) if beyond else None
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size=size)
 
 

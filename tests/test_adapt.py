@@ -36,7 +36,7 @@ from ocr.adapt.gate import CUT_GATE_THRESHOLD, GATE_THRESHOLD, OVERRIDE_MARGIN, 
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
 from ocr.adapt.height import MIN_FRAMING_GAIN, ROW_CROPS, choose_height, choose_view
 from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, run_adapt
-from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
+from ocr.adapt.render import Renderer, TextSampler, estimate_style
 from ocr.adapt.report import compare_paired, is_better, render_markdown
 from ocr.adapt.scoring import Scorer, columns
 from ocr.adapt.train import (
@@ -51,6 +51,7 @@ from ocr.adapt.train import (
 )
 from ocr.cli import build_parser, main
 from ocr.datasets import DatasetError, open_dataset
+from ocr.fonts import find_fonts
 from ocr.lmdb_io import write_lmdb
 from ocr.metrics import bootstrap
 from tests.conftest import EXAMPLES, encode, example_bytes

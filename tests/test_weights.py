@@ -118,7 +118,8 @@ def test_checkpoint_keeps_its_framing_and_reads_as_the_framed_image(tmp_path: Pa
     recognizer = Recognizer(framed, device="cpu", precision="fp32")
     # A line with a line of half its height above and below (a plate's state name and slogan): framed, only the
     # middle line is read.
-    from ocr.adapt.render import Renderer, find_fonts  # only this test renders
+    from ocr.adapt.render import Renderer  # only this test renders
+    from ocr.fonts import find_fonts
 
     renderer = Renderer(find_fonts("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"), [], 0)
     middle = renderer.render("7AB1234")

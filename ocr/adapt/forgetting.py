@@ -15,9 +15,9 @@ from crnn.decode import Result
 from crnn.preprocess import to_gray
 from crnn.weights import LoadedModel
 from ocr.adapt.general import PROBE_CHARS, hard_general_set
-from ocr.adapt.render import find_fonts
 from ocr.adapt.scoring import Scorer
 from ocr.datasets import open_dataset
+from ocr.fonts import find_fonts
 from ocr.metrics import bootstrap, loose, score
 
 #: Loss rate of the rendered probe at which real words show no drop: the intercept of the real IIIT5K drop

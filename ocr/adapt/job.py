@@ -63,12 +63,13 @@ from ocr.adapt.forgetting import ForgettingProbe, gated_drop
 from ocr.adapt.gate import fit_gate
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, general_lines
 from ocr.adapt.height import MIN_HEIGHT, at_height, choose_view
-from ocr.adapt.render import Renderer, TextSampler, estimate_style, find_fonts
+from ocr.adapt.render import Renderer, TextSampler, estimate_style
 from ocr.adapt.report import compare_paired, framing_words, is_better, plain, plot_curve, preview_grid, write_report
 from ocr.adapt.scoring import Scorer, columns
 from ocr.adapt.train import BATCH_COLUMNS, TrainConfig, TrainResult, batch_size_for, fine_tune, interpolate
 from ocr.config import PSEUDO_FROM, AdaptConfig
 from ocr.datasets import DatasetError
+from ocr.fonts import find_fonts
 from ocr.metrics import bootstrap, net_lines_better, score
 
 #: Seconds kept back from --max-minutes, when the selection fit's time is set, for everything but training.

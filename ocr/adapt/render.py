@@ -10,51 +10,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-SYSTEM_FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
-#: Fonts whose character maps claim letters but draw symbols or placeholder boxes.
-SYMBOL_FONT_PREFIXES = ("lastresort", "cmex", "cmsy", "cmmi", "stixsiz", "stixnonuni", "symbol", "wingding")
-
-
-def _packaged_font_dirs() -> list[Path]:
-    dirs = []
-    try:
-        import matplotlib
-
-        dirs.append(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
-    except ImportError:
-        pass
-    return dirs
-
-
-def _covers(path: Path, chars: str) -> bool:
-    """True if the font file has a glyph for every character (checked with fontTools when available)."""
-    try:
-        from fontTools.ttLib import TTFont
-    except ImportError:
-        return True
-    try:
-        with TTFont(str(path), lazy=True, fontNumber=0) as font:
-            cmap = font.getBestCmap() or {}
-    except Exception:
-        return False
-    return all(ord(ch) in cmap for ch in chars if not ch.isspace())
-
-
-def find_fonts(chars: str, extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
-    """TrueType/OpenType fonts (packaged, system, ``extra_dirs``) that can draw every one of ``chars``."""
-    found: dict[str, Path] = {}
-    for directory in (*extra_dirs, *_packaged_font_dirs(), *SYSTEM_FONT_DIRS):
-        if directory.is_dir():
-            for path in sorted(directory.rglob("*")):
-                if (
-                    path.suffix.lower() in (".ttf", ".otf")
-                    and path.name not in found
-                    and not path.name.lower().startswith(SYMBOL_FONT_PREFIXES)
-                    and _covers(path, chars)
-                ):
-                    found[path.name] = path
-    return list(found.values())
-
 
 @lru_cache(maxsize=512)
 def _font(path: str | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
