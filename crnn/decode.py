@@ -132,10 +132,11 @@ def best_path(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     not the blank get one (blank frames get NaN, which a greedy reading never
     uses). With 18,710 classes this is several times cheaper than a softmax.
     """
-    best, path = scores.float().max(-1)
+    scores = scores.float()
+    best, path = scores.max(-1)
     written = path != 0
     log_norm = torch.full_like(best, float("nan"))
-    log_norm[written] = scores[written].float().logsumexp(-1)
+    log_norm[written] = scores[written].logsumexp(-1)
     return path.numpy(), (best - log_norm).exp().numpy()
 
 

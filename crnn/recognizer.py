@@ -315,6 +315,10 @@ class Recognizer:
         """The width a line ``width`` columns wide is run at (its bucket; at least the model's minimum)."""
         return padded_width(width, self.model.normalization)
 
+    def lines_per_batch(self, width: int) -> int:
+        """The most lines one forward pass holds at padded ``width``: ``batch_size``, fewer for wide lines."""
+        return max(1, min(self.batch_size, self.batch_columns // width))
+
     def batches(self, images: Sequence[PreparedImage]) -> Iterator[list[int]]:
         """Indices of ``images`` grouped into batches of one width bucket each, narrowest first."""
         order = sorted(range(len(images)), key=lambda i: (self.padded_width(images[i].width), images[i].width, i))
@@ -322,7 +326,7 @@ class Recognizer:
         batch_bucket = 0
         for i in order:
             bucket = self.padded_width(images[i].width)
-            limit = max(1, min(self.batch_size, self.batch_columns // bucket))
+            limit = self.lines_per_batch(bucket)
             if batch and (bucket != batch_bucket or len(batch) >= limit):
                 yield batch
                 batch = []

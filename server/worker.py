@@ -47,7 +47,7 @@ class ModelWorker:
         self._metrics = metrics
         self.batcher: DynamicBatcher[WorkItem, Result] = DynamicBatcher(
             self._run_batch, config, clock, on_batch=self._record_batch,
-            batch_limit=lambda width: recognizer.batch_columns // width,  # one dispatch, one forward pass
+            batch_limit=recognizer.lines_per_batch,  # one dispatch, one forward pass
         )
 
     @property
