@@ -13,14 +13,14 @@ lines/s (median and every round), loose accuracy and our speed over RapidOCR's.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
+from functools import partial
 from pathlib import Path
+
+from side_by_side import print_race, race  # this folder: python puts it on the path
 
 from crnn import Recognizer
 from ocr.datasets import open_dataset
-from ocr.evaluate import evaluate
-from ocr.metrics import score
 
 DEFAULT_SET = Path(__file__).resolve().parents[3] / "shared" / "data" / "iiit5k_test_even_scenes"
 
@@ -57,27 +57,11 @@ def main() -> None:
     recognizers = {f"{p} batch {b}": Recognizer(precision=p, device="cpu", threads=args.threads, batch_size=b,
                                                 **kwargs) for p in args.precisions for b in args.batch_sizes}
     rapidocr_round(engine, images[:8])  # sessions built and warm outside the clock
-    rates: dict[str, list[float]] = {name: [] for name in ["rapidocr", *recognizers]}
-    loose: dict[str, float] = {}
-    for _ in range(args.repeats):
-        seconds, texts = rapidocr_round(engine, images)
-        rates["rapidocr"].append(len(images) / seconds)
-        loose["rapidocr"] = score(texts, labels).loose
-        for precision, recognizer in recognizers.items():
-            result = evaluate(recognizer, dataset, progress=False)
-            rates[precision].append(result.lines_per_s)
-            loose[precision] = result.scores.loose
-    theirs = statistics.median(rates["rapidocr"])
+    rates, loose = race(partial(rapidocr_round, engine, images), recognizers, dataset, labels, args.repeats)
     model = next(iter(recognizers.values())).model.name
     print(f"{len(images)} crops of {args.dataset.name}; ours: {model}, {args.threads} threads; "
           f"medians of {args.repeats} rounds")
-    print(f"{'engine':>28} {'lines/s':>8} {'rounds':>20} {'loose':>6} {'vs RapidOCR':>11}")
-    for name, values in rates.items():
-        median = statistics.median(values)
-        label = "RapidOCR 3.10 rec" if name == "rapidocr" else f"ocr eval {name}"
-        print(f"{label:>28} {median:8.1f} {', '.join(f'{v:.0f}' for v in values):>20} {loose[name]:6.3f} "
-              f"{median / theirs:10.2f}x")
-
+    print_race(rates, loose, "RapidOCR 3.10 rec", "RapidOCR")
 
 if __name__ == "__main__":
     main()

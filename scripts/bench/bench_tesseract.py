@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import sys
 import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+
+from side_by_side import print_race, race  # this folder: python puts it on the path
 
 from crnn import Recognizer
 from ocr.datasets import open_dataset
-from ocr.evaluate import evaluate
-from ocr.metrics import score
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
@@ -84,27 +84,12 @@ def main() -> None:
         p: Recognizer(precision=p, device="cpu", threads=args.threads, batch_size=args.batch_size, **kwargs)
         for p in args.precisions
     }
-    rates: dict[str, list[float]] = {name: [] for name in ["tesseract", *recognizers]}
-    loose: dict[str, float] = {}
-    for _ in range(args.repeats):
-        seconds, texts = tesseract_round(images, args.threads, tessdata)
-        rates["tesseract"].append(len(images) / seconds)
-        loose["tesseract"] = score(texts, labels).loose
-        for precision, recognizer in recognizers.items():
-            result = evaluate(recognizer, dataset, progress=False)
-            rates[precision].append(result.lines_per_s)
-            loose[precision] = result.scores.loose
-    tess = statistics.median(rates["tesseract"])
+    rates, loose = race(partial(tesseract_round, images, args.threads, tessdata), recognizers, dataset, labels,
+                        args.repeats)
     model = next(iter(recognizers.values())).model.name
     print(f"{len(images)} crops of {args.dataset.name}; ours: {model}; {args.threads} threads each; "
           f"medians of {args.repeats} rounds")
-    print(f"{'engine':>20} {'lines/s':>8} {'rounds':>24} {'loose':>6} {'vs Tesseract':>12}")
-    for name, values in rates.items():
-        median = statistics.median(values)
-        label = "tesserocr PSM 7" if name == "tesseract" else f"ocr eval {name}"
-        print(f"{label:>20} {median:8.1f} {', '.join(f'{v:.0f}' for v in values):>24} {loose[name]:6.3f} "
-              f"{median / tess:11.2f}x")
-
+    print_race(rates, loose, "tesserocr PSM 7", "Tesseract")
 
 if __name__ == "__main__":
     main()
