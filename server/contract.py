@@ -191,13 +191,9 @@ async def _read_pages(reader: PageReader, grays: Sequence[np.ndarray], options: 
         cuts += await loop.run_in_executor(executor, reader.cut, gray, page)
     plain = replace(options, min_confidence=None)  # applied after the darkened second reading
     results = await read([c.image for c in cuts], plain, bulk=True) if cuts else []
-    unsure = reader.unsure(results)
-    again = await read([reader.darkened(cuts[i]) for i in unsure], plain, bulk=True) if unsure else []
-    turn = reader.maybe_upside_down(cuts, results, options.allowlist is not None or options.constraint is not None)
-    turned = [reader.flipped(cuts[i]) for i in turn]
-    turned_results = await read([c.image for c in turned], plain, bulk=True) if turned else []
-    return reader.finish(cuts, results, dict(zip(unsure, again)), len(grays), options.constraint is None,
-                         options.min_confidence, dict(zip(turn, zip(turned, turned_results))))
+    looks = reader.second_looks(cuts, results, options.allowlist is not None or options.constraint is not None)
+    again = await read([view.image for _, view in looks], plain, bulk=True) if looks else []
+    return reader.finish(cuts, results, looks, again, len(grays), options.constraint is None, options.min_confidence)
 
 
 def _chars(chars: Sequence[CharResult], char_details: bool) -> list[ocr_pb2.Char]:

@@ -4,8 +4,9 @@ The work is split into steps so that a caller that owns its own batching
 (the server's dynamic batcher) can run the recogniser itself:
 
 1. :meth:`PageReader.cut` — detect one page's lines (and lone-glyph candidates) and cut them out;
-2. read every cut's image; then read :func:`darkened` copies of those below ``enhance_below``;
-3. :meth:`PageReader.finish` — keep the better reading of each, tidy spacing, drop
+2. read every cut's image; then its :meth:`PageReader.second_looks` (darkened copies of unsure lines, turned
+   copies of the lines of a page that may be upside down);
+3. :meth:`PageReader.finish` — keep the best reading of each, tidy spacing, drop
    unreadable glyph candidates, apply the minimum confidence, sort into reading order.
 
 :meth:`PageReader.read` does all three with the ``Recognizer``'s own batches (:meth:`PageReader.read_cuts`
@@ -14,7 +15,7 @@ does steps 2 and 3).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -79,6 +80,8 @@ class Cut:
     image: PreparedImage
     left_margin: float
     glyph: bool = False
+    #: Turned by 180 degrees from the detected box (:func:`flip_cut`).
+    turned: bool = False
 
 
 def cut_lines(gray: np.ndarray, boxes: Sequence[np.ndarray], height: int, page: int = 0,
@@ -96,7 +99,8 @@ def flip_cut(cut: Cut, height: int) -> Cut:
     (so the line reads along it) and its left margin is the old right one."""
     crop = np.ascontiguousarray(cv2.rotate(cut.crop, cv2.ROTATE_180))
     margin = max(0.0, crop.shape[1] - cut.left_margin - box_size(cut.box)[0])
-    return replace(cut, box=np.roll(cut.box, 2, axis=0), crop=crop, image=prepare(crop, height), left_margin=margin)
+    return replace(cut, box=np.roll(cut.box, 2, axis=0), crop=crop, image=prepare(crop, height), left_margin=margin,
+                   turned=not cut.turned)
 
 
 def to_line(cut: Cut, result: Result) -> Line:
@@ -179,48 +183,46 @@ class PageReader:
         """The cut with its ink darkened, prepared for the recogniser."""
         return prepare(darken_ink(cut.crop), self.recognizer.prepare_height)
 
-    def finish(self, cuts: Sequence[Cut], results: Sequence[Result], second: Mapping[int, Result], pages: int,
-               tidy: bool = True, min_confidence: float | None = None,
-               flipped: Mapping[int, tuple[Cut, Result]] | None = None) -> list[list[Line]]:
-        """Lines per page from the cuts' readings (``second``: index -> reading of the darkened cut; ``flipped``:
-        index -> the cut turned by 180 degrees and its reading); the most confident reading of each cut is kept."""
+    def second_looks(self, cuts: Sequence[Cut], results: Sequence[Result], constrained: bool = False
+                     ) -> list[tuple[int, Cut]]:
+        """(index, other view) of every cut worth reading again: the darkened copy of each unsure line, then the
+        turned copy of every line of a page that may be upside down (``maybe_upside_down``)."""
+        looks = [(i, replace(cuts[i], image=self.darkened(cuts[i]))) for i in self.unsure(results)]
+        return looks + [(i, self.flipped(cuts[i])) for i in self.maybe_upside_down(cuts, results, constrained)]
+
+    def finish(self, cuts: Sequence[Cut], results: Sequence[Result], looks: Sequence[tuple[int, Cut]],
+               again: Sequence[Result], pages: int, tidy: bool = True, min_confidence: float | None = None
+               ) -> list[list[Line]]:
+        """Lines per page from the cuts' readings and those of their ``second_looks`` (``again``, in order): the
+        most confident reading of each cut is kept, with the view it was read in."""
         recovery = self.detector.config.glyphs
+        best = list(zip(cuts, results))
+        for (i, view), reading in zip(looks, again):
+            if reading.confidence > best[i][1].confidence:
+                best[i] = (view, reading)
         kept: list[list[tuple[Cut, Result]]] = [[] for _ in range(pages)]
-        turned_lines = [0] * pages
-        for i, (cut, result) in enumerate(zip(cuts, results)):
-            other = second.get(i)
-            if other is not None and other.confidence > result.confidence:
-                result = other
-            turned = (flipped or {}).get(i)
-            if turned is not None and turned[1].confidence > result.confidence:
-                cut, result = turned
-                turned_lines[cut.page] += 1
+        for cut, result in best:
             if tidy:
                 result = tidy_spacing(result)
             if cut.glyph and not (recovery and recovery.keeps(result.text, result.confidence)):
                 continue
             kept[cut.page].append((cut, reject_below(result, min_confidence)))
         out = []
-        for page, turned_count in zip(kept, turned_lines):
+        for page in kept:
             order = reading_order([cut.box for cut, _ in page])
-            if 2 * turned_count > len(page):  # an upside-down page reads from the bottom right
+            if 2 * sum(cut.turned for cut, _ in page) > len(page):  # an upside-down page reads from the bottom right
                 order.reverse()
             out.append([to_line(*page[i]) for i in order])
         return out
 
     def read_cuts(self, cuts: Sequence[Cut], pages: int, allowlist: str | None = None,
                   constraint: Constraint | None = None, min_confidence: float | None = None) -> list[list[Line]]:
-        """Read cuts of ``pages`` pages in shared batches (plain, then darkened and turned where unsure); lines per
-        page."""
+        """Read cuts of ``pages`` pages in shared batches (plain, then their ``second_looks``); lines per page."""
         read = self.recognizer.recognize_prepared
         results = read([c.image for c in cuts], allowlist, constraint)
-        unsure = self.unsure(results)
-        again = read([self.darkened(cuts[i]) for i in unsure], allowlist, constraint)
-        turn = self.maybe_upside_down(cuts, results, allowlist is not None or constraint is not None)
-        turned = [self.flipped(cuts[i]) for i in turn]
-        turned_results = read([c.image for c in turned], allowlist, constraint)
-        return self.finish(cuts, results, dict(zip(unsure, again)), pages, constraint is None, min_confidence,
-                           dict(zip(turn, zip(turned, turned_results))))
+        looks = self.second_looks(cuts, results, allowlist is not None or constraint is not None)
+        again = read([view.image for _, view in looks], allowlist, constraint)
+        return self.finish(cuts, results, looks, again, pages, constraint is None, min_confidence)
 
     def read(self, grays: Sequence[np.ndarray], allowlist: str | None = None, constraint: Constraint | None = None,
              min_confidence: float | None = None) -> list[list[Line]]:
