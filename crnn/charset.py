@@ -58,6 +58,24 @@ class Charset:
         kept, merged = zip(*pairs)
         return np.array(kept), np.array(merged)
 
+    @cached_property
+    def fold_rounds(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``case_fold`` in rounds whose kept classes are all different: a large alphabet folds several
+        letters into one (PP-OCRv6 small: ``i`` and dotless ``ı`` into ``I``), and one vectorised update per
+        round adds every merged class to its twin, where a single one would keep only the last of each group."""
+        if self.case_fold is None:
+            return []
+        rounds: list[tuple[list[int], list[int]]] = []
+        seen: dict[int, int] = {}
+        for kept, merged in zip(*self.case_fold):
+            r = seen.get(int(kept), 0)
+            seen[int(kept)] = r + 1
+            if r == len(rounds):
+                rounds.append(([], []))
+            rounds[r][0].append(int(kept))
+            rounds[r][1].append(int(merged))
+        return [(np.array(k), np.array(m)) for k, m in rounds]
+
     def _cased(self, ch: str) -> str:
         folded = ch.upper() if self.case == "upper" else ch.lower() if self.case == "lower" else ch
         return folded if len(folded) == 1 else ch

@@ -343,10 +343,8 @@ class Lexicon:
 def _best_case(log_probs: np.ndarray, charset: Charset) -> np.ndarray:
     """Per frame, each letter's lower-case class raised to the better of its two cases."""
     out = log_probs.copy()
-    fold = Charset(charset.alphabet, "lower").case_fold
-    if fold is not None:
-        lower, upper = fold
-        out[:, lower] = np.maximum(log_probs[:, lower], log_probs[:, upper])
+    for lower, upper in Charset(charset.alphabet, "lower").fold_rounds:
+        out[:, lower] = np.maximum(out[:, lower], log_probs[:, upper])
     return out
 
 

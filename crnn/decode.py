@@ -24,7 +24,7 @@ ranking lines by it is meaningful, but 0.9 does not promise 90% accuracy.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -78,30 +78,33 @@ def reject_below(result: Result, minimum: float | None) -> Result:
 def class_log_probs(
     logits: torch.Tensor,
     mask: np.ndarray | None,
-    fold: tuple[np.ndarray, np.ndarray] | None = None,
+    fold: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     floor: float = float("-inf"),
 ) -> torch.Tensor:
     """Log-softmax over classes ``(N, T, C)``, float32, with letter cases folded and disallowed classes removed.
 
-    ``fold`` (``Charset.case_fold``) adds each merged class's probability to
+    ``fold`` (``Charset.fold_rounds``) adds each merged class's probability to
     its kept twin and removes it; ``mask`` then removes disallowed classes,
     which is the same as zeroing their probabilities and renormalising the
     rest. Removed classes get ``floor`` (training passes a finite one: -inf
     turns CTC gradients into NaN).
     """
     scores = logits.float()
-    if fold is not None:
-        kept, merged = (torch.as_tensor(i, device=scores.device) for i in fold)
+    if fold:
         scores = scores.log_softmax(-1)
-        both = torch.logaddexp(scores.index_select(-1, kept), scores.index_select(-1, merged))
-        scores = scores.index_copy(-1, kept, both).index_fill(-1, merged, floor)
+        for kept_np, merged_np in fold:
+            kept, merged = (torch.as_tensor(i, device=scores.device) for i in (kept_np, merged_np))
+            both = torch.logaddexp(scores.index_select(-1, kept), scores.index_select(-1, merged))
+            scores = scores.index_copy(-1, kept, both)
+        merged = torch.as_tensor(np.concatenate([m for _, m in fold]), device=scores.device)
+        scores = scores.index_fill(-1, merged, floor)
     if mask is not None:
         scores = scores.masked_fill(~torch.as_tensor(mask, device=scores.device), floor)
     return scores.log_softmax(-1)
 
 
 def masked_probabilities(
-    logits: torch.Tensor, mask: np.ndarray | None, fold: tuple[np.ndarray, np.ndarray] | None = None
+    logits: torch.Tensor, mask: np.ndarray | None, fold: Sequence[tuple[np.ndarray, np.ndarray]] = ()
 ) -> torch.Tensor:
     """Probabilities over classes ``(N, T, C)``: :func:`class_log_probs`, exponentiated."""
     return class_log_probs(logits, mask, fold).exp()

@@ -88,11 +88,23 @@ def pooled_features(conv: torch.Tensor, frames: Sequence[int]) -> np.ndarray:
     return np.stack(rows).astype(np.float64)
 
 
+def can_tap(network: nn.Module) -> bool:
+    """Whether ``feature_tap`` finds convolutional features in ``network`` (an int8 network has none to tap)."""
+    return hasattr(network, "FeatureExtraction") or hasattr(network, "encoder")
+
+
 @contextmanager
 def feature_tap(network: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """While open, every forward pass of ``network`` appends its convolutional output to the yielded list."""
+    """While open, every forward pass of ``network`` appends its convolutional frames ``(N, C, H, T)`` to the
+    yielded list: the output of a CRNN's ``FeatureExtraction``, or the input of PP-OCRv6's sequence ``encoder``
+    (its backbone pooled to one row per frame)."""
     captured: list[torch.Tensor] = []
-    handle = network.FeatureExtraction.register_forward_hook(lambda _m, _i, out: captured.append(out.detach()))
+    if not can_tap(network):
+        raise TypeError(f"no convolutional features to tap in a {type(network).__name__}")
+    if hasattr(network, "FeatureExtraction"):
+        handle = network.FeatureExtraction.register_forward_hook(lambda _m, _i, out: captured.append(out.detach()))
+    else:
+        handle = network.encoder.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
     try:
         yield captured
     finally:

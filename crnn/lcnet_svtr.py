@@ -162,6 +162,8 @@ class LCNetSVTR(nn.Module):
 
     #: Input columns between consecutive output frames.
     FRAME_STRIDE = 8
+    #: The backbone pools exactly 3 rows into one: it reads 48-row lines only.
+    READS_ANY_HEIGHT = False
 
     def __init__(self, num_classes: int, in_channels: int = 3, dim: int = 120) -> None:
         super().__init__()

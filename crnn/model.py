@@ -52,6 +52,8 @@ class CRNN(nn.Module):
 
     #: Input columns between consecutive output frames.
     FRAME_STRIDE = 4
+    #: Its last feature map is averaged over height, so it reads lines of any height.
+    READS_ANY_HEIGHT = True
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ from crnn.decode import (
     reject_below,
 )
 from crnn.errors import InvalidImageError
-from crnn.gate import feature_tap, pooled_features
+from crnn.gate import can_tap, feature_tap, pooled_features
 from crnn.lcnet_svtr import LCNetSVTR
 from crnn.preprocess import (
     BUCKET_STEP,
@@ -146,7 +146,7 @@ class Recognizer:
         )
         self.fallback_below = fallback.below if fallback else 0.0
         self.gate = fallback.gate if fallback else None
-        if self.gate is not None and not hasattr(self.network, "FeatureExtraction"):
+        if self.gate is not None and not can_tap(self.network):
             raise ValueError(f"a model with a domain gate cannot run at {self.precision}; use fp32 or bf16")
         #: Raw score -> probability of an exact reading; only for a registered model with its own weights.
         self.calibration = shipped_calibration(self.model.name) if calibrated and validated_weights else None
@@ -362,8 +362,8 @@ class Recognizer:
                 if subset is not None:
                     mask = mask[subset]  # type: ignore[index]
                 scores = logits[rows]
-                if mask is not None or charset.case_fold is not None:
-                    scores = class_log_probs(scores, mask, charset.case_fold)
+                if mask is not None or charset.fold_rounds:
+                    scores = class_log_probs(scores, mask, charset.fold_rounds)
                 path, path_p = best_path(scores)
                 for k, row in enumerate(rows):
                     image = images[batch[row]]

@@ -320,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     adapt.add_argument("data", type=Path, metavar="DIR")
     adapt.add_argument("--out", type=Path, help="output folder (default: $OCR_MODELS or ./models, /DIR's name)")
-    adapt.add_argument("--model", default=ADAPT_BASE_MODEL, help=f"base model (default: {ADAPT_BASE_MODEL})")
+    adapt.add_argument("--base", "--model", dest="base", default=ADAPT_BASE_MODEL, metavar="NAME",
+                       help=f"bundled model to fine-tune (default: {ADAPT_BASE_MODEL}; or english_g2)")
     split = adapt.add_mutually_exclusive_group()
     split.add_argument("--holdout", type=float, default=0.25,
                        help="share held out to choose the interpolation weight and judge the result (default: 0.25)")
@@ -589,7 +590,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         raise ValueError("--max-minutes must be positive")
     out = args.out or models_dir() / args.data.resolve().name
     config = AdaptConfig(
-        data=args.data, out=out, base_model=args.model, holdout=args.holdout, folds=args.folds, seed=args.seed,
+        data=args.data, out=out, base_model=args.base, holdout=args.holdout, folds=args.folds, seed=args.seed,
         max_minutes=args.max_minutes, max_steps=args.max_steps, fonts=tuple(args.fonts),
         synthetic_ratio=args.synthetic_ratio, allow=args.allow, device=args.device,
         normalize=tuple(args.normalize), general=args.general, preview=args.preview, force=args.force,

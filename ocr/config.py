@@ -193,6 +193,8 @@ class AdaptConfig:
     replay_ratio: float = 0.0
     #: Weight of distillation on rendered general text (0: none).
     distill_weight: float = 0.0
+    #: Whether the options tried include the pretrained model as a gated fallback (False: the network alone).
+    gate: bool = True
     #: The final fit continues from the (last) selection fit's weights instead of the pretrained ones.
     warm_start: bool = True
     #: Input height the adapted network trains and reads at (None: chosen from the labelled images, see

@@ -31,7 +31,15 @@ from ocr.adapt.data import (
     split_folds,
     split_holdout,
 )
-from ocr.adapt.forgetting import GATE_LEAK, gate_leak, gated_drop
+from ocr.adapt.forgetting import (
+    GATE_LEAK,
+    PROBE_FLOOR,
+    UPPER_Z,
+    ForgettingProbe,
+    gate_leak,
+    gated_drop,
+    upper_drop,
+)
 from ocr.adapt.gate import CUT_GATE_THRESHOLD, GATE_THRESHOLD, OVERRIDE_MARGIN, fit_gate, gate_threshold
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
 from ocr.adapt.height import MIN_FRAMING_GAIN, ROW_CROPS, choose_height, choose_view
@@ -249,6 +257,32 @@ def test_options_go_down_from_the_candidate_alone_then_with_the_gate() -> None:
     assert asked == [Option(0.9), Option(0.9, True), Option(0.8, True)]
 
 
+def test_without_the_gate_only_the_network_alone_is_tried() -> None:
+    asked = []
+
+    def drop(option: Option) -> float:
+        asked.append(option)
+        return option.weight / 10
+
+    option, _ = choose_option(1.0, drop, max_forgetting=0.085, gate_first=lambda w: True, gate=False)
+    assert option == Option(0.8) and asked == [Option(1.0), Option(0.9), Option(0.8)]
+
+
+def test_the_forgetting_estimate_is_an_upper_bound() -> None:
+    # Nothing lost on 300 lines still leaves room for what the probe did not see; more lost, a larger bound.
+    assert upper_drop(0, 0, 300) == pytest.approx(UPPER_Z / 300)
+    assert upper_drop(15, 0, 300) == pytest.approx(0.05 + UPPER_Z * (0.05 * 0.95 / 300) ** 0.5)
+    assert upper_drop(15, 0, 300) > upper_drop(15, 5, 300) > (15 - 5) / 300  # gains offset losses, paired
+    assert upper_drop(0, 0, 0) == 0.0
+    # The rendered probe's estimate is the bound on its lost lines less the floor at which real words show none.
+    probe = ForgettingProbe.__new__(ForgettingProbe)
+    probe.zero_shot, probe.real = ["ab", "cd", "ef", "gh"], False
+    probe.scorer = Scorer([], ["ab", "cd", "ef", "gh"], load_model("english_g2"), None, CHARSET)
+    assert probe.estimate(["ab", "cd", "ef", "xx"]) == pytest.approx(upper_drop(1, 0, 4) - PROBE_FLOOR)
+    probe.real = True
+    assert probe.estimate(["ab", "cd", "ef", "xx"]) == pytest.approx(upper_drop(1, 0, 4))
+
+
 def test_a_gated_estimate_is_at_least_the_leak_share_of_the_networks_own() -> None:
     assert gated_drop(0.0, 0.10, 0.5) == pytest.approx(GATE_LEAK[0.5] * 0.10)
     assert gated_drop(0.05, 0.10, 0.5) == 0.05  # the probe through the gate already shows more
@@ -311,6 +345,19 @@ def test_a_gate_keeps_images_like_its_domain_and_turns_general_words_away(loaded
     with pytest.raises(ValueError, match="override margin"):
         replace(strict, override_margin=1.0)
     assert gate_threshold(-0.1) == GATE_THRESHOLD  # edge rows added: general words keep their tops
+
+
+def test_a_gate_on_ppocrv6_features_tells_the_domain_from_general_words() -> None:
+    model = load_model("ppocrv6_small")
+    rng = np.random.default_rng(0)
+    fonts = find_fonts(PROBE_CHARS)
+    gate = fit_gate(model.network, model, _plate_like(rng, 30), gate_general_set(fonts, 60))
+    assert gate.mean.shape == (2 * 384,)  # mean and spread of the encoder's input frames
+    new_domain = Scorer(_plate_like(rng, 20), [""] * 20, model, None, model.charset)
+    probe_images, probe_labels = hard_general_set(fonts, count=40)
+    probe = Scorer(probe_images, probe_labels, model, None, model.charset)
+    assert gate.in_domain(new_domain.features(model.network)).mean() >= 0.9
+    assert gate.in_domain(probe.features(model.network)).mean() <= 0.1
 
 
 def test_forgetting_probe_is_fixed_and_damaged() -> None:
@@ -667,6 +714,27 @@ def test_an_unknown_pseudo_label_order_is_refused(tmp_path: Path) -> None:
     assert build_parser().parse_args(["adapt", "d"]).pseudo_from == "selection"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["adapt", "d", "--pseudo-from", "first"])
+
+
+def test_tiny_run_adapts_ppocrv6_small(tmp_path: Path) -> None:
+    out = tmp_path / "models" / "pp"
+    report = run_adapt(tiny_config(copy_examples(tmp_path), out, force=True, base_model="ppocrv6_small"),
+                       progress=False)
+    assert report["base"]["model"] == "ppocrv6_small"
+    # It reads 48-row lines only: no height is tried, the framing still is.
+    assert report["height"] == {"rows": 48, "pretrained": 48, "labelled_cer": {}}
+    assert set(report["framing"]["labelled_loose_cer"]) == {"0.0", "0.1", "-0.1"}
+    loaded = load_checkpoint(out / "model.pt")
+    assert loaded.metadata["architecture"] == "pplcnetv4_svtr_ctc" and loaded.input_height == 48
+    assert loaded.metadata["provenance"]["base_model"] == "ppocrv6_small"
+    recognizer = Recognizer(loaded, precision="fp32")
+    if loaded.fallback is not None:  # the gate taps the encoder's input
+        assert recognizer.fallback is not None and recognizer.fallback.model.name == "ppocrv6_small"
+    image = to_gray((EXAMPLES / "images" / sorted(p.name for p in (EXAMPLES / "images").iterdir())[0]).read_bytes())
+    assert isinstance(recognizer.recognize([image])[0].text, str)
+    with pytest.raises(ValueError, match="48-row lines only"):
+        run_adapt(tiny_config(copy_examples(tmp_path / "x"), tmp_path / "bad", base_model="ppocrv6_small",
+                              height=64), progress=False)
 
 
 def test_run_at_a_smaller_height_installs_a_model_whose_fallback_reads_at_its_own(tmp_path: Path) -> None:

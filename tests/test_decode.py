@@ -85,7 +85,7 @@ def test_case_folding_adds_both_cases_and_writes_one() -> None:
     charset = Charset("aAb", case="upper")  # classes: 0 blank, 1 a, 2 A, 3 b
     logits = torch.log(torch.tensor([[[0.05, 0.3, 0.25, 0.4]]]))  # 'b' wins unless a and A count as one
     assert greedy_decode(masked_probabilities(logits, None)[0].numpy(), charset).text == "b"
-    probs = masked_probabilities(logits, None, charset.case_fold)[0].numpy()
+    probs = masked_probabilities(logits, None, charset.fold_rounds)[0].numpy()
     assert probs[0, 1] == 0.0 and np.isclose(probs[0, 2], 0.55) and np.isclose(probs[0].sum(), 1.0)
     assert greedy_decode(probs, charset).text == "A"
     assert charset.allow_mask("ab").tolist() == [True, False, True, True]  # 'a' allows its upper-case class
@@ -93,6 +93,17 @@ def test_case_folding_adds_both_cases_and_writes_one() -> None:
     lower = Charset("aAb", case="lower")
     assert [i.tolist() for i in lower.case_fold] == [[1], [2]]
     assert Charset("aAb").case_fold is None
+
+
+def test_case_folding_adds_every_letter_that_folds_into_one() -> None:
+    # PP-OCRv6's alphabet has both 'i' and the dotless 'ı', and both are 'I' in upper case: folding must add
+    # all three (a single vectorised update kept only the last pair, and an adapted model read "WHJTE").
+    charset = Charset("iıIw", case="upper")  # classes: 0 blank, 1 i, 2 ı, 3 I, 4 w
+    assert len(charset.fold_rounds) == 2
+    logits = torch.log(torch.tensor([[[0.05, 0.25, 0.05, 0.2, 0.45]]]))
+    probs = masked_probabilities(logits, None, charset.fold_rounds)[0].numpy()
+    assert probs[0, 1] == probs[0, 2] == 0.0 and np.isclose(probs[0, 3], 0.5)
+    assert greedy_decode(probs, charset).text == "I"
 
 
 def test_unknown_case_is_rejected() -> None:

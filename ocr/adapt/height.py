@@ -107,9 +107,12 @@ def choose_view(
     base: LoadedModel, images: list[np.ndarray], labels: list[str], allow: str | None, charset: Charset,
     height: int | None = None, row_crop: float | None = None,
 ) -> ViewChoice:
-    """Height (``choose_height``) then framing at that height (``choose_framing``), each unless given."""
+    """Height (``choose_height``, for a network that reads any height) then framing at that height
+    (``choose_framing``), each unless given."""
     readings: Readings = {}  # the unframed readings at the chosen height serve both choices
     height_cer: dict[int, float] = {}
+    if height is None and not getattr(base.network, "READS_ANY_HEIGHT", True):
+        height = base.input_height
     if height is None:
         height, height_cer = choose_height(base, images, labels, allow, charset, readings)
     framing_cer: dict[float, float] = {}

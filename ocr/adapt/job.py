@@ -232,7 +232,7 @@ def _preference(predictions: list[str], labels: list[str], weight: float) -> tup
 def choose_option(
     candidate: float, estimated_drop: Callable[[Option], float], max_forgetting: float,
     gate_first: Callable[[float], bool] = lambda weight: False,
-    out_of_time: Callable[[], bool] = lambda: False,
+    out_of_time: Callable[[], bool] = lambda: False, gate: bool = True,
 ) -> tuple[Option, dict[Option, float]]:
     """The first option whose estimated drop is within ``max_forgetting``, from ``candidate`` down.
 
@@ -252,7 +252,8 @@ def choose_option(
     """
     drops: dict[Option, float] = {}
     for weight in [w for w in WEIGHTS if w <= candidate]:
-        for gated in ((True, False) if gate_first(weight) else (False, True)):
+        order = ((True, False) if gate_first(weight) else (False, True)) if gate else (False,)
+        for gated in order:
             option = Option(weight, gated)
             drops[option] = estimated_drop(option)
             if drops[option] <= max_forgetting:
@@ -313,9 +314,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         raise ValueError(f"pseudo_from must be one of {', '.join(PSEUDO_FROM)}, not {config.pseudo_from!r}")
     device = resolve_device(config.device)
     base = load_model(config.base_model)
-    if base.metadata.get("architecture") != "vgg_bilstm_ctc":
-        raise ValueError(f"ocr adapt fine-tunes english_g2's architecture only for now; {config.base_model!r} is "
-                         f"{base.metadata.get('architecture')!r} (use --model english_g2)")
+    if config.height not in (None, base.input_height) and not getattr(base.network, "READS_ANY_HEIGHT", True):
+        raise ValueError(f"{base.name} reads {base.input_height}-row lines only: leave --height out")
     samples = load_labelled(config.data, base.charset, config.normalize, warn=_log)
     case = label_case([s.label for s in samples], base.charset.alphabet) if config.case == "auto" else (
         None if config.case == "keep" else config.case)
@@ -436,7 +436,7 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
     margin = net_lines_better(held_out(Option(best)), held_out(Option(1.0)), labels)
     candidate = best if margin >= MIN_NET_LINES else 1.0
     gate_start = time.perf_counter()
-    if config.max_forgetting < 1:
+    if config.max_forgetting < 1 and config.gate:
         held_out(Option(candidate, True))  # the first gate the choice below needs, fitted (and timed) now
     gate_seconds = (time.perf_counter() - gate_start) / len(fits) * len(everything) / len(train_sets[0])
 
@@ -497,12 +497,22 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         # at most (docs/studies/adapt.md, "Keeping a surer adapted reading").
         return _texts(routed(readings, probe.pretrained, gates[option.weight][1]))
 
+    slowest_option = 0.0  # seconds the costliest option tried so far took to estimate
+
     def estimated_drop(option: Option) -> float:
+        nonlocal slowest_option
+        began = time.perf_counter()
         drop = probe.estimate(probe_texts(option))
         if option.fallback and not probe.real:  # measured on real --general images, the drop needs no floor
             drop = gated_drop(drop, probe.estimate(probe_texts(Option(option.weight))),
                               gates[option.weight][0].threshold)
+        slowest_option = max(slowest_option, time.perf_counter() - began)
         return drop
+
+    def out_of_time() -> bool:
+        """No time for one more option like the costliest so far, and a gate on the selection fit for the
+        option installed (its held-out readings)."""
+        return time.perf_counter() + slowest_option + gate_seconds > deadline - WRITE_SECONDS
 
     def gate_first(weight: float) -> bool:
         if config.max_forgetting >= 1:  # "domain only": one network, no gate to turn domain lines away
@@ -510,8 +520,8 @@ def run_adapt(config: AdaptConfig, progress: bool = True) -> dict:
         gated, alone = score(held_out(Option(weight, True)), labels), score(held_out(Option(weight)), labels)
         return gated.cer <= alone.cer and gated.loose >= alone.loose
 
-    option, drops = choose_option(candidate, estimated_drop, config.max_forgetting, gate_first,
-                                  lambda: time.perf_counter() > deadline - WRITE_SECONDS)
+    option, drops = choose_option(candidate, estimated_drop, config.max_forgetting, gate_first, out_of_time,
+                                  config.gate)
     weight = option.weight
     network = _network(base, interpolate(pretrained, tuned, weight))
     adapted = held_out(option)

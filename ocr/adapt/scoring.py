@@ -11,7 +11,7 @@ import torch
 from crnn import Recognizer
 from crnn.charset import Charset
 from crnn.decode import Result
-from crnn.preprocess import bucket_width, frame_rows, prepare, resized_width
+from crnn.preprocess import frame_rows, prepare, resized_width
 from crnn.weights import LoadedModel
 from ocr.metrics import score
 
@@ -68,7 +68,8 @@ def image_features(network: torch.nn.Module, base: LoadedModel, prepared: list) 
     recognizer = Recognizer(model, device="cpu", precision="fp32", calibrated=False)
     rows: list[np.ndarray] = [np.empty(0)] * len(prepared)
     for batch in recognizer.batches(prepared):
-        _, features = recognizer.forward_features([prepared[i] for i in batch], bucket_width(prepared[batch[0]].width))
+        _, features = recognizer.forward_features([prepared[i] for i in batch],
+                                                 recognizer.padded_width(prepared[batch[0]].width))
         for i, row in zip(batch, features):
             rows[i] = row
     return np.stack(rows)

@@ -20,12 +20,12 @@ from crnn.model import CRNN
 from crnn.preprocess import bucket_width, resize_to_height, resized_width, stack_batch
 from crnn.specs import Normalization
 
-#: Layer groups that learn, by parameter-name prefix: the convolutional stack (FeatureExtraction), the
-#: BiLSTMs (SequenceModeling) and the per-frame classifier (Prediction). "upper" keeps the first three
-#: convolutions (ConvNet layers 0, 3 and 6: edges and strokes) as pretrained, so no gradient flows through
-#: the widest feature maps.
+#: Layer groups that learn, by parameter-name prefix ("all": every parameter, of any architecture). The others
+#: name english_g2's layers: the convolutional stack (FeatureExtraction), the BiLSTMs (SequenceModeling) and the
+#: per-frame classifier (Prediction). "upper" keeps the first three convolutions (ConvNet layers 0, 3 and 6:
+#: edges and strokes) as pretrained, so no gradient flows through the widest feature maps.
 TRAINABLE_LAYERS = {
-    "all": ("FeatureExtraction", "SequenceModeling", "Prediction"),
+    "all": ("",),
     "upper": tuple(f"FeatureExtraction.ConvNet.{i}." for i in (8, 11, 12, 14, 15, 18))
     + ("SequenceModeling", "Prediction"),
     "body": ("FeatureExtraction", "SequenceModeling"),
@@ -118,16 +118,20 @@ def interpolate(
 
 
 def make_batch(
-    images: list[np.ndarray], labels: list[str], charset: Charset, height: int, norm: Normalization
+    images: list[np.ndarray], labels: list[str], charset: Charset, height: int, norm: Normalization,
+    sequence_length: Callable[[int], int] = CRNN.sequence_length,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Images and labels -> (input, concatenated targets, input lengths, target lengths) for CTC.
 
-    Uses the same resize / pad / normalise functions as inference, padded to ``TRAIN_WIDTH_STEP``.
+    Uses the same resize / pad / normalise functions as inference, padded to ``TRAIN_WIDTH_STEP`` only (not to
+    the model's ``min_width``, which PP-OCRv6 reads with: a plate's batch then costs three times as much to
+    train on); ``sequence_length`` is the network's frames for a width, and each line is read over the frames
+    inference reads it over (``frames_covering``).
     """
     resized = [resize_to_height(image, height) for image in images]
     width = bucket_width(max(r.shape[1] for r in resized), TRAIN_WIDTH_STEP)
     batch = stack_batch(resized, width, norm)
-    frames = CRNN.sequence_length(width)
+    frames = sequence_length(width)
     input_lengths = torch.tensor([frames_covering(r.shape[1], frames) for r in resized], dtype=torch.long)
     encoded = [charset.encode(charset.in_case(label)) for label in labels]
     targets = torch.tensor([i for e in encoded for i in e], dtype=torch.long)
@@ -249,15 +253,16 @@ def fine_tune(
         loss = torch.zeros(())
         for chunk in _width_groups(pairs, height):
             images, targets, input_lengths, target_lengths = make_batch(
-                [p[0] for p in chunk], [p[1] for p in chunk], charset, height, norm
+                [p[0] for p in chunk], [p[1] for p in chunk], charset, height, norm, network.sequence_length
             )
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 logits = network(images.to(device))
-            log_probs = class_log_probs(logits, allow_mask, charset.case_fold, floor=-1e4).transpose(0, 1)
+            log_probs = class_log_probs(logits, allow_mask, charset.fold_rounds, floor=-1e4).transpose(0, 1)
             loss = loss + ctc(log_probs, targets, input_lengths, target_lengths) * len(chunk) / len(pairs)
         if teacher is not None:
             general = [draw_general(rng) for _ in range(config.general_per_step)]
-            batch, _, frames, _ = make_batch(general, ["a"] * len(general), charset, height, norm)
+            batch, _, frames, _ = make_batch(general, ["a"] * len(general), charset, height, norm,
+                                             network.sequence_length)
             batch, frames = batch.to(device), frames.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 student = network(batch).float().log_softmax(2)
