@@ -23,6 +23,7 @@ from ocr.adapt.data import NORMALIZATIONS
 from ocr.adapt.height import ROW_CROPS
 from ocr.compare import CompareConfig
 from ocr.config import (
+    BASE_LR,
     PSEUDO_FROM,
     AdaptConfig,
     BatchConfig,
@@ -368,8 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--preview", action="store_true", help="write preview.png: real, augmented, synthetic")
     adapt.add_argument("--force", action="store_true", help="install the model even if it is not better")
     adapt.add_argument("--batch-size", type=_positive_int, default=16)
-    adapt.add_argument("--lr", type=float, default=AdaptConfig.lr,
-                       help=f"peak learning rate (default: {AdaptConfig.lr})")
+    adapt.add_argument("--lr", type=float,
+                       help="peak learning rate (default: the base's: "
+                       + ", ".join(f"{name} {lr:g}" for name, lr in BASE_LR.items()) + ")")
 
     compare = commands.add_parser(
         "compare", help="zero-shot CRNN vs linear baselines trained on the same few digit images",

@@ -146,6 +146,14 @@ class BatchConfig:
 PSEUDO_FROM = ("selection", "final", "both")
 
 
+#: ``ocr adapt``'s peak learning rate by base model. english_g2's was chosen on plates split 0 among 1e-4, 2e-4
+#: and 4e-4; PP-OCRv6 small's on plates and receipts split 0: at 2e-4 it read other shops' receipt lines at
+#: 0.851 loose (zero-shot 0.929), at 5e-5 at 0.910, and plates alike (0.893, 0.900); docs/studies/adapt.md.
+BASE_LR = {"english_g2": 2e-4, "ppocrv6_small": 5e-5}
+#: For a base not in ``BASE_LR`` (an adapted checkpoint adapted again).
+DEFAULT_LR = 5e-5
+
+
 @dataclass(frozen=True)
 class AdaptConfig:
     """``ocr adapt``: the data, the recipe (defaults chosen by scripts/studies/adapt_study.py) and the outputs."""
@@ -168,8 +176,8 @@ class AdaptConfig:
     preview: bool = False
     force: bool = False
     batch_size: int = 16
-    #: Chosen on plates split 0 among 1e-4, 2e-4 and 4e-4 (and batch 8): docs/studies/adapt.md.
-    lr: float = 2e-4
+    #: Peak learning rate (None: the base's, ``BASE_LR``).
+    lr: float | None = None
     trainable: str = "all"
     #: "auto" (fold case when every label letter is one case), "keep", "upper" or "lower".
     case: str = "auto"
@@ -203,3 +211,8 @@ class AdaptConfig:
     #: Share of each image's height the adapted network cuts from its top and bottom before reading (negative:
     #: rows of edge pixels added; None: chosen from the labelled images, see ``ocr.adapt.height``).
     row_crop: float | None = None
+
+    @property
+    def peak_lr(self) -> float:
+        """``lr``, or the base model's (``BASE_LR``)."""
+        return self.lr if self.lr is not None else BASE_LR.get(self.base_model, DEFAULT_LR)

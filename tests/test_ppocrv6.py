@@ -212,16 +212,6 @@ def test_an_allowlist_projects_onto_its_classes_only_and_reads_the_same(ppocr: R
         [(c.x_start, c.x_end) for c in r.chars] for r in full]
 
 
-def test_adapt_refuses_this_base_clearly(tmp_path) -> None:
-    _weights_file()
-    from ocr.adapt.job import AdaptConfig, run_adapt
-    from tests.conftest import EXAMPLES
-
-    with pytest.raises(ValueError, match="english_g2's architecture only"):
-        run_adapt(AdaptConfig(data=EXAMPLES, out=tmp_path / "m", base_model="ppocrv6_small"), progress=False)
-    assert not (tmp_path / "m").exists()
-
-
 def test_onnx_export_matches_the_module(ppocr: Recognizer, tmp_path) -> None:
     """``ocr export`` writes this architecture too: colour input, dynamic batch and width, the same logits and texts."""
     pytest.importorskip("onnxruntime")

@@ -76,6 +76,7 @@ RECIPES: dict[str, dict] = {
     "bs8-upper": {"batch_size": 8, "trainable": "upper"},
     "bs8-lr2e-4": {"batch_size": 8, "lr": 2e-4},
     "lr4e-4": {"lr": 4e-4},
+    "lr5e-5": {"lr": 5e-5},
     "bs8-lr4e-4": {"batch_size": 8, "lr": 4e-4},
     #: The default recipe with three times the time: about the steps 3 minutes buy on a CPU three times faster.
     "minutes9": {"max_minutes": 9.0},
