@@ -348,8 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="labelled general-text images for the forgetting estimate (default: damaged rendered "
                        "general text)")
     adapt.add_argument("--max-forgetting", type=float, default=AdaptConfig.max_forgetting, metavar="DROP",
-                       help="largest estimated drop of general-text loose accuracy the installed model may show, "
-                       f"as a fraction (default: {AdaptConfig.max_forgetting}); 1 means domain accuracy only")
+                       help="largest estimated drop (an upper bound) of general-text loose accuracy the installed "
+                       f"model may show, as a fraction (default: {AdaptConfig.max_forgetting}); 1 means domain "
+                       "accuracy only")
     adapt.add_argument("--unlabeled", type=Path, metavar="DIR",
                        help="unlabelled domain images (a folder, or a labelled set whose labels are ignored): "
                        "confident readings become pseudo-labels for one round of self-training")
@@ -359,8 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "for its second half) or both (the first half trains on the selection fit's pseudo-labels, "
                        "then reads them again for the second)")
     adapt.add_argument("--height", type=_positive_int, metavar="PX",
-                       help="input height the adapted model reads at (default: the pretrained model's, or three "
-                       "quarters of it when the pretrained model reads the labelled images at least as well there)")
+                       help="input height the adapted model reads at (english_g2 only; default: the pretrained "
+                       "model's, or three quarters of it when the pretrained model reads the labelled images at "
+                       "least as well there)")
     adapt.add_argument("--row-crop", type=float, metavar="SHARE",
                        help="share of each image's height the adapted model cuts from its top and its bottom before "
                        "reading, e.g. 0.1 (negative: edge rows added, e.g. -0.1; 0: none; default: chosen from "

@@ -12,8 +12,8 @@ test split disjoint from the pool:
 * ``zero-shot``: the default pretrained recogniser with the allowlist set to the
   classes, no training (one score, the same for every n); ``zero-shot NAME``: each
   other bundled recogniser the same way;
-* ``adapted``: ``ocr adapt`` on the same n images with a short budget (from its
-  base, english_g2).
+* ``adapted``: ``ocr adapt`` on the same n images with its budget, from its
+  default base (the default model).
 """
 
 from __future__ import annotations

@@ -259,7 +259,7 @@ def test_options_go_down_from_the_candidate_alone_then_with_the_gate() -> None:
     assert asked == [Option(0.9), Option(0.9, True), Option(0.8, True)]
 
 
-def test_without_the_gate_only_the_network_alone_is_tried() -> None:
+def test_without_the_gate_only_the_network_alone_is_tried_and_the_other_way_round() -> None:
     asked = []
 
     def drop(option: Option) -> float:
@@ -268,6 +268,9 @@ def test_without_the_gate_only_the_network_alone_is_tried() -> None:
 
     option, _ = choose_option(1.0, drop, max_forgetting=0.085, gate_first=lambda w: True, gate=False)
     assert option == Option(0.8) and asked == [Option(1.0), Option(0.9), Option(0.8)]
+    asked.clear()  # and without the network alone, only the gated pair (the rendered probe's rule)
+    option, _ = choose_option(1.0, drop, max_forgetting=0.085, gate_first=lambda w: False, alone=False)
+    assert option == Option(0.8, True) and asked == [Option(1.0, True), Option(0.9, True), Option(0.8, True)]
 
 
 def test_the_forgetting_estimate_is_an_upper_bound() -> None:
@@ -619,10 +622,11 @@ def test_a_worse_model_is_not_installed_unless_forced(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(adapt_job, "fine_tune", sabotaged)
     out = tmp_path / "worse"
-    report = run_adapt(tiny_config(data, out), progress=False)
+    # Half a minute: every option forgets too much, and the search tries them until the time is up.
+    report = run_adapt(tiny_config(data, out, max_minutes=0.5), progress=False)
     assert not report["better"] and not report["installed"] and not (out / "model.pt").exists()
     assert "NOT better" in (out / "report.md").read_text()
-    forced = run_adapt(tiny_config(data, out, force=True), progress=False)
+    forced = run_adapt(tiny_config(data, out, force=True, max_minutes=0.5), progress=False)
     assert forced["installed"] and (out / "model.pt").is_file()
 
 
@@ -720,12 +724,13 @@ def test_an_unknown_pseudo_label_order_is_refused(tmp_path: Path) -> None:
 
 def test_tiny_run_adapts_ppocrv6_small(tmp_path: Path) -> None:
     out = tmp_path / "models" / "pp"
-    report = run_adapt(tiny_config(copy_examples(tmp_path), out, force=True, base_model="ppocrv6_small"),
-                       progress=False)
+    # Unframed and within a minute: a framed network reads the probe's words badly even after 3 steps, and the
+    # search then tries gated options down to w = 0.3 until the time is up.
+    report = run_adapt(tiny_config(copy_examples(tmp_path), out, force=True, base_model="ppocrv6_small",
+                                   row_crop=0.0, max_minutes=1.0), progress=False)
     assert report["base"]["model"] == "ppocrv6_small"
-    # It reads 48-row lines only: no height is tried, the framing still is.
+    # It reads 48-row lines only: no height is tried.
     assert report["height"] == {"rows": 48, "pretrained": 48, "labelled_cer": {}}
-    assert set(report["framing"]["labelled_loose_cer"]) == {"0.0", "0.1", "-0.1"}
     loaded = load_checkpoint(out / "model.pt")
     assert loaded.metadata["architecture"] == "pplcnetv4_svtr_ctc" and loaded.input_height == 48
     assert loaded.metadata["provenance"]["base_model"] == "ppocrv6_small"

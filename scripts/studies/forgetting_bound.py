@@ -1,6 +1,6 @@
 """How often `ocr adapt`'s forgetting estimate understates the real drop, over study runs (adapt_study rows).
 
-    python scripts/studies/forgetting_bound.py docs/studies/rows/adapt_study*_runs.jsonl /tmp/adapt_study/runs.jsonl
+    python scripts/studies/forgetting_bound.py docs/studies/rows/adapt_study*.jsonl
 
 Rows written before the estimate became an upper bound (no ``base`` field: english_g2, point estimates) are
 turned into the bound the job now reports: the probe's share of lost lines (the point estimate plus
