@@ -89,7 +89,7 @@ def pooled_features(conv: torch.Tensor, frames: Sequence[int]) -> np.ndarray:
 
 
 def can_tap(network: nn.Module) -> bool:
-    """Whether ``feature_tap`` finds convolutional features in ``network`` (an int8 network has none to tap)."""
+    """Whether ``feature_tap`` finds convolutional features in ``network`` (a CRNN or PP-OCRv6 small)."""
     return hasattr(network, "FeatureExtraction") or hasattr(network, "encoder")
 
 
