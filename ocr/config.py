@@ -156,7 +156,8 @@ DEFAULT_LR = 5e-5
 
 @dataclass(frozen=True)
 class AdaptConfig:
-    """``ocr adapt``: the data, the recipe (defaults chosen by scripts/studies/adapt_study.py) and the outputs."""
+    """``ocr adapt``'s options: the data, the limits and the outputs (the recipe's own switches, which users do not
+    set, are ``ocr.adapt.recipe.Recipe``)."""
 
     data: Path
     out: Path
@@ -178,7 +179,6 @@ class AdaptConfig:
     batch_size: int = 16
     #: Peak learning rate (None: the base's, ``BASE_LR``).
     lr: float | None = None
-    trainable: str = "all"
     #: "auto" (fold case when every label letter is one case), "keep", "upper" or "lower".
     case: str = "auto"
     #: Largest estimated drop of general-text loose accuracy allowed (1: domain accuracy only).
@@ -192,19 +192,6 @@ class AdaptConfig:
     #: selection fit's pseudo-labels join the first half, whose weights read them again for the second half).
     #: Chosen on split 0 (docs/studies/adapt.md).
     pseudo_from: str = "selection"
-    #: Weight of the L2 pull toward the pretrained weights during fine-tuning (0: none).
-    l2_pull: float = 0.0
-    #: Install a moving average of the weights over about this share of each fit's steps (0: the last weights).
-    #: Chosen on split 0 among 0, 0.2, 0.5 and 1 (docs/studies/adapt.md).
-    average_share: float = 0.5
-    #: Share of each batch given to rendered general text with its labels (replay against forgetting).
-    replay_ratio: float = 0.0
-    #: Weight of distillation on rendered general text (0: none).
-    distill_weight: float = 0.0
-    #: Whether the options tried include the pretrained model as a gated fallback (False: the network alone).
-    gate: bool = True
-    #: The final fit continues from the (last) selection fit's weights instead of the pretrained ones.
-    warm_start: bool = True
     #: Input height the adapted network trains and reads at (None: chosen from the labelled images, see
     #: ``ocr.adapt.height``); its fallback, the pretrained model, keeps its own.
     height: int | None = None

@@ -42,7 +42,8 @@ from ocr.adapt.forgetting import (
 from ocr.adapt.gate import CUT_GATE_THRESHOLD, GATE_THRESHOLD, OVERRIDE_MARGIN, fit_gate, gate_threshold
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
 from ocr.adapt.height import MIN_FRAMING_GAIN, ROW_CROPS, choose_height, choose_view
-from ocr.adapt.job import WEIGHTS, AdaptConfig, Option, choose_option, routed, run_adapt
+from ocr.adapt.job import AdaptConfig, run_adapt
+from ocr.adapt.options import WEIGHTS, Option, choose_option, routed
 from ocr.adapt.render import Renderer, TextSampler, estimate_style
 from ocr.adapt.report import compare_paired, is_better, render_markdown
 from ocr.adapt.scoring import Scorer, columns
@@ -456,13 +457,13 @@ def test_tiny_run_with_unlabelled_images_self_trains(
 
     monkeypatch.setattr(adapt_job, "fit_gate", recording_fit_gate)
     pseudo_per_fit: list[int] = []
-    real_fit = adapt_job._fit
+    real_fit = adapt_job.fit_network
 
     def recording_fit(*args, extra=(), **kwargs):
         pseudo_per_fit.append(len(extra))
         return real_fit(*args, extra=extra, **kwargs)
 
-    monkeypatch.setattr(adapt_job, "_fit", recording_fit)
+    monkeypatch.setattr(adapt_job, "fit_network", recording_fit)
     report = run_adapt(tiny_config(data, out, force=True, unlabeled=EXAMPLES, pseudo_confidence=min_confidence,
                                    pseudo_from=pseudo_from, max_minutes=10.0), progress=False)  # steps end fits
     st = report["self_training"]
@@ -589,7 +590,7 @@ def test_a_step_with_overflowing_gradients_is_skipped_not_taken(loaded_model) ->
     network.Prediction.weight.register_hook(overflow_on_second_step)
     before = {k: v.clone() for k, v in network.state_dict().items()}
     config = TrainConfig(max_steps=3, batch_size=2, warmup_steps=1, seconds=600, lr=1e-3)
-    result = fine_tune(network, lambda rng: (line, "recognition"), lambda rng: (line, "recognition"), None, None,
+    result = fine_tune(network, lambda rng: (line, "recognition"), lambda rng: (line, "recognition"), None,
                        loaded_model.charset, 64, loaded_model.normalization, config, progress=False)
     assert len(calls) == 3 and result.steps == 3
     assert all(torch.isfinite(v).all() for v in result.state.values() if v.is_floating_point())
@@ -598,14 +599,14 @@ def test_a_step_with_overflowing_gradients_is_skipped_not_taken(loaded_model) ->
     always = copy.deepcopy(loaded_model.network)
     always.Prediction.weight.requires_grad_(True)
     always.Prediction.weight.register_hook(lambda grad: torch.full_like(grad, float("inf")))
-    result = fine_tune(always, lambda rng: (line, "recognition"), None, lambda net: (0.5, 0.5), None,
+    result = fine_tune(always, lambda rng: (line, "recognition"), None, lambda net: (0.5, 0.5),
                        loaded_model.charset, 64, loaded_model.normalization,
                        replace(config, max_steps=2, eval_every=1), progress=False)
     assert [(p.step, p.loss) for p in result.curve] == [(0, None), (1, None), (2, None)]
     assert torch.equal(result.state["Prediction.weight"], before["Prediction.weight"])
     # Weights that end up non-finite anyway (here: an infinite learning rate) are refused with a clear error.
     with pytest.raises(TrainingDiverged, match="training diverged by step 1"):
-        fine_tune(copy.deepcopy(loaded_model.network), lambda rng: (line, "recognition"), None, None, None,
+        fine_tune(copy.deepcopy(loaded_model.network), lambda rng: (line, "recognition"), None, None,
                   loaded_model.charset, 64, loaded_model.normalization,
                   replace(config, max_steps=1, lr=float("inf")), progress=False)
 

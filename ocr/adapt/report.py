@@ -172,7 +172,7 @@ def render_markdown(r: dict) -> str:
            if r["data"].get("case") else "Letter case is learnt from the labels."),
         f"Training: the installed model learnt from all {r['data']['train']} labelled images for "
         f"{r['training']['steps']} steps in {r['training']['seconds']:.0f} s (stopped: {r['training']['stopped']}; "
-        + ("continuing from the selection fit's weights; " if r["options"].get("warm_start") else "")
+        + ("continuing from the selection fit's weights; " if r.get("recipe", {}).get("warm_start") else "")
         + f"the selection fit ran {', '.join(map(str, r['training']['selection_steps']))} steps); "
         f"whole run {r['wall_seconds']:.0f} s.",
         "",

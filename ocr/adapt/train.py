@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -19,20 +18,6 @@ from crnn.decode import class_log_probs, frames_covering
 from crnn.model import CRNN
 from crnn.preprocess import bucket_width, resize_to_height, resized_width, stack_batch
 from crnn.specs import Normalization
-
-#: Layer groups that learn, by parameter-name prefix ("all": every parameter, of any architecture). The others
-#: name english_g2's layers: the convolutional stack (FeatureExtraction), the BiLSTMs (SequenceModeling) and the
-#: per-frame classifier (Prediction). "upper" keeps the first three convolutions (ConvNet layers 0, 3 and 6:
-#: edges and strokes) as pretrained, so no gradient flows through the widest feature maps.
-TRAINABLE_LAYERS = {
-    "all": ("",),
-    "upper": tuple(f"FeatureExtraction.ConvNet.{i}." for i in (8, 11, 12, 14, 15, 18))
-    + ("SequenceModeling", "Prediction"),
-    "body": ("FeatureExtraction", "SequenceModeling"),
-    "features": ("FeatureExtraction",),
-    "sequence": ("SequenceModeling", "Prediction"),
-}
-
 
 #: Steps timed before the length of the learning-rate schedule is fixed.
 TIMING_STEPS = 10
@@ -66,15 +51,6 @@ class TrainConfig:
     eval_every: int = 25
     seed: int = 0
     bf16: bool = False
-    #: General-text lines per step distilled from the frozen base model (0: no distillation).
-    general_per_step: int = 0
-    #: Which layers learn: a key of ``TRAINABLE_LAYERS``.
-    trainable: str = "all"
-    #: Weight of the distillation loss on the general lines (0: off, as in AdaptConfig; the study's "distill" recipe
-    #: sets 4.0).
-    distill_weight: float = 0.0
-    #: Weight of the L2 pull toward the pretrained weights (L2-SP; 0: none).
-    l2_pull: float = 0.0
     #: Return an exponential moving average of the weights over about this share of the planned steps,
     #: started after the warm-up, instead of the last weights (0: the last weights).
     average_share: float = 0.0
@@ -184,7 +160,6 @@ def fine_tune(
     draw_real: Callable[[random.Random], tuple[np.ndarray, str]],
     draw_synthetic: Callable[[random.Random], tuple[np.ndarray, str]],
     evaluate: Callable[[nn.Module], tuple[float, float]] | None,
-    draw_general: Callable[[random.Random], np.ndarray] | None,
     charset: Charset,
     height: int,
     norm: Normalization,
@@ -193,7 +168,7 @@ def fine_tune(
     progress: bool = True,
     device: torch.device | None = None,
 ) -> TrainResult:
-    """Fine-tune the ``config.trainable`` layers for ``max_steps`` (or ``seconds``); returns the weights.
+    """Fine-tune every layer for ``max_steps`` (or ``seconds``); returns the weights.
 
     ``evaluate(network) -> (loose accuracy, CER)`` on held-out images draws
     the learning curve every ``eval_every`` steps (None: no held-out images).
@@ -201,10 +176,6 @@ def fine_tune(
     letter's two cases count as one, and with ``allow_mask`` (the domain
     allowlist) only allowed classes compete, so training does not push down
     characters the domain never uses but general text needs.
-    ``draw_general`` supplies general-text images on which the network is
-    kept close to the frozen starting weights (KL divergence of per-frame
-    class distributions), so it learns the domain without forgetting the rest.
-    ``l2_pull`` adds a squared-distance penalty toward the starting weights.
     Stops at ``max_steps`` or after ``seconds``; returns the last weights, or
     with ``average_share`` their moving average over the end of the run (the
     learning curve reads the live weights, not the average).
@@ -213,18 +184,10 @@ def fine_tune(
     rng = random.Random(config.seed)
     device = device or torch.device("cpu")
     network.to(device)
-    teacher = copy.deepcopy(network).eval() if draw_general and config.general_per_step else None
-    if teacher is not None:
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-    learning = TRAINABLE_LAYERS[config.trainable]
-    params = []
-    for name, p in network.named_parameters():
-        p.requires_grad_(name.startswith(learning))
-        if p.requires_grad:
-            params.append(p)
+    params = list(network.parameters())
+    for p in params:
+        p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
-    anchors = [p.detach().clone() for p in params] if config.l2_pull else []
 
     # The cosine decay spans the steps the run will make: ``max_steps``, or fewer when the time budget will
     # end it first (estimated once from the first TIMING_STEPS steps), so the rate has decayed when it stops.
@@ -259,20 +222,6 @@ def fine_tune(
                 logits = network(images.to(device))
             log_probs = class_log_probs(logits, allow_mask, charset.fold_rounds, floor=-1e4).transpose(0, 1)
             loss = loss + ctc(log_probs, targets, input_lengths, target_lengths) * len(chunk) / len(pairs)
-        if teacher is not None:
-            general = [draw_general(rng) for _ in range(config.general_per_step)]
-            batch, _, frames, _ = make_batch(general, ["a"] * len(general), charset, height, norm,
-                                             network.sequence_length)
-            batch, frames = batch.to(device), frames.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                student = network(batch).float().log_softmax(2)
-                with torch.no_grad():
-                    target = teacher(batch).float().log_softmax(2)
-            valid = (torch.arange(student.shape[1], device=device)[None, :] < frames[:, None]).float()
-            kl = (target.exp() * (target - student)).sum(2)
-            loss = loss + config.distill_weight * (kl * valid).sum() / valid.sum()
-        if anchors:
-            loss = loss + config.l2_pull * sum(((p - a) ** 2).sum() for p, a in zip(params, anchors))
         optimizer.zero_grad(set_to_none=True)
         # A degenerate batch (non-finite loss), or non-finite gradients on a finite loss (clipping scales an
         # infinite norm to NaN), would make every weight NaN: skip the update, not the step's bookkeeping.
