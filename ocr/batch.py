@@ -26,11 +26,11 @@ from tqdm import tqdm
 
 from crnn import InvalidImageError, Recognizer
 from crnn.preprocess import PreparedImage, to_gray
-from ocr.batch_output import open_results
 from ocr.config import BatchConfig, DecodeOptions, DetectOptions, ModelOptions
-from ocr.datasets import DatasetError, Location, is_labelled, load_image, open_dataset
-from ocr.inputs import IMAGE_SUFFIXES, expand_inputs
-from ocr.page_output import line_record
+from ocr.data.datasets import DatasetError, Location, is_labelled, load_image, open_dataset
+from ocr.data.inputs import IMAGE_SUFFIXES, expand_inputs
+from ocr.output.batch import open_results
+from ocr.output.pages import line_record
 from textdet import PageReader
 from textdet.page import page_confidence, page_text
 

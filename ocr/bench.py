@@ -17,8 +17,8 @@ from crnn.flops import forward_flops
 from crnn.preprocess import PreparedImage
 from crnn.weights import load_model
 from ocr.config import BenchConfig
-from ocr.datasets import open_dataset
-from ocr.metrics import score
+from ocr.data.datasets import open_dataset
+from ocr.eval.metrics import score
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,9 @@ from ocr.config import (
     ModelOptions,
     ReadConfig,
 )
-from ocr.datasets import FORMATS_HELP, DatasetError
-from ocr.page_metrics import IOU_THRESHOLD
-from ocr.page_sets import PAGE_FORMATS_HELP
+from ocr.data.datasets import FORMATS_HELP, DatasetError
+from ocr.data.page_sets import PAGE_FORMATS_HELP
+from ocr.eval.page_metrics import IOU_THRESHOLD
 from server.config import (
     DEFAULT_MAX_IMAGES,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -436,8 +436,8 @@ def _cmd_read(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from ocr.datasets import open_dataset
-    from ocr.evaluate import evaluate, summarise
+    from ocr.data.datasets import open_dataset
+    from ocr.eval.lines import evaluate, summarise
 
     config = EvalConfig(args.dataset, args.allow, args.limit, args.json, args.out, _model_options(args),
                         _decode_options(args), _detect_options(args))
@@ -477,9 +477,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _eval_pages(config: EvalConfig) -> int:
-    from ocr.page_eval import evaluate_pages
-    from ocr.page_output import line_record
-    from ocr.page_sets import open_page_set
+    from ocr.data.page_sets import open_page_set
+    from ocr.eval.pages import evaluate_pages
+    from ocr.output.pages import line_record
 
     pages = open_page_set(config.dataset)
     if config.allow or config.decode.pattern or config.decode.lexicon or config.decode.beam:

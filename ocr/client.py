@@ -8,9 +8,9 @@ from pathlib import Path
 import grpc
 
 from crnn.decode import CharResult, Result
-from ocr.inputs import expand_inputs
-from ocr.line_output import format_reading
-from ocr.page_output import format_page
+from ocr.data.inputs import expand_inputs
+from ocr.output.lines import format_reading
+from ocr.output.pages import format_page
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from textdet.page import Line
 

@@ -37,8 +37,8 @@ from crnn import DEFAULT_MODEL, MODEL_SPECS, Recognizer
 from crnn.preprocess import to_gray
 from crnn.weights import write_atomically
 from ocr.config import AdaptConfig
-from ocr.datasets import DatasetError, open_dataset
-from ocr.mnist import digit_to_crop, find_idx_pair, read_idx
+from ocr.data.datasets import DatasetError, open_dataset
+from ocr.data.mnist import digit_to_crop, find_idx_pair, read_idx
 
 METHODS = ("logistic", "leek", "zero-shot", "adapted")
 

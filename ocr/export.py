@@ -90,7 +90,7 @@ def calibration_batches(recognizer: Recognizer, source: Path | None, lines: int)
     if source is not None:
         from itertools import islice
 
-        from ocr.datasets import open_dataset
+        from ocr.data.datasets import open_dataset
 
         images = [s.image for s in islice(iter(open_dataset(source)), lines)]
     else:

@@ -10,9 +10,9 @@ from typing import TextIO
 from crnn import InvalidImageError, Recognizer
 from crnn.preprocess import to_gray
 from ocr.config import ReadConfig
-from ocr.inputs import expand_inputs
-from ocr.line_output import format_reading
-from ocr.page_output import draw_lines, format_page, looks_like_page
+from ocr.data.inputs import expand_inputs
+from ocr.output.lines import format_reading
+from ocr.output.pages import draw_lines, format_page, looks_like_page
 from textdet import PageReader
 
 

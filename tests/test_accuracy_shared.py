@@ -15,9 +15,9 @@ from itertools import islice
 import pytest
 
 from crnn import Recognizer
-from ocr.datasets import open_dataset
-from ocr.evaluate import evaluate
-from ocr.metrics import score
+from ocr.data.datasets import open_dataset
+from ocr.eval.lines import evaluate
+from ocr.eval.metrics import score
 from tests.conftest import SHARED_REFERENCE, shared_set
 
 SUBSET = 150

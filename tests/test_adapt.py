@@ -58,10 +58,10 @@ from ocr.adapt.train import (
     update_average,
 )
 from ocr.cli import build_parser, main
-from ocr.datasets import DatasetError, open_dataset
+from ocr.data.datasets import DatasetError, open_dataset
+from ocr.data.lmdb_io import write_lmdb
+from ocr.eval.metrics import bootstrap
 from ocr.fonts import find_fonts
-from ocr.lmdb_io import write_lmdb
-from ocr.metrics import bootstrap
 from tests.conftest import EXAMPLES, encode, example_bytes
 
 CHARSET = Charset(ENGLISH_G2_ALPHABET)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections import Counter
 from pathlib import Path
@@ -10,8 +11,9 @@ import pytest
 
 from tests.conftest import ROOT, shared_set
 
-sys.path.insert(0, str(ROOT / "scripts" / "studies"))
-import adapt_study  # noqa: E402
+_SPEC = importlib.util.spec_from_file_location("adapt_study", ROOT / "scripts" / "studies" / "adapt_study.py")
+adapt_study = sys.modules["adapt_study"] = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(adapt_study)
 
 
 @pytest.mark.parametrize(("name", "per_class"), [("mnist", 8), ("mnist-16", 16)])

@@ -15,11 +15,11 @@ import pytest
 
 from crnn import DEFAULT_MODEL, Recognizer
 from ocr.batch import list_items, run_batch
-from ocr.batch_output import JsonlResults
 from ocr.config import BatchConfig, ModelOptions
-from ocr.datasets import DatasetError, open_dataset
-from ocr.evaluate import evaluate
-from ocr.lmdb_io import write_lmdb
+from ocr.data.datasets import DatasetError, open_dataset
+from ocr.data.lmdb_io import write_lmdb
+from ocr.eval.lines import evaluate
+from ocr.output.batch import JsonlResults
 from tests.conftest import EXAMPLES, ROOT, SHARED_DATA
 
 FP32 = ModelOptions(device="cpu", precision="fp32", threads=1)

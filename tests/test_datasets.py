@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ocr.datasets import DatasetError, open_dataset
-from ocr.lmdb_io import read_lmdb, write_lmdb
-from ocr.metrics import loose, score
-from ocr.mnist import digit_to_crop
+from ocr.data.datasets import DatasetError, open_dataset
+from ocr.data.lmdb_io import read_lmdb, write_lmdb
+from ocr.data.mnist import digit_to_crop
+from ocr.eval.metrics import loose, score
 from tests.conftest import EXAMPLES, encode
 
 

@@ -14,7 +14,7 @@ from crnn.quantize import fit_stats, load_stats, quantized_network, save_stats, 
 from crnn.runtime import resolve_precision
 from crnn.weights import LoadedModel
 from ocr.cli import main
-from ocr.datasets import open_dataset
+from ocr.data.datasets import open_dataset
 from tests.conftest import EXAMPLES, shared_set
 
 pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocr.metrics import ece_noise_floor, expected_calibration_error, net_lines_better, risk_coverage, score
+from ocr.eval.metrics import ece_noise_floor, expected_calibration_error, net_lines_better, risk_coverage, score
 
 
 def test_calibration_error_and_risk_coverage_on_hand_made_numbers() -> None:
@@ -35,7 +35,7 @@ def test_net_lines_better_counts_lines_not_characters() -> None:
 
 
 def test_an_evaluation_summary_counts_failures_and_calibration() -> None:
-    from ocr.evaluate import Evaluation, Prediction, summarise
+    from ocr.eval.lines import Evaluation, Prediction, summarise
 
     predictions = [Prediction("a", "cat", "cat", 0.9), Prediction("b", "Dog", "dog", 0.8),
                    Prediction("c", "eel", "", 0.0, "rejected"), Prediction("d", "fox", "", 0.0, "undecodable")]

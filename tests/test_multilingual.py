@@ -76,7 +76,7 @@ def test_character_spans_fall_on_their_glyphs(ppocr: Recognizer) -> None:
 def test_drawn_pages_use_a_font_that_has_the_glyphs() -> None:
     """``--draw`` writes a CJK reading in an installed CJK font (Pillow's default font has none), Latin in the
     default."""
-    from ocr.page_output import drawing_font
+    from ocr.output.pages import drawing_font
 
     font_or_skip(*NOTO_CJK)
     cjk = drawing_font("欢迎光临 北京", 20)

@@ -23,7 +23,7 @@ from crnn.lcnet_svtr import LCNetSVTR
 from crnn.preprocess import stack_batch
 from crnn.specs import MODEL_SPECS, Normalization
 from crnn.weights import load_model, load_verified_weights
-from ocr.datasets import open_dataset
+from ocr.data.datasets import open_dataset
 from tests.conftest import SHARED_DATA, example_bytes
 
 SPEC = MODEL_SPECS["ppocrv6_small"]

@@ -10,7 +10,7 @@ import pytest
 from crnn import InvalidImageError, Recognizer
 from crnn.errors import InvalidAllowlistError
 from crnn.runtime import cpu_supports_bf16
-from ocr.datasets import open_dataset
+from ocr.data.datasets import open_dataset
 from tests.conftest import EXAMPLES, shared_set
 
 

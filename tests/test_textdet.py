@@ -14,9 +14,9 @@ from crnn.decode import CharResult, Result
 from crnn.errors import InvalidImageError, WeightsError
 from crnn.preprocess import prepare, to_gray
 from crnn.specs import DEFAULT_MODEL
-from ocr.datasets import DatasetError
-from ocr.page_metrics import Tally, box_iou, match_boxes, words
-from ocr.page_sets import open_page_set
+from ocr.data.datasets import DatasetError
+from ocr.data.page_sets import open_page_set
+from ocr.eval.page_metrics import Tally, box_iou, match_boxes, words
 from tests.conftest import encode
 from tests.pages import render_page
 from textdet import DEFAULT_DETECTOR, DETECTOR_SPECS, Detector, PageReader
@@ -352,7 +352,7 @@ RECEIPT_GUARDS = {"craft_mlt_25k": (0.61, 0.70), DEFAULT_DETECTOR: (0.86, 0.80)}
 
 def test_whole_receipts_keep_their_measured_word_f1(page_reader: PageReader) -> None:
     """A guard on the shared receipts: each detector and recogniser pair keeps the word F1 it was measured at."""
-    from ocr.page_eval import evaluate_pages
+    from ocr.eval.pages import evaluate_pages
     from tests.conftest import shared_set
 
     pages = open_page_set(shared_set("sroie_receipts_full_part1"))

@@ -17,8 +17,8 @@ import numpy as np
 from crnn.charset import Charset
 from crnn.errors import InvalidImageError
 from crnn.preprocess import to_gray
-from ocr.datasets import DatasetError, is_labelled, open_dataset
-from ocr.lmdb_io import read_lmdb, write_lmdb
+from ocr.data.datasets import DatasetError, is_labelled, open_dataset
+from ocr.data.lmdb_io import read_lmdb, write_lmdb
 
 #: Abort when more than this share of the images cannot be read.
 MAX_BAD_SHARE = 0.10
@@ -113,7 +113,7 @@ def load_unlabelled(path: Path, warn=None) -> list[LabelledImage]:
     Unreadable images are skipped with one warning; none readable is an error.
     At most ``MAX_UNLABELLED`` images are used (the first, in sorted order).
     """
-    from ocr.inputs import expand_inputs
+    from ocr.data.inputs import expand_inputs
 
     warn = warn or (lambda message: print(message, file=sys.stderr))
     if is_labelled(path):

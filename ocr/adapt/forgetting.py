@@ -16,9 +16,9 @@ from crnn.preprocess import to_gray
 from crnn.weights import LoadedModel
 from ocr.adapt.general import PROBE_CHARS, hard_general_set
 from ocr.adapt.scoring import Scorer
-from ocr.datasets import open_dataset
+from ocr.data.datasets import open_dataset
+from ocr.eval.metrics import bootstrap, loose
 from ocr.fonts import find_fonts
-from ocr.metrics import bootstrap, loose
 
 #: Loss rate of the rendered probe at which real words show no drop: the intercept of the real IIIT5K drop
 #: against the probe's loss rate, fitted over interpolation weights 0.4-1 of one plates model (split seed 0;

@@ -29,7 +29,7 @@ import numpy as np
 from crnn.charset import Charset
 from crnn.weights import LoadedModel
 from ocr.adapt.scoring import Scorer
-from ocr.metrics import loose_cer, score
+from ocr.eval.metrics import loose_cer, score
 
 #: The smaller height tried, as a share of the pretrained model's.
 SMALL_HEIGHT_SHARE = 0.75
@@ -60,7 +60,7 @@ class ViewChoice:
     row_crop: float
     #: Pretrained CER at each height tried (unframed).
     height_cer: dict[int, float]
-    #: Pretrained loose CER (``ocr.metrics.loose_cer``) at the chosen height for each framing tried (0.0: none).
+    #: Pretrained loose CER (``ocr.eval.metrics.loose_cer``) at the chosen height for each framing tried (0.0: none).
     framing_cer: dict[float, float]
 
 

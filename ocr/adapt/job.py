@@ -80,9 +80,9 @@ from ocr.adapt.scoring import Scorer, columns
 from ocr.adapt.synthesis import Synthesis
 from ocr.adapt.train import BATCH_COLUMNS, TrainConfig, TrainResult, batch_size_for, fine_tune, interpolate
 from ocr.config import PSEUDO_FROM, AdaptConfig
-from ocr.datasets import DatasetError
+from ocr.data.datasets import DatasetError
+from ocr.eval.metrics import bootstrap, net_lines_better, score
 from ocr.fonts import find_fonts
-from ocr.metrics import bootstrap, net_lines_better, score
 
 __all__ = ["WEIGHTS", "AdaptConfig", "Option", "Recipe", "choose_option", "run_adapt"]
 

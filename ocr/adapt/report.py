@@ -11,7 +11,7 @@ import numpy as np
 
 from crnn.weights import write_atomically
 from ocr.adapt.forgetting import PROBE_FLOOR, gate_leak
-from ocr.metrics import Interval, loose
+from ocr.eval.metrics import Interval, loose
 
 #: Two-sided significance level of the paired verdict.
 SIGNIFICANCE = 0.05

@@ -13,7 +13,7 @@ from crnn.charset import Charset
 from crnn.decode import Result
 from crnn.preprocess import frame_rows, prepare, resized_width
 from crnn.weights import LoadedModel
-from ocr.metrics import score
+from ocr.eval.metrics import score
 
 
 class Scorer:

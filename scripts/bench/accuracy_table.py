@@ -15,8 +15,8 @@ from pathlib import Path
 from crnn import Recognizer
 from crnn.recognizer import DEFAULT_CONTRAST_RETRY
 from crnn.weights import load_model
-from ocr.datasets import DatasetError, open_dataset
-from ocr.evaluate import evaluate
+from ocr.data.datasets import DatasetError, open_dataset
+from ocr.eval.lines import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 

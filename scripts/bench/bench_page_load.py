@@ -22,8 +22,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from ocr.datasets import open_dataset
-from ocr.page_sets import open_page_set
+from ocr.data.datasets import open_dataset
+from ocr.data.page_sets import open_page_set
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from textdet import DEFAULT_DETECTOR, DETECTOR_SPECS
 

@@ -17,7 +17,7 @@ For comparison only; only RapidOCR (whose wheel ships the PP-OCRv6 weights) is i
   request, so the three engines take turns page by page and machine noise hits them alike.
 
 Every engine starts from the image file on disk (decoding is on the clock) and is scored the same way
-(``ocr.page_metrics``: word P/R/F1 as in ICDAR 2019 SROIE task 2, detection P/R at IoU 0.5). Ours is split
+(``ocr.eval.page_metrics``: word P/R/F1 as in ICDAR 2019 SROIE task 2, detection P/R at IoU 0.5). Ours is split
 into detection (find and cut the lines) and recognition (read them, darkened second reading, clean-ups).
 """
 
@@ -35,8 +35,8 @@ import numpy as np
 
 from crnn import Recognizer
 from crnn.preprocess import to_gray
-from ocr.page_metrics import Tally
-from ocr.page_sets import Page, open_page_set
+from ocr.data.page_sets import Page, open_page_set
+from ocr.eval.page_metrics import Tally
 from textdet import DEFAULT_DETECTOR, DETECTOR_SPECS, Detector, PageReader
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@
 
 Both sides start from the encoded image bytes in memory, so decoding is on the clock for both. RapidOCR 3.10:
 recognition only (``use_det=False, use_cls=False``), one crop a call as its API takes them, ONNX Runtime with
-its default threads. Ours: ``ocr.evaluate.evaluate`` with the default model, one recogniser per precision with
+its default threads. Ours: ``ocr.eval.lines.evaluate`` with the default model, one recogniser per precision with
 ``--threads`` torch threads. Rounds interleave the engines so machine noise hits all of them alike. Prints
 lines/s (median and every round), loose accuracy and our speed over RapidOCR's.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 from side_by_side import print_race, race  # this folder: python puts it on the path
 
 from crnn import Recognizer
-from ocr.datasets import open_dataset
+from ocr.data.datasets import open_dataset
 
 DEFAULT_SET = Path(__file__).resolve().parents[3] / "shared" / "data" / "iiit5k_test_even_scenes"
 

@@ -30,12 +30,11 @@ import time
 from itertools import islice
 from pathlib import Path
 
+from bench_server import drive, free_port
+
+from ocr.data.datasets import open_dataset
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_server import drive, free_port  # noqa: E402
-
-from ocr.datasets import open_dataset  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 BATCH_ENGINES = {

@@ -35,7 +35,7 @@ import grpc
 import numpy as np
 
 from crnn import Recognizer
-from ocr.datasets import open_dataset
+from ocr.data.datasets import open_dataset
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]

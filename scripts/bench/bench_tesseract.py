@@ -6,7 +6,7 @@
 Both sides start from the encoded image bytes in memory, so decoding is on
 the clock for both. Tesseract: PSM 7 (a single line), English, one
 ``PyTessBaseAPI`` per thread, ``--threads`` threads (tesserocr releases the
-GIL while it recognises). Ours: ``ocr.evaluate.evaluate``, the loop behind
+GIL while it recognises). Ours: ``ocr.eval.lines.evaluate``, the loop behind
 ``ocr eval``, one recogniser per precision with ``--threads`` torch threads.
 Rounds interleave the engines so machine noise hits all of them alike.
 Prints lines/s, loose accuracy and our speed over Tesseract's.
@@ -27,7 +27,7 @@ from pathlib import Path
 from side_by_side import print_race, race  # this folder: python puts it on the path
 
 from crnn import Recognizer
-from ocr.datasets import open_dataset
+from ocr.data.datasets import open_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"

@@ -20,7 +20,7 @@ from crnn import Recognizer
 from crnn.decode import greedy_decode
 from crnn.specs import MODEL_SPECS
 from crnn.weights import load_model
-from ocr.datasets import DatasetError, open_dataset
+from ocr.data.datasets import DatasetError, open_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,9 +22,9 @@ import numpy as np
 from crnn import Recognizer
 from crnn.preprocess import to_pixels
 from crnn.specs import MODEL_SPECS
-from ocr.datasets import DatasetError, open_dataset
-from ocr.evaluate import evaluate
-from ocr.metrics import Scores, score
+from ocr.data.datasets import DatasetError, open_dataset
+from ocr.eval.lines import evaluate
+from ocr.eval.metrics import Scores, score
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = "0123456789"

@@ -16,9 +16,9 @@ from pathlib import Path
 from scipy.stats import binomtest
 
 from crnn import Recognizer
-from ocr.datasets import DatasetError, open_dataset
-from ocr.evaluate import evaluate
-from ocr.metrics import loose
+from ocr.data.datasets import DatasetError, open_dataset
+from ocr.eval.lines import evaluate
+from ocr.eval.metrics import loose
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,7 @@
     python scripts/bench/profile_pipeline.py [DATASET] [--limit 600] [--model NAME] [--precisions fp32 bf16]
                                              [--repeats 3]
 
-Runs the real loop behind ``ocr eval`` (``ocr.evaluate.evaluate``) with
+Runs the real loop behind ``ocr eval`` (``ocr.eval.lines.evaluate``) with
 timers wrapped around the pipeline's own functions, so nothing is
 re-implemented: image decoding (``to_pixels``), resizing to the model's height
 (``resize_to_height``), padding + normalising + stacking a batch
@@ -27,8 +27,8 @@ from pathlib import Path
 import crnn.preprocess as preprocess
 import crnn.recognizer as recognizer_module
 from crnn import Recognizer
-from ocr.datasets import Dataset, open_dataset
-from ocr.evaluate import evaluate
+from ocr.data.datasets import Dataset, open_dataset
+from ocr.eval.lines import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"

@@ -7,15 +7,15 @@ import statistics
 from collections.abc import Callable
 
 from crnn import Recognizer
-from ocr.datasets import Dataset
-from ocr.evaluate import evaluate
-from ocr.metrics import score
+from ocr.data.datasets import Dataset
+from ocr.eval.lines import evaluate
+from ocr.eval.metrics import score
 
 
 def race(theirs: Callable[[], tuple[float, list[str]]], recognizers: dict[str, Recognizer], dataset: Dataset,
          labels: list[str], repeats: int) -> tuple[dict[str, list[float]], dict[str, float]]:
     """``repeats`` rounds, each reading every crop with the other engine (``theirs()``: seconds, texts) and then
-    with each of ours (``ocr.evaluate.evaluate``), so machine noise hits all alike.
+    with each of ours (``ocr.eval.lines.evaluate``), so machine noise hits all alike.
 
     Returns lines/s per round and loose accuracy, keyed "theirs" and by our names.
     """

@@ -48,7 +48,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ocr.datasets import open_dataset
+from ocr.data.datasets import open_dataset
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]

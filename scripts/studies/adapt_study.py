@@ -15,7 +15,7 @@ wall time and steps.
 Sets (from ../shared/data):
   plates    openalpr_us_plates_part1: 80 random plates / the rest (loose)
   crops     openalpr_endtoend_plate_crops_part1: 80 / the rest (loose)
-  mnist     mnist_t10k_first5000: 8 per digit / the rest, --allow 0-9 (exact), read through ocr.datasets
+  mnist     mnist_t10k_first5000: 8 per digit / the rest, --allow 0-9 (exact), read through ocr.data.datasets
             (inverted to dark on light, 4-pixel white border)
   mnist28   the same split as mnist, but the images as MNIST ships them: 28x28, white on black (the issue's
             "80 digits as 28x28 PNGs")
@@ -43,9 +43,9 @@ from crnn.weights import load_checkpoint
 from ocr.adapt.job import AdaptConfig, run_adapt
 from ocr.adapt.recipe import Recipe
 from ocr.adapt.scoring import image_features
-from ocr.datasets import open_dataset
-from ocr.metrics import score
-from ocr.mnist import DIGIT_BORDER
+from ocr.data.datasets import open_dataset
+from ocr.data.mnist import DIGIT_BORDER
+from ocr.eval.metrics import score
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -151,7 +151,7 @@ def make_split(name: str, seed: int, out: Path) -> Split:
         int(name[6:]) if name.startswith("mnist-") and name[6:].isdigit() else None)
     if per_class:
         samples = list(open_dataset(DATA / "mnist_t10k_first5000"))
-        if name == "mnist28":  # undo ocr.datasets' inversion and border: the digits as MNIST ships them
+        if name == "mnist28":  # undo ocr.data.datasets' inversion and border: the digits as MNIST ships them
             samples = [replace(s, image=255 - np.asarray(s.image, dtype=np.uint8)[DIGIT_BORDER:-DIGIT_BORDER,
                                                                                  DIGIT_BORDER:-DIGIT_BORDER])
                        for s in samples]

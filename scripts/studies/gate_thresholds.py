@@ -21,20 +21,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
+from adapt_study import DATA, gate_features, make_split
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from adapt_study import DATA, gate_features, make_split  # noqa: E402
-
-from crnn import Recognizer  # noqa: E402
-from crnn.weights import load_checkpoint  # noqa: E402
-from ocr.datasets import open_dataset  # noqa: E402
-from ocr.metrics import score  # noqa: E402
+from crnn import Recognizer
+from crnn.weights import load_checkpoint
+from ocr.data.datasets import open_dataset
+from ocr.eval.metrics import score
 
 THRESHOLDS = "0.5,0.7,0.8,0.9,0.95,0.98,0.99"
 

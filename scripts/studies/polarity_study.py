@@ -21,8 +21,8 @@ import numpy as np
 
 from crnn import Recognizer
 from crnn.preprocess import invert
-from ocr.datasets import open_dataset
-from ocr.metrics import loose
+from ocr.data.datasets import open_dataset
+from ocr.eval.metrics import loose
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"

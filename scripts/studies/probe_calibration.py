@@ -24,8 +24,8 @@ from crnn import Recognizer
 from crnn.weights import load_checkpoint, load_model
 from ocr.adapt.forgetting import ForgettingProbe
 from ocr.adapt.train import interpolate
-from ocr.datasets import open_dataset
-from ocr.metrics import loose, score
+from ocr.data.datasets import open_dataset
+from ocr.eval.metrics import loose, score
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)

@@ -23,8 +23,8 @@ import numpy as np
 from crnn import Recognizer
 from crnn.calibration import TABLES, Calibration
 from crnn.weights import write_atomically
-from ocr.datasets import open_dataset
-from ocr.metrics import ece_noise_floor, expected_calibration_error, loose, risk_coverage
+from ocr.data.datasets import open_dataset
+from ocr.eval.metrics import ece_noise_floor, expected_calibration_error, loose, risk_coverage
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"

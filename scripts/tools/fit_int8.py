@@ -20,7 +20,7 @@ from pathlib import Path
 from crnn import Recognizer
 from crnn.quantize import fit_stats, save_stats, stats_path
 from ocr.adapt.general import PROBE_CHARS, hard_general_set
-from ocr.datasets import open_dataset
+from ocr.data.datasets import open_dataset
 from ocr.fonts import find_fonts
 
 ROOT = Path(__file__).resolve().parents[2]

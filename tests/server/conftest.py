@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from crnn import Recognizer
-from ocr.datasets import open_dataset
+from ocr.data.datasets import open_dataset
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.app import OcrServer
 from server.config import ServerConfig

@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from ocr.datasets import open_dataset
+from ocr.data.datasets import open_dataset
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from tests.conftest import EXAMPLES, SHARED_DATA, encode
 from tests.server.conftest import ServerThread, config, request

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ocr.lmdb_io import is_lmdb, lmdb_count, read_labels, read_lmdb, read_lmdb_image
-from ocr.mnist import digit_to_crop, find_idx_pair, read_idx
+from ocr.data.lmdb_io import is_lmdb, lmdb_count, read_labels, read_lmdb, read_lmdb_image
+from ocr.data.mnist import digit_to_crop, find_idx_pair, read_idx
 
 FORMATS_HELP = """accepted dataset layouts:
   gt.tsv / gt.txt   one 'path<TAB>label' per line, e.g.  images/0001.png\tHELLO

@@ -12,8 +12,8 @@ from tqdm import tqdm
 from crnn import InvalidImageError, Recognizer
 from crnn.constrained import Constraint
 from crnn.preprocess import PreparedImage
-from ocr.datasets import Dataset
-from ocr.metrics import (
+from ocr.data.datasets import Dataset
+from ocr.eval.metrics import (
     Interval,
     Scores,
     bootstrap,

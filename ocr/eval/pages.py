@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from crnn import InvalidImageError
 from crnn.preprocess import to_gray
-from ocr.page_metrics import IOU_THRESHOLD, Tally
-from ocr.page_sets import Page
+from ocr.data.page_sets import Page
+from ocr.eval.page_metrics import IOU_THRESHOLD, Tally
 from textdet import Line, PageReader
 
 

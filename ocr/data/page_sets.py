@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ocr.datasets import DatasetError
-from ocr.inputs import IMAGE_SUFFIXES
+from ocr.data.datasets import DatasetError
+from ocr.data.inputs import IMAGE_SUFFIXES
 
 PAGE_FORMATS_HELP = """page sets for --detect: a folder with images/ and boxes/, one box file per image:
   boxes/<stem>.csv or .txt   x1,y1,x2,y2,x3,y3,x4,y4,transcript per line (SROIE, ICDAR 2015)

@@ -1,0 +1,2 @@
+"""Scoring readings: lines (``lines``, ``metrics``: accuracy, CER, calibration) and pages (``pages``,
+``page_metrics``)."""

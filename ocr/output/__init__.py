@@ -1,0 +1,1 @@
+"""Writing results: line records, page records and drawings, batch output files."""
