@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import os
@@ -21,7 +19,7 @@ from crnn.specs import ADAPT_BASE_MODEL, DEFAULT_MODEL
 from crnn.weights import WEIGHTS_ENV, write_atomically
 from ocr.adapt.data import NORMALIZATIONS
 from ocr.adapt.height import ROW_CROPS
-from ocr.compare import CompareConfig
+from ocr.commands.compare import CompareConfig
 from ocr.config import (
     BASE_LR,
     PSEUDO_FROM,
@@ -36,14 +34,12 @@ from ocr.config import (
 )
 from ocr.data.datasets import FORMATS_HELP, DatasetError
 from ocr.data.page_sets import PAGE_FORMATS_HELP
-from ocr.eval.page_metrics import IOU_THRESHOLD
 from server.config import (
     DEFAULT_MAX_IMAGES,
     DEFAULT_MAX_MESSAGE_BYTES,
     TOKEN_ENV,
     RayOptions,
     ServerConfig,
-    check_servable_on_ray,
 )
 from textdet.specs import DEFAULT_DETECTOR, DETECTOR_SPECS
 
@@ -413,17 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_predictions(path: Path, predictions) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(["name", "label", "text", "confidence", "error"])
-    for p in predictions:
-        writer.writerow([p.name, p.label, p.text, f"{p.confidence:.4f}", p.error])
-    write_atomically(path, buffer.getvalue().encode("utf-8"))
-
-
 def _cmd_read(args: argparse.Namespace) -> int:
-    from ocr.read import run_read, run_read_pages
+    from ocr.commands.read import run_read, run_read_pages
 
     if args.draw is not None and not args.detect:
         raise ValueError("--draw needs --detect")
@@ -436,81 +423,14 @@ def _cmd_read(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from ocr.data.datasets import open_dataset
-    from ocr.eval.lines import evaluate, summarise
+    from ocr.commands.evaluate import run_eval
 
-    config = EvalConfig(args.dataset, args.allow, args.limit, args.json, args.out, _model_options(args),
-                        _decode_options(args), _detect_options(args))
-    if config.detect.detect:
-        return _eval_pages(config)
-    dataset = open_dataset(config.dataset)
-    recognizer = config.model.load()
-    result = evaluate(recognizer, dataset, config.allow, config.limit, progress=sys.stderr.isatty(),
-                      constraint=config.decode.build(recognizer), min_confidence=config.decode.min_confidence)
-    if config.out:
-        _write_predictions(config.out, result.predictions)
-    s, summary = result.scores, summarise(result)
-    ci = summary.intervals
-    if config.json:
-        record = {**s.as_dict(), "lines_per_s": round(result.lines_per_s, 2), "unreadable": summary.unreadable,
-                  "rejected": summary.rejected,
-                  "model": recognizer.model.name, "precision": recognizer.precision,
-                  **{f"{k}_ci95": [round(v.low, 4), round(v.high, 4)] for k, v in ci.items()},
-                  "mean_confidence": round(summary.mean_confidence, 4),
-                  "ece": round(summary.ece, 4),
-                  "ece_loose": round(summary.ece_loose, 4),
-                  "risk_coverage": [{k: round(v, 4) for k, v in row.items()} for row in summary.risk_coverage]}
-        print(json.dumps(record))
-    else:
-        failed, rejected = summary.unreadable, summary.rejected
-        print(f"dataset   {config.dataset} ({dataset.kind})")
-        print(f"model     {recognizer.model.name} on {recognizer.device}, {recognizer.precision}")
-        print(f"n         {s.n}" + (f" ({failed} unreadable, counted as wrong)" if failed else "")
-              + (f" ({rejected} rejected below --min-confidence, counted as wrong)" if rejected else ""))
-        print(f"exact     {s.exact:.4f}  (95% CI {ci['exact'].low:.4f}-{ci['exact'].high:.4f})")
-        print(f"loose     {s.loose:.4f}  (95% CI {ci['loose'].low:.4f}-{ci['loose'].high:.4f})")
-        print(f"cer       {s.cer:.4f}  (95% CI {ci['cer'].low:.4f}-{ci['cer'].high:.4f})")
-        print(f"ece       {summary.ece:.4f}  (exact; loose {summary.ece_loose:.4f}; mean confidence "
-              f"{summary.mean_confidence:.4f})")
-        print(f"lines/s   {result.lines_per_s:.1f}")
-    return 0
-
-
-def _eval_pages(config: EvalConfig) -> int:
-    from ocr.data.page_sets import open_page_set
-    from ocr.eval.pages import evaluate_pages
-    from ocr.output.pages import line_record
-
-    pages = open_page_set(config.dataset)
-    if config.allow or config.decode.pattern or config.decode.lexicon or config.decode.beam:
-        raise ValueError("ocr eval --detect scores plain readings; drop --allow, --pattern, --lexicon and --beam")
-    reader = config.detect.page_reader(config.model.load(), config.model.precision)
-    result = evaluate_pages(reader, pages, config.limit, progress=sys.stderr.isatty())
-    if config.out:
-        rows = [json.dumps({"image": name, "lines": [line_record(line, char_details=False) for line in lines]},
-                           ensure_ascii=False) for name, lines in result.lines.items()]
-        write_atomically(config.out, ("\n".join(rows) + "\n").encode("utf-8"))
-    record = result.as_dict()
-    if config.json:
-        print(json.dumps({**record, "model": reader.recognizer.model.name, "detector": reader.detector.spec.name,
-                          "precision": reader.recognizer.precision, "detector_precision": reader.detector.precision}))
-        return 0
-    s = result.scores
-    print(f"dataset    {config.dataset} (pages with line boxes)")
-    print(f"models     {reader.detector.spec.name} ({reader.detector.precision}) + {reader.recognizer.model.name} "
-          f"({reader.recognizer.precision}) on {reader.recognizer.device}")
-    unreadable = f" ({len(result.errors)} unreadable, read as empty)" if result.errors else ""
-    print(f"pages      {result.pages}{unreadable}")
-    print(f"words      P {s['word_precision']:.4f}  R {s['word_recall']:.4f}  F1 {s['word_f1']:.4f}  "
-          f"(case-insensitive; cased F1 {s['word_f1_cased']:.4f})")
-    print(f"detection  P {s['det_precision']:.4f}  R {s['det_recall']:.4f}  F1 {s['det_f1']:.4f}  "
-          f"(IoU >= {IOU_THRESHOLD})")
-    print(f"s/page     {result.seconds_per_image:.2f}")
-    return 0
+    return run_eval(EvalConfig(args.dataset, args.allow, args.limit, args.json, args.out, _model_options(args),
+                               _decode_options(args), _detect_options(args)))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from ocr.export import ExportConfig, run_export
+    from ocr.commands.export import ExportConfig, run_export
 
     if args.calibration is not None and not args.int8:
         raise ValueError("--calibration only applies with --int8")
@@ -520,7 +440,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from ocr.bench import run_bench
+    from ocr.commands.bench import run_bench
 
     config = BenchConfig(args.dataset, args.batch_sizes, tuple(args.precisions), args.limit, args.repeats,
                          args.json, _model_options(args))
@@ -529,8 +449,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import asyncio
-    import logging
+    from ocr.commands.serve import run_serve
 
     # Ray gives each replica --cpus-per-replica CPUs: its inference threads unless --threads says otherwise.
     threads = args.threads or (max(1, math.ceil(args.cpus_per_replica)) if args.ray else None)
@@ -543,25 +462,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port, http_port=args.http_port, tls_cert=args.tls_cert, tls_key=args.tls_key,
         token=args.token or os.environ.get(TOKEN_ENV) or None, grace_s=args.grace, detector=args.detector,
     )
-    if args.ray:
-        check_servable_on_ray(config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.ray:
-        try:
-            from server.ray_serve import serve_on_ray
-        except ImportError as exc:
-            raise ValueError(f"--ray needs Ray Serve: pip install '.[ray]' ({exc})") from exc
-        options = RayOptions(address=args.ray_address, replicas=args.replicas, autoscale=args.autoscale,
-                             cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
-                             http_port=args.ray_http_port)
-        return serve_on_ray(config, options)
-    from server.app import serve
-
-    return asyncio.run(serve(config))
+    ray = RayOptions(address=args.ray_address, replicas=args.replicas, autoscale=args.autoscale,
+                     cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
+                     http_port=args.ray_http_port) if args.ray else None
+    return run_serve(config, ray)
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from ocr.batch import print_summary, run_batch
+    from ocr.commands.batch import print_summary, run_batch
 
     threads = args.threads
     if threads is None and args.engine != "local":
@@ -586,43 +494,25 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from crnn.weights import models_dir
-    from ocr.adapt.job import run_adapt
+    from ocr.commands.adapt import run_adapt_command
 
     if not 0 <= args.synthetic_ratio < 1:
         raise ValueError("--synthetic-ratio must be in [0, 1)")
     if args.max_minutes <= 0:
         raise ValueError("--max-minutes must be positive")
     out = args.out or models_dir() / args.data.resolve().name
-    config = AdaptConfig(
+    return run_adapt_command(AdaptConfig(
         data=args.data, out=out, base_model=args.base, holdout=args.holdout, folds=args.folds, seed=args.seed,
         max_minutes=args.max_minutes, max_steps=args.max_steps, fonts=tuple(args.fonts),
         synthetic_ratio=args.synthetic_ratio, allow=args.allow, device=args.device,
         normalize=tuple(args.normalize), general=args.general, preview=args.preview, force=args.force,
         batch_size=args.batch_size, lr=args.lr, case=args.case, max_forgetting=args.max_forgetting,
         unlabeled=args.unlabeled, pseudo_from=args.pseudo_from, height=args.height, row_crop=args.row_crop,
-    )
-    report = run_adapt(config, progress=sys.stderr.isatty())
-    z, a = report["holdout"]["zero_shot"], report["holdout"]["adapted"]
-    print(f"held-out n={report['holdout']['n']}: loose {z['loose']} -> {a['loose']}; CER {z['cer']} -> {a['cer']}")
-    paired = report["holdout"]["paired"]
-    print(f"paired: {paired['gains']} held-out images gained, {paired['losses']} lost, McNemar p = "
-          f"{paired['p_value']:.3g} ({paired['verdict']})")
-    g, sel = report["general"], report["selection"]
-    print(f"general text n={g['n']}: loose {g['zero_shot']['loose']} -> {g['adapted']['loose']} "
-          f"(estimated drop {100 * g['estimated_drop']:.1f} points; interpolation weight {sel['weight']}"
-          + (f", lines unlike the labelled images read by {report['base']['model']})" if sel.get("fallback") else ")"))
-    print(f"report: {config.out / 'report.md'}")
-    if report["installed"]:
-        print(f"model: {config.out / 'model.pt'} (use --model {config.out.name} with $OCR_MODELS or ./models, "
-              f"or --model {config.out / 'model.pt'})")
-        return 0
-    print("not installed: the adapted model is not better than zero-shot on held-out images (see the report; "
-          "--force installs it anyway)")
-    return 3
+    ))
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from ocr.compare import run_compare
+    from ocr.commands.compare import run_compare
 
     if args.methods:
         methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -639,7 +529,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_client(args: argparse.Namespace) -> int:
-    from ocr.client import run_client
+    from ocr.commands.client import run_client
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     return run_client(tuple(args.inputs), args.target, args.allow, args.json, args.model, token, args.tls_ca,

@@ -21,6 +21,7 @@ from crnn.preprocess import to_gray
 from crnn.weights import load_checkpoint, load_model, save_checkpoint
 from ocr.adapt import height as adapt_height
 from ocr.adapt import job as adapt_job
+from ocr.adapt import options as adapt_options
 from ocr.adapt.augment import Augmenter
 from ocr.adapt.data import (
     LabelledImage,
@@ -455,7 +456,7 @@ def test_tiny_run_with_unlabelled_images_self_trains(
         gate_domains.append(len(domain))
         return fit_gate(network, base, domain, general)
 
-    monkeypatch.setattr(adapt_job, "fit_gate", recording_fit_gate)
+    monkeypatch.setattr(adapt_options, "fit_gate", recording_fit_gate)
     pseudo_per_fit: list[int] = []
     real_fit = adapt_job.fit_network
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from crnn import DEFAULT_MODEL, Recognizer
-from ocr.batch import list_items, run_batch
+from ocr.commands.batch import list_items, run_batch
 from ocr.config import BatchConfig, ModelOptions
 from ocr.data.datasets import DatasetError, open_dataset
 from ocr.data.lmdb_io import write_lmdb
@@ -142,7 +142,7 @@ def test_killed_run_resumes_without_duplicates(tmp_path) -> None:
 
 
 def test_without_ray_auto_is_the_local_engine(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("ocr.batch.ray_available", lambda: False)
+    monkeypatch.setattr("ocr.commands.batch.ray_available", lambda: False)
     summary = run_batch(batch_config(EXAMPLES, tmp_path / "out.jsonl", engine="auto", limit=2), progress=False)
     assert (summary.engine, summary.done) == ("local", 2)
     with pytest.raises(ValueError, match="pip install"):

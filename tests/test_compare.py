@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from ocr.cli import main
-from ocr.compare import CompareConfig, CompareError, run_compare
+from ocr.commands.compare import CompareConfig, CompareError, run_compare
 from tests.test_datasets import write_idx
 
 

@@ -18,7 +18,7 @@ from ocr.data.datasets import open_dataset
 from tests.conftest import EXAMPLES, shared_set
 
 pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
-from ocr.export import ExportConfig, OnnxNetwork, run_export  # noqa: E402
+from ocr.commands.export import ExportConfig, OnnxNetwork, run_export  # noqa: E402
 
 #: Largest |logit| difference accepted between ONNX Runtime fp32 and PyTorch fp32 (logits span about +-30).
 FP32_TOLERANCE = 1e-3

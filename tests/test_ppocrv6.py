@@ -215,7 +215,7 @@ def test_an_allowlist_projects_onto_its_classes_only_and_reads_the_same(ppocr: R
 def test_onnx_export_matches_the_module(ppocr: Recognizer, tmp_path) -> None:
     """``ocr export`` writes this architecture too: colour input, dynamic batch and width, the same logits and texts."""
     pytest.importorskip("onnxruntime")
-    from ocr.export import ExportConfig, OnnxNetwork, run_export
+    from ocr.commands.export import ExportConfig, OnnxNetwork, run_export
 
     graph = OnnxNetwork(run_export(ExportConfig("ppocrv6_small", tmp_path / "pp.onnx")), threads=2)
     assert graph.metadata["weights_sha256"] == SPEC.sha256

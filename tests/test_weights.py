@@ -133,7 +133,7 @@ def test_checkpoint_keeps_its_framing_and_reads_as_the_framed_image(tmp_path: Pa
     assert read_framed.replace(" ", "") == "7AB1234"
     assert Recognizer(again_unframed(path), device="cpu", precision="fp32").recognize([stacked])[0].text != read_framed
     # An exported graph cannot frame its inputs itself: its metadata tells the client how.
-    from ocr.export import metadata  # noqa: I001
+    from ocr.commands.export import metadata  # noqa: I001
 
     assert metadata(framed, int8=False)["row_crop"] == "0.25"
     assert "row_crop" not in metadata(loaded_model, int8=False)

@@ -23,9 +23,9 @@ import torch
 
 from crnn import Recognizer
 from crnn.decode import greedy_decode
+from ocr.commands.export import ExportConfig, OnnxNetwork, run_export
 from ocr.data.datasets import open_dataset
 from ocr.eval.metrics import loose
-from ocr.export import ExportConfig, OnnxNetwork, run_export
 
 ROOT = Path(__file__).resolve().parents[2]
 
