@@ -34,6 +34,7 @@ from ocr.adapt.data import (
 from ocr.adapt.forgetting import (
     GATE_LEAK,
     PROBE_FLOOR,
+    PROBE_RESOLUTION,
     UPPER_Z,
     ForgettingProbe,
     gate_leak,
@@ -286,6 +287,13 @@ def test_the_forgetting_estimate_is_an_upper_bound() -> None:
     probe.zero_shot, probe.real = ["ab", "cd", "ef", "gh"], False
     probe.scorer = Scorer([], ["ab", "cd", "ef", "gh"], load_model("english_g2"), None, CHARSET)
     assert probe.estimate(["ab", "cd", "ef", "xx"]) == pytest.approx(upper_drop(1, 0, 4) - PROBE_FLOOR)
+    # Nothing lost of 300 lines: never below the drop the rendered probe can vouch for.
+    words = [f"w{i}" for i in range(300)]
+    large = ForgettingProbe.__new__(ForgettingProbe)
+    large.zero_shot, large.real = words, False
+    large.scorer = Scorer([], words, probe.scorer.base, None, CHARSET)
+    assert upper_drop(0, 0, 300) - PROBE_FLOOR < PROBE_RESOLUTION
+    assert large.estimate(words) == PROBE_RESOLUTION
     probe.real = True
     assert probe.estimate(["ab", "cd", "ef", "xx"]) == pytest.approx(upper_drop(1, 0, 4))
 
