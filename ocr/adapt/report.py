@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from crnn.weights import write_atomically
-from ocr.adapt.forgetting import PROBE_FLOOR, gate_leak
+from ocr.adapt.forgetting import PROBE_FLOOR, PROBE_RESOLUTION, gate_leak
 from ocr.eval.metrics import Interval, loose
 
 #: Two-sided significance level of the paired verdict.
@@ -266,9 +266,10 @@ def render_markdown(r: dict) -> str:
             f"{g['zero_shot']['loose']} before, {g['adapted']['loose']} after; "
             + (f"measured drop {100 * g['estimated_drop']:.1f} points."
                if g.get("measured") else
-               f"estimated drop on real words {100 * g['estimated_drop']:.1f} points (the share of these "
-               "images the pretrained model read right and this one misreads, less the probe's "
-               f"{100 * PROBE_FLOOR:.1f}-point floor"
+               f"estimated drop on real words {100 * g['estimated_drop']:.1f} points (a 95% upper bound on the "
+               "share of these images the pretrained model read right and this one misreads, less the probe's "
+               f"{100 * PROBE_FLOOR:.1f}-point floor, and never below {100 * PROBE_RESOLUTION:.1f} points, the "
+               "smallest drop this probe can vouch for"
                + (f"; with the gate, at least {100 * gate_leak(gate.get('threshold', 0.5)):.0f}% of the network's "
                   "own estimate, as real "
                   "words get past a gate fitted on rendered ones more often"
