@@ -11,11 +11,20 @@ from PIL import Image
 
 from crnn import Recognizer
 from crnn.weights import LoadedModel, load_model
+from ocr.config import AdaptConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
 EXAMPLES = ROOT / "examples"
+
+
+def tiny_config(data: Path, out: Path, **overrides) -> AdaptConfig:
+    """An ``ocr adapt`` run of 3 steps; on english_g2 (cheaper to read than the default base, and the height
+    choice is its) unless ``base_model`` says otherwise."""
+    base = {"data": data, "out": out, "max_steps": 3, "max_minutes": 2.0, "batch_size": 4, "seed": 1,
+            "base_model": "english_g2"}
+    return AdaptConfig(**{**base, **overrides})
 
 
 def shared_set(name: str) -> Path:

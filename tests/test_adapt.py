@@ -44,7 +44,7 @@ from ocr.adapt.forgetting import (
 from ocr.adapt.gate import CUT_GATE_THRESHOLD, GATE_THRESHOLD, OVERRIDE_MARGIN, fit_gate, gate_threshold
 from ocr.adapt.general import PROBE_CHARS, gate_general_set, hard_general_set
 from ocr.adapt.height import MIN_FRAMING_GAIN, ROW_CROPS, choose_height, choose_view
-from ocr.adapt.job import AdaptConfig, run_adapt
+from ocr.adapt.job import run_adapt
 from ocr.adapt.options import WEIGHTS, Option, choose_option, routed
 from ocr.adapt.render import Renderer, TextSampler, estimate_style
 from ocr.adapt.report import compare_paired, is_better, render_markdown
@@ -64,7 +64,7 @@ from ocr.data.datasets import DatasetError, open_dataset
 from ocr.data.lmdb_io import write_lmdb
 from ocr.eval.metrics import bootstrap
 from ocr.fonts import find_fonts
-from tests.conftest import EXAMPLES, encode, example_bytes
+from tests.conftest import EXAMPLES, encode, example_bytes, tiny_config
 
 CHARSET = Charset(ENGLISH_G2_ALPHABET)
 
@@ -73,14 +73,6 @@ def copy_examples(tmp_path: Path) -> Path:
     target = tmp_path / "data"
     shutil.copytree(EXAMPLES, target)
     return target
-
-
-def tiny_config(data: Path, out: Path, **overrides) -> AdaptConfig:
-    """A run of 3 steps; on english_g2 (cheaper to read than the default base, and the height choice is its)
-    unless ``base_model`` says otherwise."""
-    base = {"data": data, "out": out, "max_steps": 3, "max_minutes": 2.0, "batch_size": 4, "seed": 1,
-            "base_model": "english_g2"}
-    return AdaptConfig(**{**base, **overrides})
 
 
 @pytest.mark.parametrize("layout", ["tsv", "csv", "json", "lmdb"])

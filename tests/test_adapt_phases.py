@@ -32,14 +32,13 @@ from ocr.adapt.job import (
 from ocr.adapt.recipe import SHIPPED, Recipe
 from ocr.adapt.train import interpolate
 from ocr.config import BASE_LR
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, tiny_config
 
 LABELS = [line.split("\t")[1] for line in (EXAMPLES / "gt.tsv").read_text().splitlines()]
 
 
 def tiny(out: Path, **overrides) -> AdaptConfig:
-    return AdaptConfig(**{"data": EXAMPLES, "out": out, "max_steps": 3, "max_minutes": 2.0, "batch_size": 4,
-                          "seed": 1, "base_model": "english_g2", "force": True, **overrides})
+    return tiny_config(EXAMPLES, out, force=True, **overrides)
 
 
 @pytest.fixture(scope="module")

@@ -495,10 +495,11 @@ def choose(prep: Prepared, selection: Selection, fit: FinalFit) -> Choice:
     alone = prep.probe.real or config.max_forgetting >= 1 or not recipe.gate
     option, drops = choose_option(selection.candidate, probe.estimate, config.max_forgetting, gate_first,
                                   out_of_time, recipe.gate, alone)
-    if drops[option] > config.max_forgetting:
+    choice = Choice(option, drops, probe.network(option.weight), probe, config.max_forgetting)
+    if not choice.within_limit:
         _log(f"adapt: warning: even {option} leaves an estimated general-text drop of "
              f"{100 * drops[option]:.1f} points (limit {100 * config.max_forgetting:.1f})")
-    return Choice(option, drops, probe.network(option.weight), probe, config.max_forgetting)
+    return choice
 
 
 # --- Phase 4: the report and the outputs ------------------------------------------------------------------------

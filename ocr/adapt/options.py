@@ -157,10 +157,15 @@ class ProbeReadings:
     gates: dict[float, tuple[DomainGate, np.ndarray]] = field(default_factory=dict)
     #: Seconds the costliest estimate so far took.
     slowest: float = 0.0
+    networks: dict[float, torch.nn.Module] = field(default_factory=dict)
 
     def network(self, weight: float) -> torch.nn.Module:
-        """The final fit's network interpolated toward the pretrained one at ``weight``."""
-        return network_at(self.base, interpolate(self.base.network.state_dict(), self.state, weight))
+        """The final fit's network interpolated toward the pretrained one at ``weight`` (built once a weight;
+        readers and gates copy what they read with, so it stays as built)."""
+        if weight not in self.networks:
+            self.networks[weight] = network_at(self.base, interpolate(self.base.network.state_dict(), self.state,
+                                                                      weight))
+        return self.networks[weight]
 
     def texts(self, option: Option) -> list[str]:
         """The probe as ``option`` reads it."""

@@ -241,6 +241,7 @@ def main() -> None:
         general = [(s.image, s.label) for s in open_dataset(args.general)]
         base = Recognizer(args.base, precision="fp32")
         zero_general = accuracy(base, general, None, "loose")
+        switches = {f.name for f in fields(Recipe)}  # recipe keys that are Recipe's, not AdaptConfig's
         zero_shot: dict[tuple[str, int, int], tuple] = {}  # (set, seed, images read unlabelled) -> accuracies
         for set_name in args.sets.split(","):
             for seed in map(int, args.seeds.split(",")):
@@ -259,7 +260,6 @@ def main() -> None:
                                 (unlabeled / f"{k:05d}.png").write_bytes(data)
                         overrides["unlabeled"] = unlabeled
                     model_dir = args.out / "models" / f"{set_name}-{seed}-{recipe}"
-                    switches = {f.name for f in fields(Recipe)}
                     recipe_fields = {k: v for k, v in overrides.items() if k in switches}
                     config = AdaptConfig(data=split.adapt_dir, out=model_dir, seed=seed, allow=split.allow,
                                          force=True, base_model=args.base,
