@@ -69,6 +69,8 @@ RECIPES: dict[str, dict] = {
     "self-train-c0.97": {"unlabeled": "UNSEEN", "pseudo_confidence": 0.97},
     "folds": {"folds": 4},
     "cold-start": {"warm_start": False},
+    #: Neither a moving average nor a warm start: the final fit is the selection fit's recipe again, on every image.
+    "simple": {"average_share": 0.0, "warm_start": False},
     "bs8": {"batch_size": 8},
     "lr2e-4": {"lr": 2e-4},
     "bs4": {"batch_size": 4},
