@@ -279,7 +279,7 @@ def fit_network(
     """
     config, model = prep.config, prep.model
     synthesis = Synthesis.build(prep.fonts, train, model.input_height, config.seed, config.allow, extra,
-                                model.row_crop, prep.charset.case)
+                                model.row_crop)
     network = copy.deepcopy(model.network)
     if start is not None:
         network.load_state_dict(start)

@@ -27,17 +27,14 @@ class Synthesis:
     pseudo: list[LabelledImage] = field(default_factory=list)
     #: The network's framing (``crnn.preprocess.frame_rows``), applied to real images before augmentation.
     row_crop: float = 0.0
-    #: The labels' case when the model folds case (``Charset.case``): rendered lines are then printed in mixed
-    #: case and labelled in that case, so that the network keeps reading lower-case print as the letters it is.
-    case: str | None = None
 
     @classmethod
     def build(cls, fonts: Sequence[Path], train: list[LabelledImage], height: int, seed: int, allow: str | None,
-              pseudo: Sequence[LabelledImage] = (), row_crop: float = 0.0, case: str | None = None) -> Synthesis:
+              pseudo: Sequence[LabelledImage] = (), row_crop: float = 0.0) -> Synthesis:
         """Styles from ``train``'s images, texts like its labels (within ``allow``), augmentation at ``height``."""
         renderer = Renderer(list(fonts), [estimate_style(s.gray) for s in train], seed)
         return cls(train, renderer, TextSampler([s.label for s in train], seed, allow), Augmenter(seed, height),
-                   list(pseudo), row_crop, case)
+                   list(pseudo), row_crop)
 
     def draw_real(self, rng: random.Random) -> tuple[np.ndarray, str]:
         """A labelled (or pseudo-labelled) image, framed as the network reads it, then augmented."""
@@ -46,11 +43,9 @@ class Synthesis:
         return self.augmenter(frame_rows(s.gray, self.row_crop)), s.label
 
     def draw_synthetic(self, rng: random.Random) -> tuple[np.ndarray, str]:
-        """A rendered line of domain-like text, augmented; with case folding printed in a random case
-        (as labelled, lower or title case) and labelled as the labels are."""
+        """A rendered line of domain-like text, augmented."""
         text = self.sampler.sample()
-        printed = rng.choice((text, text.lower(), text.title())) if self.case else text
-        return self.augmenter(self.renderer.render(printed)), text
+        return self.augmenter(self.renderer.render(text)), text
 
     def domain_examples(self) -> list[np.ndarray]:
         """The labelled images and one augmented copy of each: the domain side of a gate (unframed: the gate
