@@ -384,7 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--repeats", type=_positive_int, default=20, help="draws per size (default: 20)")
     compare.add_argument("--methods", default=None,
                          help="comma-separated from logistic,leek,zero-shot,adapted (default: all but adapted; "
-                         "adapted is included by default only when --repeats is 5 or fewer)")
+                         "adapted is included by default only when --repeats is 5 or fewer; it is installed whatever "
+                         "its held-out images say, and 'adapted if better' beside it is what a user's ocr adapt "
+                         "leaves: the adapted model where the job installs it, the default model where it does not)")
     compare.add_argument("--out", type=Path, default=Path("compare_out"), help="output folder (default: compare_out)")
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--test-size", type=_positive_int, default=1000,
