@@ -336,7 +336,8 @@ def plot(path: Path, summary, methods: list[str], sizes: tuple[int, ...], classe
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    line_colours = iter(["tab:green", "tab:olive", "tab:cyan"])
+    line_colours = iter(["tab:green", "tab:olive", "tab:cyan"])  # zero-shot bands
+    point_colours = iter(["tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown"])  # methods that train
     for m in methods:
         points = [(n, *summary[(m, n)][:3]) for n in sizes if (m, n) in summary]
         ns = [p[0] for p in points]
@@ -348,7 +349,8 @@ def plot(path: Path, summary, methods: list[str], sizes: tuple[int, ...], classe
             ax.axhspan(lows.min(), highs.max(), color=colour, alpha=0.15)
             ax.axhline(means.mean(), color=colour, label=f"zero-shot {name} (no training)")
         else:
-            ax.errorbar(ns, means, yerr=[means - lows, highs - means], marker="o", capsize=3, label=m)
+            ax.errorbar(ns, means, yerr=[means - lows, highs - means], marker="o", capsize=3, label=m,
+                        color=next(point_colours, "tab:gray"))
     ax.set_xlabel("training images (n)")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"classes {','.join(classes)}")
