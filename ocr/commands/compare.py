@@ -233,10 +233,16 @@ def run_compare(config: CompareConfig, progress: bool = True) -> list[dict]:
     for n in config.sizes:
         draw(by_class, n, random.Random(0))  # fail early, before any training
     rows: list[dict] = []
-    zero_shot: dict[str, float] = {}  # bundled model -> its accuracy on the test split
+    zero_shot: dict[str, float] = {}  # bundled model -> its accuracy on the test split, read once
+
+    def zero_shot_of(name: str) -> float:
+        if name not in zero_shot:
+            zero_shot[name] = zero_shot_accuracy(digits, test, classes, Recognizer(name, device="cpu"))
+        return zero_shot[name]
+
     if "zero-shot" in methods:  # the default model as "zero-shot", every other bundled one beside it
         for name in dict.fromkeys([DEFAULT_MODEL, *MODEL_SPECS]):
-            accuracy = zero_shot[name] = zero_shot_accuracy(digits, test, classes, Recognizer(name, device="cpu"))
+            accuracy = zero_shot_of(name)
             method = "zero-shot" if name == DEFAULT_MODEL else f"zero-shot {name}"
             rows += [{"method": method, "n": n, "repeat": r, "accuracy": accuracy}
                      for n in config.sizes for r in range(config.repeats)]
@@ -258,12 +264,9 @@ def run_compare(config: CompareConfig, progress: bool = True) -> list[dict]:
                 rows.append({"method": "leek", "n": n, "repeat": r, "accuracy": float(np.mean(predicted == y_test))})
             if (n, r) in adapt_jobs:
                 accuracy, better = adapted_accuracy(digits, train, test, classes, config.adapt_minutes, config.seed + r)
-                if not better and DEFAULT_MODEL not in zero_shot:
-                    zero_shot[DEFAULT_MODEL] = zero_shot_accuracy(digits, test, classes,
-                                                                    Recognizer(DEFAULT_MODEL, device="cpu"))
                 rows.append({"method": "adapted", "n": n, "repeat": r, "accuracy": accuracy})
                 rows.append({"method": "adapted if better", "n": n, "repeat": r,
-                             "accuracy": accuracy if better else zero_shot[DEFAULT_MODEL]})
+                             "accuracy": accuracy if better else zero_shot_of(DEFAULT_MODEL)})
             bar.update()
     write_outputs(config, rows, classes, digits.source, len(test))
     return rows
