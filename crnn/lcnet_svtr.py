@@ -182,13 +182,22 @@ class LCNetSVTR(nn.Module):
         """The backbone's frames ``(N, 384, 1, W/8)``."""
         return F.avg_pool2d(self.stages(self.stem(images)), (3, 2))
 
-    def forward(self, images: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits for every class, or only for ``classes`` (indices, in that order): the head is most of the cost
-        beyond the backbone, and a request with an allowlist can only write a few of its 18,710 classes."""
-        frames = self.encoder(self.features(images))
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Everything before the CTC head: the encoder's frames ``(N, W/8, dim)`` and the backbone's pooled
+        features ``(N, 384, 1, W/8)`` they came from (what the domain gate reads). The graph other runtimes run."""
+        conv = self.features(images)
+        return self.encoder(conv), conv
+
+    def classify(self, frames: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """The CTC head: logits for every class, or only for ``classes`` (indices, in that order): the head is most
+        of the cost beyond the backbone, and a request with an allowlist can only write a few of its 18,710."""
         if classes is None:
             return self.head(frames)
         return F.linear(frames, self.head.weight.index_select(0, classes), self.head.bias.index_select(0, classes))
+
+    def forward(self, images: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(N, W/8, classes)``: :meth:`classify` of :meth:`encode`."""
+        return self.classify(self.encoder(self.features(images)), classes)
 
     @staticmethod
     def sequence_length(width: int) -> int:

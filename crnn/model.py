@@ -78,6 +78,20 @@ class CRNN(nn.Module):
         with torch.autocast(images.device.type, enabled=False):
             return self.Prediction(self.SequenceModeling(sequence))
 
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Everything before the CTC head: the BiLSTMs' frames ``(N, T, hidden)`` and the convolutional features
+        ``(N, C, 3, T)`` they came from (what the domain gate reads). The graph other runtimes run."""
+        features = self.FeatureExtraction(images)
+        with torch.autocast(images.device.type, enabled=False):
+            return self.SequenceModeling(features.float().mean(dim=2).transpose(1, 2)), features
+
+    def classify(self, frames: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """The CTC head: logits for every class, or only for ``classes`` (indices, in that order)."""
+        if classes is None:
+            return self.Prediction(frames)
+        weight, bias = self.Prediction.weight, self.Prediction.bias
+        return nn.functional.linear(frames, weight.index_select(0, classes), bias.index_select(0, classes))
+
     @staticmethod
     def sequence_length(width: int) -> int:
         """Number of output frames for an input of ``width`` pixels."""

@@ -39,7 +39,15 @@ from crnn.preprocess import (
     stretch_contrast,
 )
 from crnn.quantize import load_stats, quantized_network, stats_path
-from crnn.runtime import Precision, autocast_dtype, resolve_device, resolve_precision
+from crnn.runtime import (
+    Precision,
+    Runtime,
+    autocast_dtype,
+    open_engine,
+    resolve_device,
+    resolve_precision,
+    resolve_runtime,
+)
 from crnn.specs import DEFAULT_MODEL, MODEL_SPECS
 from crnn.weights import LoadedModel, load_model
 
@@ -98,6 +106,13 @@ class Recognizer:
     ``batch_columns`` caps a batch's total padded width (batch size x width;
     default ``batch_size * 256``, or less where the model's spec says so), so
     batches of wide lines hold fewer images than batches of short words.
+
+    ``runtime`` runs the network: ``torch`` (our module), ``onnxruntime`` or
+    ``openvino`` (the graph exported from it, up to the CTC head, which stays
+    here), or ``auto`` (``crnn.runtime.resolve_runtime``: the fastest installed
+    one for this CPU at fp32, whose texts are the same). ``min_width`` is the
+    padding floor (None: the one the model's spec validated, ``read_min_width``,
+    for its own weights; else its normalisation's).
     """
 
     def __init__(
@@ -112,6 +127,8 @@ class Recognizer:
         contrast_retry: float | None = DEFAULT_CONTRAST_RETRY,
         polarity_retry: float | None = DEFAULT_POLARITY_RETRY,
         calibrated: bool = True,
+        runtime: Runtime = "auto",
+        min_width: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -131,6 +148,13 @@ class Recognizer:
         if spec is not None and spec.batch_columns:  # a model measured to read faster in smaller batches
             default_columns = min(default_columns, spec.batch_columns)
         self.batch_columns = max(batch_columns or default_columns, BUCKET_STEP)
+        if min_width is None:
+            min_width = spec.read_min_width if validated_weights and spec and spec.read_min_width is not None \
+                else self.model.normalization.min_width
+        if min_width < 0:
+            raise ValueError("min_width must be at least 0")
+        #: How batches are laid out: the model's normalisation with this recogniser's padding floor.
+        self.normalization = replace(self.model.normalization, min_width=min_width)
         self.contrast_retry = contrast_retry or None
         self.polarity_retry = polarity_retry or None
         network = self.model.network.eval().to(self.device)
@@ -139,14 +163,20 @@ class Recognizer:
         self.network = network.to(memory_format=torch.channels_last)
         for p in self.network.parameters():
             p.requires_grad_(False)
+        self.runtime = resolve_runtime(runtime, self.device, self.precision)
+        #: The non-PyTorch engine running the graph up to the head (None: the PyTorch module runs everything).
+        self.engine = None if self.runtime == "torch" else open_engine(
+            self.runtime, self.model.network, self.model.normalization.channels, self.input_height, self.precision,
+            threads)
         fallback = self.model.fallback
         self.fallback = None if fallback is None else Recognizer(
             fallback.model, device=str(self.device), precision=precision, batch_size=batch_size,
             batch_columns=batch_columns, contrast_retry=contrast_retry, polarity_retry=polarity_retry,
+            runtime=runtime, threads=threads,
         )
         self.fallback_below = fallback.below if fallback else 0.0
         self.gate = fallback.gate if fallback else None
-        if self.gate is not None and not can_tap(self.network):
+        if self.gate is not None and self.engine is None and not can_tap(self.network):
             raise ValueError(f"a model with a domain gate cannot run at {self.precision}; use fp32 or bf16")
         #: Raw score -> probability of an exact reading; only for a registered model with its own weights.
         self.calibration = shipped_calibration(self.model.name) if calibrated and validated_weights else None
@@ -313,7 +343,7 @@ class Recognizer:
 
     def padded_width(self, width: int) -> int:
         """The width a line ``width`` columns wide is run at (its bucket; at least the model's minimum)."""
-        return padded_width(width, self.model.normalization)
+        return padded_width(width, self.normalization)
 
     def lines_per_batch(self, width: int) -> int:
         """The most lines one forward pass holds at padded ``width``: ``batch_size``, fewer for wide lines."""
@@ -392,14 +422,18 @@ class Recognizer:
 
     def batch_tensor(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:
         """Pad, normalise and stack images into an ``(N, 1, H, width)`` float tensor on the CPU."""
-        return torch.from_numpy(stack_batch([im.pixels for im in images], width, self.model.normalization))
+        return torch.from_numpy(stack_batch([im.pixels for im in images], width, self.normalization))
 
     def forward_features(self, images: Sequence[PreparedImage], width: int) -> tuple[torch.Tensor, np.ndarray]:
         """``forward``, plus each image's pooled convolutional features (``crnn.gate.pooled_features``)."""
-        with feature_tap(self.network) as captured:
-            logits = self.forward(images, width)
+        if self.engine is not None:
+            logits, conv = self._engine_forward(images, width, None)
+        else:
+            with feature_tap(self.network) as captured:
+                logits = self.forward(images, width)
+            conv = captured[-1]
         lengths = [frames_covering(image.width, logits.shape[1]) for image in images]
-        return logits, pooled_features(captured[-1], lengths)
+        return logits, pooled_features(conv, lengths)
 
     def _class_subset(
         self, masks: Sequence[np.ndarray | None], constraints: Sequence[Constraint | None], domain: list[bool] | None
@@ -422,6 +456,8 @@ class Recognizer:
     def forward(self, images: Sequence[PreparedImage], width: int, classes: np.ndarray | None = None) -> torch.Tensor:
         """Run one batch of images padded to ``width``; returns float32 logits ``(N, T, C)`` on the CPU, or
         ``(N, T, len(classes))`` for only those classes."""
+        if self.engine is not None:
+            return self._engine_forward(images, width, classes)[0]
         batch = self.batch_tensor(images, width)
         if self.device.type == "cuda":
             batch = batch.pin_memory()
@@ -433,3 +469,13 @@ class Recognizer:
             else:
                 logits = self.network(batch, torch.as_tensor(classes, device=self.device))
         return logits.float().cpu()
+
+    @torch.inference_mode()
+    def _engine_forward(
+        self, images: Sequence[PreparedImage], width: int, classes: np.ndarray | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch on the engine, then the CTC head here: (logits as ``forward`` returns them, conv features)."""
+        assert self.engine is not None
+        frames, conv = self.engine(stack_batch([im.pixels for im in images], width, self.normalization))
+        subset = None if classes is None else torch.as_tensor(classes)
+        return self.model.network.classify(torch.from_numpy(frames), subset).float(), torch.from_numpy(conv)

@@ -1,7 +1,10 @@
-"""Choosing a device, a numeric precision and a thread count for inference."""
+"""Choosing a device, a numeric precision, an inference runtime and a thread count for inference."""
 
 from __future__ import annotations
 
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -63,3 +66,96 @@ def resolve_precision(
 def autocast_dtype(precision: str) -> torch.dtype | None:
     """The autocast dtype for a resolved precision (None for fp32)."""
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+Runtime = Literal["auto", "torch", "onnxruntime", "openvino"]
+RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
+#: The engine of each runtime's Python package (what must be importable to use it).
+RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+#: CPU kinds, from the instruction sets that decide which kernels are fast (``cpu_kind``).
+CPU_KINDS = ("amx", "avx512_bf16", "avx512", "avx2", "baseline")
+#: ``runtime="auto"`` on the CPU: the installed runtimes in order of measured fp32 lines/s per CPU kind (texts are
+#: identical at fp32, so this is a speed choice only). OpenVINO first: on 600 IIIT5K crops it read 1.11x ONNX
+#: Runtime's lines/s on an AMD EPYC with AVX512-BF16 (issue 49's probe) and 1.0-1.1x on an AMD EPYC with AVX2 only
+#: (docs/models.md, "Runtimes"); PyTorch last. The AMX Xeon and plain AVX512 kinds were not measured: the same order.
+RUNTIME_PREFERENCE: dict[str, tuple[str, ...]] = {kind: ("openvino", "onnxruntime", "torch") for kind in CPU_KINDS}
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (empty where that file is absent)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def cpu_kind(flags: frozenset[str] | None = None) -> str:
+    """The CPU's kind for runtime and precision choices: ``amx`` (AMX tiles for bf16 and int8), ``avx512_bf16``,
+    ``avx512`` (AVX512F, with or without VNNI), ``avx2``, or ``baseline``. Where /proc/cpuinfo is missing, PyTorch's
+    own reading of the CPU decides between AVX512, AVX2 and baseline."""
+    flags = cpu_flags() if flags is None else flags
+    if not flags:
+        capability = str(torch.backends.cpu.get_cpu_capability()).lower()
+        return "avx512" if "avx512" in capability else "avx2" if "avx2" in capability else "baseline"
+    if "amx_bf16" in flags:
+        return "amx"
+    if "avx512_bf16" in flags:
+        return "avx512_bf16"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if "avx2" in flags else "baseline"
+
+
+def runtime_installed(runtime: str) -> bool:
+    """Whether ``runtime``'s package can be imported (PyTorch always can)."""
+    package = RUNTIME_PACKAGES.get(runtime)
+    return package is None or importlib.util.find_spec(package) is not None
+
+
+def resolve_runtime(runtime: Runtime, device: torch.device, precision: str) -> str:
+    """The runtime actually used.
+
+    ``auto``: on the CPU at fp32, the first installed runtime of ``RUNTIME_PREFERENCE`` for this CPU's kind (the
+    texts are the same on each); PyTorch on a GPU and at any other precision (bf16 and int8 were validated on
+    PyTorch's kernels only). An explicit runtime that is not installed, or cannot run the device or precision, is
+    an error that says what to do: ONNX Runtime runs fp32, OpenVINO fp32 and, on a CPU with fast bf16, bf16.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+    if runtime == "auto":
+        if device.type != "cpu" or precision != "fp32":
+            return "torch"
+        return next(r for r in RUNTIME_PREFERENCE[cpu_kind()] if runtime_installed(r))
+    if runtime == "torch":
+        return runtime
+    if not runtime_installed(runtime):
+        raise ValueError(f"runtime {runtime!r} is not installed: pip install 'crnn-ocr[{runtime}]' "
+                         "(or use --runtime torch)")
+    if device.type != "cpu":
+        raise ValueError(f"runtime {runtime!r} runs on the CPU here; on {device.type} use --runtime torch")
+    allowed = ("fp32", "bf16") if runtime == "openvino" and cpu_supports_bf16() else ("fp32",)
+    if precision not in allowed:
+        raise ValueError(f"runtime {runtime!r} runs {' or '.join(allowed)} on this CPU; {precision} runs on "
+                         "--runtime torch")
+    return runtime
+
+
+def open_engine(runtime: str, network, channels: int, height: int, precision: str, threads: int | None):
+    """The engine of a non-PyTorch ``runtime`` for ``network`` (its graph exported, or taken from the cache)."""
+    from crnn.graph import cached_graph
+
+    graph = cached_graph(network, channels, height)
+    if runtime == "onnxruntime":
+        from crnn.runtime_onnxruntime import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(graph, threads)
+    if runtime == "openvino":
+        from crnn.runtime_openvino import OpenVinoEngine
+
+        return OpenVinoEngine(graph, threads, precision)
+    raise ValueError(f"no engine for runtime {runtime!r}")

@@ -68,6 +68,10 @@ class ModelSpec:
     #: Most padded columns a batch holds by default (None: 256 a line of the batch size), where smaller batches
     #: were measured to read faster.
     batch_columns: int | None = None
+    #: The padding floor reading uses with these weights, where narrower than ``normalization.min_width`` (the
+    #: layout the model was trained and is fine-tuned with) and validated by the paired rule on every shared set
+    #: (``scripts/bench/precision_check.py``); None: ``normalization.min_width``.
+    read_min_width: int | None = None
 
     @property
     def charset(self) -> Charset:

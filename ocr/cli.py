@@ -14,7 +14,7 @@ from pathlib import Path
 from crnn import MODEL_SPECS, CrnnError
 from crnn.preprocess import MAX_ASPECT_RATIO, MAX_PIXELS
 from crnn.recognizer import DEFAULT_POLARITY_RETRY
-from crnn.runtime import PRECISIONS
+from crnn.runtime import PRECISIONS, RUNTIMES
 from crnn.specs import ADAPT_BASE_MODEL, DEFAULT_MODEL
 from crnn.weights import WEIGHTS_ENV, write_atomically
 from ocr.adapt.data import NORMALIZATIONS
@@ -92,6 +92,10 @@ def _add_model_options(parser: argparse.ArgumentParser, precision: bool = True, 
             "--precision", default="auto", choices=PRECISIONS,
             help="auto = bf16 where the CPU/GPU supports it and it was validated for the model, else fp32",
         )
+    group.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                       help="what runs the network: auto = the fastest installed runtime for this CPU at fp32 "
+                       "(OpenVINO, then ONNX Runtime, then PyTorch; the same texts), PyTorch on a GPU and at bf16 or "
+                       "int8; torch, onnxruntime or openvino to choose (default: auto)")
     group.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: torch's choice)")
     group.add_argument("--polarity-retry", type=_probability, metavar="P",
                        help="also read lines below confidence P inverted (light text on dark) and keep the more "
@@ -150,6 +154,7 @@ def _model_options(args: argparse.Namespace) -> ModelOptions:
         weights=args.weights,
         device=args.device,
         precision=getattr(args, "precision", "auto"),
+        runtime=args.runtime,
         threads=args.threads,
         batch_size=args.batch_size,
         polarity_retry=getattr(args, "polarity_retry", None),
@@ -268,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", dest="models", action="append", metavar="NAME",
                        help=f"model to load; repeat for several, the first is the default (default: {DEFAULT_MODEL})")
     serve.add_argument("--precision", default="auto", choices=PRECISIONS, help="default: auto")
+    serve.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                       help="what runs the network (see ocr read --help; default: auto)")
     serve.add_argument("--threads", type=_positive_int, help="CPU threads for inference")
     serve.add_argument("--max-batch-size", type=_positive_int, default=32, help="images per batch (default: 32)")
     serve.add_argument("--max-queue-delay-ms", type=float, default=0.0,
@@ -275,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "once; images that arrive while a batch computes are batched together anyway)")
     serve.add_argument("--max-queue-size", type=_positive_int, default=2048,
                        help="images waiting before new requests get RESOURCE_EXHAUSTED (default: 2048)")
+    serve.add_argument("--max-queue-wait", type=float, default=2.0, metavar="SECONDS",
+                       help="refuse new requests (RESOURCE_EXHAUSTED, HTTP 429) while the queued lines would take "
+                       "longer than this to read at the measured lines/s; 0 turns it off (default: 2)")
     serve.add_argument("--max-images-per-request", type=_positive_int, default=DEFAULT_MAX_IMAGES)
     serve.add_argument("--max-models", type=_positive_int, default=4,
                        help="models in memory at most: a request naming a model of the models folder ($OCR_MODELS "
@@ -457,8 +467,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     threads = args.threads or (max(1, math.ceil(args.cpus_per_replica)) if args.ray else None)
     config = ServerConfig(
         host=args.host, port=args.port, device=args.device, models=tuple(args.models or [DEFAULT_MODEL]),
-        precision=args.precision, threads=threads, max_batch_size=args.max_batch_size,
+        precision=args.precision, runtime=args.runtime, threads=threads, max_batch_size=args.max_batch_size,
         max_queue_delay_ms=args.max_queue_delay_ms, max_queue_size=args.max_queue_size,
+        max_queue_wait_s=args.max_queue_wait or None,
         max_images_per_request=args.max_images_per_request, max_models=args.max_models,
         max_message_bytes=int(args.max_message_mb * 2**20),
         metrics_port=args.metrics_port, http_port=args.http_port, tls_cert=args.tls_cert, tls_key=args.tls_key,

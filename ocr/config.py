@@ -26,6 +26,7 @@ class ModelOptions:
     weights: Path | None = None
     device: str = "auto"
     precision: str = "auto"
+    runtime: str = "auto"
     threads: int | None = None
     batch_size: int = 32
     #: Lines below this confidence are also read inverted (0: never; None: the recogniser's default).
@@ -36,7 +37,8 @@ class ModelOptions:
         extra = {} if self.polarity_retry is None else {"polarity_retry": self.polarity_retry}
         return Recognizer(
             self.model, device=self.device, precision=self.precision,  # type: ignore[arg-type]
-            threads=self.threads, batch_size=self.batch_size, weights=self.weights, **extra,
+            runtime=self.runtime, threads=self.threads, batch_size=self.batch_size,  # type: ignore[arg-type]
+            weights=self.weights, **extra,
         )
 
 

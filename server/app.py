@@ -53,7 +53,8 @@ class OcrServer:
         self.service.loader = self.load_on_demand
         self.service.detector_loader = self.detector
         self._detector: asyncio.Future | None = None
-        self._batcher_config = BatcherConfig(config.max_batch_size, config.max_queue_delay_ms, config.max_queue_size)
+        self._batcher_config = BatcherConfig(config.max_batch_size, config.max_queue_delay_ms, config.max_queue_size,
+                                            config.max_queue_wait_s)
         self.port: int | None = None
         self.http: HttpApi | None = None
         self._server: grpc.aio.Server | None = None

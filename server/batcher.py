@@ -16,6 +16,12 @@ crop sent meanwhile does not wait behind a whole page; ``batch_limit(key)``
 caps how many items one dispatch of ``key`` takes, so one dispatch stays one
 forward pass and the next due item waits at most that long.
 
+Admission is measured in seconds as well as items: the batcher keeps a running
+estimate of its compute time per item (an exponential moving average over
+batches), and with ``max_queue_wait_s`` refuses new items while the queued ones
+would take longer than that to compute (``expected_wait_s``): a client is told
+at once that the server is busy instead of waiting behind seconds of work.
+
 Time comes from a :class:`Clock`, so tests drive the batcher with a fake one.
 """
 
@@ -33,7 +39,7 @@ R = TypeVar("R")
 
 
 class QueueFullError(Exception):
-    """The queue holds ``max_queue_size`` items already."""
+    """The queue holds ``max_queue_size`` items already, or more than ``max_queue_wait_s`` seconds of work."""
 
 
 class DrainingError(Exception):
@@ -51,10 +57,18 @@ class BatcherConfig:
     max_batch_size: int = 32
     max_queue_delay_ms: float = 5.0
     max_queue_size: int = 1024
+    #: Refuse new items while the queued ones would take longer than this to compute (None: no such limit).
+    max_queue_wait_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_queue_size < 1 or self.max_queue_delay_ms < 0:
             raise ValueError(f"invalid batcher limits: {self}")
+        if self.max_queue_wait_s is not None and self.max_queue_wait_s <= 0:
+            raise ValueError(f"max_queue_wait_s must be positive: {self}")
+
+
+#: Weight of the newest batch in the running estimate of compute seconds per item.
+RATE_SMOOTHING = 0.3
 
 
 class Clock:
@@ -118,11 +132,18 @@ class DynamicBatcher(Generic[T, R]):
         self._draining = False
         self._task: asyncio.Task | None = None
         self.stats = BatchStats()
+        #: Running estimate of compute seconds per item (None until a batch has run).
+        self.seconds_per_item: float | None = None
 
     @property
     def depth(self) -> int:
         """Items waiting (not yet handed to ``run_batch``)."""
         return self._size
+
+    @property
+    def expected_wait_s(self) -> float:
+        """Seconds the queued items would take to compute at the measured rate (0 before any batch has run)."""
+        return self._size * (self.seconds_per_item or 0.0)
 
     def start(self) -> None:
         if self._task is None:
@@ -153,6 +174,12 @@ class DynamicBatcher(Generic[T, R]):
         if self._size + len(items) > self.config.max_queue_size:
             raise QueueFullError(
                 f"queue full ({self._size} items waiting, {len(items)} more would pass {self.config.max_queue_size})"
+            )
+        limit = self.config.max_queue_wait_s
+        if limit is not None and self._size and self.expected_wait_s > limit:
+            raise QueueFullError(
+                f"server busy: the {self._size} items queued are about {self.expected_wait_s:.1f} s of work, over the "
+                f"limit of {limit:g} s; retry with backoff"
             )
         loop = asyncio.get_running_loop()
         now = self._clock.now()
@@ -222,7 +249,12 @@ class DynamicBatcher(Generic[T, R]):
         self.stats.batch_sizes.append(len(live))
         if self._on_batch is not None:
             self._on_batch(len(live), max(now - p.enqueued for p in live))
+        start = self._clock.now()
         results = await run_isolated(self._run_batch, [p.item for p in live])
+        per_item = (self._clock.now() - start) / len(live)
+        previous = self.seconds_per_item
+        self.seconds_per_item = per_item if previous is None else (
+            RATE_SMOOTHING * per_item + (1 - RATE_SMOOTHING) * previous)
         for p, result in zip(live, results):
             if p.future.done():
                 continue

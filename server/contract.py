@@ -49,7 +49,7 @@ def build_recognizer(model: str | LoadedModel, config: ServerConfig) -> Recogniz
     """A recogniser configured the way the server runs models, warmed up (call it on the inference thread)."""
     recognizer = Recognizer(
         model, device=config.device, precision=config.precision,  # type: ignore[arg-type]
-        threads=config.threads, batch_size=config.max_batch_size,
+        runtime=config.runtime, threads=config.threads, batch_size=config.max_batch_size,  # type: ignore[arg-type]
     )
     recognizer.warmup()
     return recognizer

@@ -19,6 +19,9 @@ class Metrics:
         self.batches = Counter("ocr_inference_batches", "Batches run (items / batches = mean batch size)",
                                ["model"], registry=r)
         self.queue_depth = Gauge("ocr_queue_depth", "Images waiting to be batched", ["model"], registry=r)
+        self.queue_wait = Gauge("ocr_queue_wait_estimate_seconds", "Seconds the queued images would take to read "
+                                "at the measured rate (new requests are refused above --max-queue-wait)",
+                                ["model"], registry=r)
         self.queue_seconds = Histogram("ocr_queue_duration_seconds", "Time an image waits before its batch runs",
                                        ["model"], buckets=_TIME_BUCKETS, registry=r)
         self.compute_seconds = Histogram("ocr_compute_duration_seconds", "Time to run one batch",

@@ -59,7 +59,11 @@ class ModelWorker:
         self._metrics.batches.labels(self.name).inc()
         self._metrics.items.labels(self.name).inc(size)
         self._metrics.queue_seconds.labels(self.name).observe(oldest_wait)
+        self._record_queue()
+
+    def _record_queue(self) -> None:
         self._metrics.queue_depth.labels(self.name).set(self.batcher.depth)
+        self._metrics.queue_wait.labels(self.name).set(self.batcher.expected_wait_s)
 
     def _compute(self, items: list[WorkItem]) -> list[Result]:
         return self.recognizer.recognize_prepared(
@@ -82,7 +86,7 @@ class ModelWorker:
             [(WorkItem(image, options), self.recognizer.padded_width(image.width)) for image in images], deadline,
             BULK_DEFER_S if bulk else 0.0,
         )
-        self._metrics.queue_depth.labels(self.name).set(self.batcher.depth)
+        self._record_queue()
         try:
             return list(await asyncio.gather(*futures))
         finally:

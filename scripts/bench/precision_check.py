@@ -1,60 +1,109 @@
-"""Is a lower precision safe for a model? Every shared set read at fp32 and at each other precision, paired.
+"""Is a lower precision, a narrower padding floor or another runtime safe for a model? Every shared set read with
+the reference and with each variant, paired line by line.
 
-    python scripts/bench/precision_check.py [--model ppocrv6_small] [--precisions bf16 int8] [--data ../shared/data]
+    python scripts/bench/precision_check.py [--model ppocrv6_small] [--variants precision=bf16 min_width=128 ...]
+                                            [--data ../shared/data] [--out rows.jsonl]
 
-Per set: loose accuracy at each precision, the lines only fp32 reads right and the lines only the other
-precision reads right (loose), and McNemar's exact p-value that the other precision is worse. The rule
-``precision="auto"`` relies on (``ModelSpec.bf16_validated``): not worse than fp32 on any set by the paired test
-(one-sided p < 0.05) and within 1 point loose.
+A variant is ``key=value[,key=value]`` over ``precision``, ``min_width`` and ``runtime`` (``Recognizer``'s
+arguments); the reference is fp32 on PyTorch at the model's trained padding floor (``normalization.min_width``).
+Per set: loose accuracy of each, the lines only the reference reads right and the lines only the variant reads right
+(loose), and McNemar's exact one-sided p-value that the variant is worse. The rule a default must pass on **every**
+set (``ModelSpec.bf16_validated``, ``read_min_width``): not worse by the paired test (p < 0.05) and within 1 point
+loose. Each set's lines are split by index into two halves, so a default is chosen on one ("choose", even indices)
+and reported on the other ("report", odd): a table per half, plus one over all lines.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from scipy.stats import binomtest
 
-from crnn import Recognizer
+from crnn import MODEL_SPECS, Recognizer
 from ocr.data.datasets import DatasetError, open_dataset
 from ocr.eval.lines import evaluate
 from ocr.eval.metrics import loose
 
 ROOT = Path(__file__).resolve().parents[2]
+KEYS = {"precision": str, "min_width": int, "runtime": str}
+HALVES = {"choose (even lines)": slice(0, None, 2), "report (odd lines)": slice(1, None, 2), "all": slice(None)}
+
+
+def parse_variant(text: str) -> dict[str, str | int]:
+    """``"precision=bf16,min_width=128"`` -> ``{"precision": "bf16", "min_width": 128}``."""
+    variant: dict[str, str | int] = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key not in KEYS or not value:
+            raise SystemExit(f"bad variant {text!r}: use key=value over {', '.join(KEYS)}")
+        variant[key] = KEYS[key](value)
+    return variant
+
+
+def paired(reference: list[bool], other: list[bool]) -> tuple[int, int, float, float]:
+    """(lines only the reference reads right, lines only the other does, one-sided p that the other is worse,
+    the other's loss in loose accuracy)."""
+    only_ref = sum(a and not b for a, b in zip(reference, other))
+    only_other = sum(b and not a for a, b in zip(reference, other))
+    discordant = only_ref + only_other
+    p = binomtest(only_ref, discordant, 0.5, alternative="greater").pvalue if discordant else 1.0
+    return only_ref, only_other, p, (sum(reference) - sum(other)) / max(1, len(reference))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="ppocrv6_small")
-    parser.add_argument("--precisions", nargs="+", default=["bf16"])
+    parser.add_argument("--variants", nargs="+", default=["precision=bf16"])
+    parser.add_argument("--precisions", nargs="+", default=None, help="shorthand: one variant per precision")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--sets", nargs="+", default=None, help="only these set folders (default: every one)")
+    parser.add_argument("--out", type=Path, default=None, help="append each set's per-line rights as JSON lines")
     args = parser.parse_args()
-    recognizers = {p: Recognizer(args.model, device="cpu", precision=p) for p in ["fp32", *args.precisions]}
-    print(f"{args.model}: loose accuracy; 'fp32 only' / 'other only' = lines only that precision reads right")
-    print("| set | n | fp32 | " + " | ".join(f"{p} | fp32 only | {p} only | p (worse)" for p in args.precisions)
-          + " | passes |")
-    print("|" + " --- |" * (3 + 4 * len(args.precisions) + 1))
-    for folder in sorted(p for p in args.data.iterdir() if p.is_dir()):
+    names = [f"precision={p}" for p in args.precisions] if args.precisions else args.variants
+    variants = {name: parse_variant(name) for name in names}
+    trained_floor = MODEL_SPECS[args.model].normalization.min_width if args.model in MODEL_SPECS else None
+    reference = Recognizer(args.model, device="cpu", precision="fp32", runtime="torch", min_width=trained_floor)
+    recognizers = {"reference": reference} | {
+        name: Recognizer(args.model, device="cpu", **{"precision": "fp32"} | v) for name, v in variants.items()}  # type: ignore[arg-type]
+    print(f"{args.model}: reference fp32, torch, floor {reference.normalization.min_width}; loose accuracy; "
+          "'ref only' / 'var only' = lines only that one reads right")
+    tables: dict[str, list[str]] = {half: [] for half in HALVES}
+    passes = {half: dict.fromkeys(variants, True) for half in HALVES}
+    for folder in sorted(p for p in args.data.iterdir() if p.is_dir() and (not args.sets or p.name in args.sets)):
         try:
             dataset = open_dataset(folder)
         except DatasetError:
             continue
         allow = "0123456789" if dataset.kind == "mnist-idx" else None
         right = {}
-        for precision, recognizer in recognizers.items():
+        for name, recognizer in recognizers.items():
             predictions = evaluate(recognizer, dataset, allow, progress=False).predictions
-            right[precision] = [loose(p.text) == loose(p.label) for p in predictions]
-        n = len(right["fp32"])
-        cells, passes = [f"{sum(right['fp32']) / n:.3f}"], True
-        for precision in args.precisions:
-            only_fp32 = sum(a and not b for a, b in zip(right["fp32"], right[precision]))
-            only_other = sum(b and not a for a, b in zip(right["fp32"], right[precision]))
-            discordant = only_fp32 + only_other
-            p = binomtest(only_fp32, discordant, 0.5, alternative="greater").pvalue if discordant else 1.0
-            drop = (sum(right["fp32"]) - sum(right[precision])) / n
-            passes &= p >= 0.05 and drop <= 0.01
-            cells += [f"{sum(right[precision]) / n:.3f}", str(only_fp32), str(only_other), f"{p:.3f}"]
-        print(f"| {folder.name} | {n} | " + " | ".join(cells) + f" | {'yes' if passes else 'NO'} |", flush=True)
+            right[name] = [loose(p.text) == loose(p.label) for p in predictions]
+        if args.out:
+            with args.out.open("a") as f:
+                f.write(json.dumps({"model": args.model, "set": folder.name, "right": right}) + "\n")
+        for half, rows in HALVES.items():
+            ref = right["reference"][rows]
+            cells = [f"{sum(ref) / len(ref):.3f}"]
+            for name in variants:
+                other = right[name][rows]
+                only_ref, only_other, p, drop = paired(ref, other)
+                ok = p >= 0.05 and drop <= 0.01
+                passes[half][name] &= ok
+                cells += [f"{sum(other) / len(other):.3f}", str(only_ref), str(only_other), f"{p:.3f}",
+                          "yes" if ok else "NO"]
+            tables[half].append(f"| {folder.name} | {len(ref)} | " + " | ".join(cells) + " |")
+        print(f"read {folder.name}", flush=True)
+    for half, rows in tables.items():
+        print(f"\n### {half}\n")
+        print("| set | n | reference | " + " | ".join(f"{v} | ref only | var only | p (worse) | passes"
+                                                     for v in variants) + " |")
+        print("|" + " --- |" * (3 + 5 * len(variants)))
+        print("\n".join(rows))
+        verdicts = [f" | | | | **{'yes' if passes[half][v] else 'NO'}**" for v in variants]
+        print("| **every set** | | " + "".join(verdicts) + " |")
 
 
 if __name__ == "__main__":

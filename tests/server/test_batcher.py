@@ -234,3 +234,44 @@ async def test_bulk_items_yield_to_later_requests_but_run_at_once_alone() -> Non
     assert model.batches[2:] == [["line2", "line3"], ["line4", "line5"]]
     assert crop.done() and all(f.done() for f in page)
     await batcher.stop()
+
+
+async def test_queue_limit_in_seconds_of_measured_work() -> None:
+    """A batch of 2 items that takes 1 s on the clock sets the rate at 0.5 s an item; then 5 queued items are 2.5 s
+    of work: over a 2 s limit a new item is refused at once, under it (a faster rate) it is taken. Before any batch
+    has run, only the item limit counts."""
+    model = FakeModel()
+    model.gate = asyncio.Event()
+    config = BatcherConfig(max_batch_size=2, max_queue_delay_ms=0, max_queue_size=100, max_queue_wait_s=2.0)
+    batcher, _, clock = make(config, model)
+    first = [asyncio.ensure_future(batcher.submit(i)) for i in range(2)]
+    await settle()
+    assert batcher.seconds_per_item is None and batcher.expected_wait_s == 0.0
+    clock.advance(1.0)  # the first batch computes for 1 s
+    model.gate.set()
+    await settle()
+    assert [t.result() for t in first] == ["ok:0", "ok:1"]
+    assert batcher.seconds_per_item == pytest.approx(0.5)
+    model.gate = asyncio.Event()  # hold the next batch; queue 5 more behind it
+    running = asyncio.ensure_future(batcher.submit(20))
+    await settle()
+    behind = batcher.submit_many([(i, None) for i in range(30, 35)])
+    assert batcher.expected_wait_s == pytest.approx(2.5)
+    with pytest.raises(QueueFullError, match="about 2.5 s of work"):
+        batcher.submit_many([(40, None)])
+    assert batcher.depth == 5  # the refused item left nothing behind
+    batcher.seconds_per_item = 0.3  # the same queue at a faster measured rate: 1.5 s, admitted
+    extra = batcher.submit_many([(41, None)])
+    clock.advance(0.1)
+    model.gate.set()
+    await settle()
+    assert running.result() == "ok:20"
+    assert [f.result() for f in behind + extra] == [f"ok:{i}" for i in (*range(30, 35), 41)]
+    # smoothed: the 0.1 s batch of one item, then three batches that took no clock time
+    assert batcher.seconds_per_item == pytest.approx((0.3 * 0.1 + 0.7 * 0.3) * 0.7**3)
+    await batcher.stop()
+
+
+def test_queue_wait_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        BatcherConfig(max_queue_wait_s=0)
