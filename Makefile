@@ -1,4 +1,4 @@
-# `make install` builds .venv/ (torch 2.13.0 first, then the project with its dev, mnist, ray and onnx extras); it is
+# `make install` builds .venv/ (torch 2.13.0 first, then the project with its dev, mnist, ray, onnx and openvino extras); it is
 # idempotent and reruns only when pyproject.toml changes. `make test` and `make serve` depend on it.
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,mnist,ray,onnx]'
+	$(PY) -m pip install --quiet -e '.[dev,mnist,ray,onnx,openvino]'
 	touch $(STAMP)
 
 test: install browser fonts

@@ -1,4 +1,5 @@
-"""The graph the CPU runtimes run: a network up to its CTC head, exported to ONNX from our own module.
+"""The graphs the CPU runtimes run, exported to ONNX from our own modules: a recogniser up to its CTC head, a
+text detector whole.
 
 Our PyTorch module stays the source of truth: ONNX Runtime and OpenVINO run the graph
 exported from it, so an adapted checkpoint goes through the same door as a bundled model.
@@ -7,8 +8,9 @@ request may write (``classify``), so allowlists stay exact and cheap on every ru
 
 The graph maps ``images`` ``(N, C, H, W)`` (normalised as the model's spec says) to
 ``frames`` ``(N, T, D)`` (the head's input) and ``conv`` (the convolutional features the
-domain gate of an adapted model reads). Graphs are cached on disk by a digest of the
-network's weights, so each set of weights is exported once per machine.
+domain gate of an adapted model reads). A detector's graph maps ``images`` to its score
+``maps``. Graphs are cached on disk by a digest of the network's weights, so each set of
+weights is exported once per machine.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -50,45 +53,67 @@ def cache_dir() -> Path:
     return base / "crnn-ocr"
 
 
-def graph_key(network: nn.Module, channels: int, height: int) -> str:
-    """What identifies a network's graph: its architecture, input layout, weights and the export version."""
-    digest = hashlib.sha256(state_dict_digest(network.state_dict()).encode())
-    digest.update(f"{type(network).__name__}|{channels}|{height}|{GRAPH_VERSION}|{OPSET}".encode())
+@dataclass(frozen=True)
+class GraphSpec:
+    """What to export: the module to trace, an example input, and the names and dynamic axes of its outputs."""
+
+    module: nn.Module
+    example: torch.Tensor
+    outputs: tuple[str, ...]
+    dynamic: dict[str, dict[int, str]]
+    #: Says which network the weights belong to: the architecture's class name.
+    kind: str
+
+
+def recognizer_graph(network: nn.Module, channels: int, height: int) -> GraphSpec:
+    """A recogniser up to its CTC head: ``images`` -> ``frames``, ``conv`` (batch and width dynamic)."""
+    if not hasattr(network, "encode"):
+        raise ValueError(f"a {type(network).__name__} has no encode(); only fp32 networks export")
+    return GraphSpec(_Body(network), torch.zeros(2, channels, height, 128), ("frames", "conv"),
+                     {"images": {0: "batch", 3: "width"}, "frames": {0: "batch", 1: "steps"},
+                      "conv": {0: "batch", 3: "steps"}}, type(network).__name__)
+
+
+def detector_graph(network: nn.Module, multiple: int) -> GraphSpec:
+    """A text detector whole: ``images`` ``(N, 3, H, W)`` -> ``maps`` (batch, height and width dynamic)."""
+    return GraphSpec(network, torch.zeros(1, 3, 4 * multiple, 8 * multiple), ("maps",),
+                     {"images": {0: "batch", 2: "height", 3: "width"}, "maps": {0: "batch", 2: "rows", 3: "cols"}},
+                     type(network).__name__)
+
+
+def graph_key(spec: GraphSpec) -> str:
+    """What identifies a graph: the network's architecture, weights and input layout, and the export version."""
+    digest = hashlib.sha256(state_dict_digest(spec.module.state_dict()).encode())
+    digest.update(f"{spec.kind}|{tuple(spec.example.shape[1:])}|{spec.outputs}|{GRAPH_VERSION}|{OPSET}".encode())
     return digest.hexdigest()[:32]
 
 
-def export_graph(network: nn.Module, channels: int, height: int, path: Path) -> None:
-    """Write ``network``'s graph up to its head (fp32, dynamic batch and width) to ``path``, atomically."""
-    if not hasattr(network, "encode"):
-        raise ValueError(f"a {type(network).__name__} has no encode(); only fp32 networks export")
-    body = _Body(network).float().eval()
-    example = torch.zeros(2, channels, height, 128)
+def export_graph(spec: GraphSpec, path: Path) -> None:
+    """Write the graph (fp32) to ``path``, atomically."""
+    module = spec.module.float().eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         partial = Path(tmp) / "graph.onnx"
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(
-                body, (example,), str(partial), input_names=["images"], output_names=["frames", "conv"],
-                dynamic_axes={"images": {0: "batch", 3: "width"}, "frames": {0: "batch", 1: "steps"},
-                              "conv": {0: "batch", 3: "steps"}},
-                opset_version=OPSET, dynamo=False,
-            )
+            torch.onnx.export(module, (spec.example,), str(partial), input_names=["images"],
+                              output_names=list(spec.outputs), dynamic_axes=spec.dynamic, opset_version=OPSET,
+                              dynamo=False)
         partial.replace(path)
 
 
-def cached_graph(network: nn.Module, channels: int, height: int, directory: Path | None = None) -> Path:
-    """The path of ``network``'s exported graph, exporting it first if the cache does not hold it.
+def cached_graph(spec: GraphSpec, directory: Path | None = None) -> Path:
+    """The path of the exported graph, exporting it first if the cache does not hold it.
 
     Falls back to a temporary folder where the cache folder cannot be written.
     """
-    name = f"{type(network).__name__.lower()}-{graph_key(network, channels, height)}.onnx"
+    name = f"{spec.kind.lower()}-{graph_key(spec)}.onnx"
     for folder in ([directory] if directory else [cache_dir() / "graphs", Path(tempfile.gettempdir()) / "crnn-ocr"]):
         path = folder / name
         if path.is_file():
             return path
         try:
-            export_graph(network, channels, height, path)
+            export_graph(spec, path)
             return path
         except OSError:
             continue

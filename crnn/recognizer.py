@@ -24,6 +24,7 @@ from crnn.decode import (
 )
 from crnn.errors import InvalidImageError
 from crnn.gate import can_tap, feature_tap, pooled_features
+from crnn.graph import recognizer_graph
 from crnn.lcnet_svtr import LCNetSVTR
 from crnn.preprocess import (
     BUCKET_STEP,
@@ -166,8 +167,8 @@ class Recognizer:
         self.runtime = resolve_runtime(runtime, self.device, self.precision)
         #: The non-PyTorch engine running the graph up to the head (None: the PyTorch module runs everything).
         self.engine = None if self.runtime == "torch" else open_engine(
-            self.runtime, self.model.network, self.model.normalization.channels, self.input_height, self.precision,
-            threads)
+            self.runtime, recognizer_graph(self.model.network, self.model.normalization.channels, self.input_height),
+            self.precision, threads)
         fallback = self.model.fallback
         self.fallback = None if fallback is None else Recognizer(
             fallback.model, device=str(self.device), precision=precision, batch_size=batch_size,

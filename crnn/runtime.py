@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from crnn import quantize
+
+if TYPE_CHECKING:
+    from crnn.graph import GraphSpec
 
 Precision = Literal["fp32", "bf16", "fp16", "int8", "auto"]
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
@@ -145,17 +148,18 @@ def resolve_runtime(runtime: Runtime, device: torch.device, precision: str) -> s
     return runtime
 
 
-def open_engine(runtime: str, network, channels: int, height: int, precision: str, threads: int | None):
-    """The engine of a non-PyTorch ``runtime`` for ``network`` (its graph exported, or taken from the cache)."""
+def open_engine(runtime: str, graph: GraphSpec, precision: str, threads: int | None):
+    """The engine of a non-PyTorch ``runtime`` for ``graph`` (exported, or taken from the cache): called with a
+    float32 batch, it returns the graph's outputs in order, as numpy arrays."""
     from crnn.graph import cached_graph
 
-    graph = cached_graph(network, channels, height)
+    path = cached_graph(graph)
     if runtime == "onnxruntime":
         from crnn.runtime_onnxruntime import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(graph, threads)
+        return OnnxRuntimeEngine(path, threads)
     if runtime == "openvino":
         from crnn.runtime_openvino import OpenVinoEngine
 
-        return OpenVinoEngine(graph, threads, precision)
+        return OpenVinoEngine(path, threads, precision)
     raise ValueError(f"no engine for runtime {runtime!r}")

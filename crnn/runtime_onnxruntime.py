@@ -1,4 +1,4 @@
-"""The ONNX Runtime engine: the exported graph (``crnn.graph``) on ONNX Runtime's CPU provider."""
+"""The ONNX Runtime engine: an exported graph (``crnn.graph``) on ONNX Runtime's CPU provider."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 
 class OnnxRuntimeEngine:
-    """Runs a network's graph up to its head: a batch ``(N, C, H, W)`` float32 in, ``(frames, conv)`` out."""
+    """Runs an exported graph: a float32 batch in, the graph's outputs (in order) out."""
 
     name = "onnxruntime"
 
@@ -19,9 +19,7 @@ class OnnxRuntimeEngine:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        frames, conv = self.session.run(["frames", "conv"], {"images": np.ascontiguousarray(batch, np.float32)})
-        return frames, conv
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {"images": np.ascontiguousarray(batch, np.float32)})

@@ -1,4 +1,4 @@
-"""The OpenVINO engine: the exported graph (``crnn.graph``) compiled for the CPU by OpenVINO."""
+"""The OpenVINO engine: an exported graph (``crnn.graph``) compiled for the CPU by OpenVINO."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 
 class OpenVinoEngine:
-    """Runs a network's graph up to its head: a batch ``(N, C, H, W)`` float32 in, ``(frames, conv)`` out.
+    """Runs an exported graph: a float32 batch in, the graph's outputs (in order) out.
 
     Each calling thread gets its own infer request (one request is not safe to share between threads).
     """
@@ -28,13 +28,13 @@ class OpenVinoEngine:
             config["INFERENCE_NUM_THREADS"] = threads
         core = ov.Core()
         self.compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
-        self._frames, self._conv = self.compiled.output("frames"), self.compiled.output("conv")
+        self._outputs = list(self.compiled.outputs)
         self._local = threading.local()
 
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
         outputs = request.infer({0: np.ascontiguousarray(batch, np.float32)})
         # The request reuses its output buffers on the next call: copy out.
-        return np.array(outputs[self._frames]), np.array(outputs[self._conv])
+        return [np.array(outputs[output]) for output in self._outputs]

@@ -316,6 +316,15 @@ def find_model_file(name: str, directory: Path | None = None) -> Path | None:
     return None
 
 
+def folder_models(directory: Path | None = None) -> list[str]:
+    """The names of the models in the models folder (``NAME/model.pt`` or ``NAME.pt``) that a request may load."""
+    directory = directory or models_dir()
+    if not directory.is_dir():
+        return []
+    names = {p.parent.name for p in directory.glob("*/model.pt")} | {p.stem for p in directory.glob("*.pt")}
+    return sorted(n for n in names if find_model_file(n, directory) is not None)
+
+
 def load_model(
     name: str = DEFAULT_MODEL,
     *,

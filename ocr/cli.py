@@ -430,7 +430,7 @@ def _cmd_read(args: argparse.Namespace) -> int:
                         _detect_options(args), args.draw)
     recognizer = config.model.load()
     if config.detect.detect:
-        return run_read_pages(config, config.detect.page_reader(recognizer, config.model.precision))
+        return run_read_pages(config, config.detect.page_reader(recognizer, config.model))
     return run_read(config, recognizer)
 
 

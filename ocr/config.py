@@ -79,14 +79,16 @@ class DetectOptions:
         return replace(config, max_pixels=self.max_pixels or config.max_pixels,
                        max_side=self.max_side or config.max_side)
 
-    def page_reader(self, recognizer: Recognizer, precision: str = "auto") -> PageReader:
+    def page_reader(self, recognizer: Recognizer, model: ModelOptions) -> PageReader:
         """A page reader around ``recognizer``, with the detector on the same device (weights checked on load).
 
-        The detector runs at ``precision``, except that int8 (recogniser only) means ``auto`` for it.
+        The detector runs at ``model.precision`` (int8, the recogniser's only, means ``auto`` for it) on
+        ``model.runtime`` with ``model.threads``.
         """
-        detector_precision = cast(Precision, "auto" if precision == "int8" else precision)
+        detector_precision = cast(Precision, "auto" if model.precision == "int8" else model.precision)
         detector = Detector(self.detector, device=str(recognizer.device), precision=detector_precision,
-                            config=self.detection_config())
+                            config=self.detection_config(), runtime=model.runtime,  # type: ignore[arg-type]
+                            threads=model.threads)
         return PageReader(recognizer, detector)
 
 

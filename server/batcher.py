@@ -178,8 +178,8 @@ class DynamicBatcher(Generic[T, R]):
         limit = self.config.max_queue_wait_s
         if limit is not None and self._size and self.expected_wait_s > limit:
             raise QueueFullError(
-                f"server busy: the {self._size} items queued are about {self.expected_wait_s:.1f} s of work, over the "
-                f"limit of {limit:g} s; retry with backoff"
+                f"the {self._size} items queued are about {self.expected_wait_s:.1f} s of work, over the limit of "
+                f"{limit:g} s"
             )
         loop = asyncio.get_running_loop()
         now = self._clock.now()

@@ -22,7 +22,7 @@ from crnn.errors import InvalidImageError, UnknownModelError
 from crnn.preprocess import PreparedImage, to_gray
 from crnn.runtime import Precision
 from crnn.specs import MODEL_SPECS
-from crnn.weights import LoadedModel, find_model_file, load_model
+from crnn.weights import LoadedModel, find_model_file, folder_models, load_model
 from ocr.v1 import ocr_pb2
 from server.config import ServerConfig
 from server.errors import RequestError
@@ -58,7 +58,8 @@ def build_recognizer(model: str | LoadedModel, config: ServerConfig) -> Recogniz
 def build_detector(config: ServerConfig) -> Detector:
     """The text detector on the server's device (int8 is for the recogniser only: the detector then picks)."""
     precision = cast(Precision, "auto" if config.precision == "int8" else config.precision)
-    return Detector(config.detector, device=config.device, precision=precision)
+    return Detector(config.detector, device=config.device, precision=precision,
+                    runtime=config.runtime, threads=config.threads)  # type: ignore[arg-type]
 
 
 def load_for_request(name: str, config: ServerConfig) -> Recognizer:
@@ -241,7 +242,12 @@ def recognize_response(
 
 
 def list_models_response(recognizers: Mapping[str, Recognizer], default: str) -> ocr_pb2.ListModelsResponse:
-    """What ``ListModels`` answers: every loaded model and the default."""
+    """What ``ListModels`` answers: every model the server can serve, with its state, and the default.
+
+    Loaded models in full; then, as ``loadable``, the registered models and those of the models folder that a
+    request naming them would load (what is known without loading them: a registered model's source, checksum
+    and input height; a folder model's file).
+    """
     models = [
         ocr_pb2.ModelInfo(
             name=name,
@@ -253,7 +259,17 @@ def list_models_response(recognizers: Mapping[str, Recognizer], default: str) ->
             precision=r.precision,
             calibrated=r.calibration is not None,
             fallback=r.model.fallback.model.name if r.model.fallback else "",
+            state="loaded",
+            runtime=r.runtime,
         )
         for name, r in sorted(recognizers.items())
     ]
+    for name, spec in sorted(MODEL_SPECS.items()):
+        if name not in recognizers:
+            models.append(ocr_pb2.ModelInfo(name=name, input_height=spec.input_height, source=spec.source,
+                                            checksum=spec.sha256, state="loadable"))
+    for name in folder_models():
+        if name not in recognizers and name not in MODEL_SPECS:
+            path = find_model_file(name)
+            models.append(ocr_pb2.ModelInfo(name=name, source=f"models folder: {path}", state="loadable"))
     return ocr_pb2.ListModelsResponse(models=models, default_model=default)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from crnn import Recognizer
-from crnn.graph import cached_graph, graph_key
+from crnn.graph import cached_graph, graph_key, recognizer_graph
 from crnn.runtime import cpu_kind, resolve_runtime, runtime_installed
 from crnn.weights import load_model
 from ocr.data.datasets import open_dataset
@@ -76,15 +76,17 @@ def test_runtime_gives_the_domain_gate_the_same_features(engine: str, tmp_path, 
 
 def test_graph_cache_is_keyed_by_the_weights(tmp_path: Path) -> None:
     network = load_model("english_g2").network
-    first = cached_graph(network, 1, 64, tmp_path)
-    assert cached_graph(network, 1, 64, tmp_path) == first  # the same weights: the same file, not exported again
+    first = cached_graph(recognizer_graph(network, 1, 64), tmp_path)
+    mtime = first.stat().st_mtime_ns
+    assert cached_graph(recognizer_graph(network, 1, 64), tmp_path) == first
+    assert first.stat().st_mtime_ns == mtime  # the same weights: the same file, not exported again
     changed = copy.deepcopy(network)
     with torch.no_grad():
         changed.Prediction.bias.zero_()  # the head is not in the graph, but any weight change is a new key
-    assert graph_key(changed, 1, 64) != graph_key(network, 1, 64)
+    assert graph_key(recognizer_graph(changed, 1, 64)) != graph_key(recognizer_graph(network, 1, 64))
     with torch.no_grad():
         changed.FeatureExtraction.ConvNet[0].bias.add_(1.0)
-    assert cached_graph(changed, 1, 64, tmp_path) != first
+    assert cached_graph(recognizer_graph(changed, 1, 64), tmp_path) != first
 
 
 def test_runtime_choice() -> None:

@@ -104,7 +104,7 @@ class BatchRecognizer:
         self.constraint = self.decode.build(recognizer)
         recognizer.warmup()
         if self.detect.detect:
-            self.pages = self.detect.page_reader(recognizer, model.precision)
+            self.pages = self.detect.page_reader(recognizer, model)
         return recognizer
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

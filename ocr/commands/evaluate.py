@@ -70,7 +70,7 @@ def run_eval_pages(config: EvalConfig) -> int:
     pages = open_page_set(config.dataset)
     if config.allow or config.decode.pattern or config.decode.lexicon or config.decode.beam:
         raise ValueError("ocr eval --detect scores plain readings; drop --allow, --pattern, --lexicon and --beam")
-    reader = config.detect.page_reader(config.model.load(), config.model.precision)
+    reader = config.detect.page_reader(config.model.load(), config.model)
     result = evaluate_pages(reader, pages, config.limit, progress=sys.stderr.isatty())
     if config.out:
         rows = [json.dumps({"image": name, "lines": [line_record(line, char_details=False) for line in lines]},

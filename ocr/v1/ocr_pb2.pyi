@@ -115,7 +115,7 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "alphabet", "input_height", "source", "checksum", "device", "precision", "calibrated", "fallback")
+    __slots__ = ("name", "alphabet", "input_height", "source", "checksum", "device", "precision", "calibrated", "fallback", "state", "runtime")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ALPHABET_FIELD_NUMBER: _ClassVar[int]
     INPUT_HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +125,8 @@ class ModelInfo(_message.Message):
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     CALIBRATED_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     name: str
     alphabet: str
     input_height: int
@@ -134,4 +136,6 @@ class ModelInfo(_message.Message):
     precision: str
     calibrated: bool
     fallback: str
-    def __init__(self, name: _Optional[str] = ..., alphabet: _Optional[str] = ..., input_height: _Optional[int] = ..., source: _Optional[str] = ..., checksum: _Optional[str] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ..., calibrated: _Optional[bool] = ..., fallback: _Optional[str] = ...) -> None: ...
+    state: str
+    runtime: str
+    def __init__(self, name: _Optional[str] = ..., alphabet: _Optional[str] = ..., input_height: _Optional[int] = ..., source: _Optional[str] = ..., checksum: _Optional[str] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ..., calibrated: _Optional[bool] = ..., fallback: _Optional[str] = ..., state: _Optional[str] = ..., runtime: _Optional[str] = ...) -> None: ...

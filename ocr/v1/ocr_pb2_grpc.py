@@ -5,7 +5,7 @@ import warnings
 
 from ocr.v1 import ocr_pb2 as ocr_dot_v1_dot_ocr__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

@@ -52,9 +52,10 @@ class ServerThread:
 
 def config(**overrides) -> ServerConfig:
     """A test server's config; it serves english_g2 (the fixtures' recogniser) unless ``models`` says otherwise:
-    tests/server/test_default_model.py serves the default model."""
+    tests/server/test_default_model.py serves the default model. No limit on the queue's seconds of work: tests
+    that send bursts expect every request answered on a loaded machine (test_queue_wait_limit sets one)."""
     base = {"host": "127.0.0.1", "port": 0, "device": "cpu", "precision": "fp32", "grace_s": 5.0,
-            "models": ("english_g2",)}
+            "models": ("english_g2",), "max_queue_wait_s": None}
     return ServerConfig(**{**base, **overrides})
 
 

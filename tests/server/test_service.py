@@ -12,6 +12,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from crnn.runtime import RUNTIMES
+from crnn.specs import MODEL_SPECS
 from ocr.data.datasets import open_dataset
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from tests.conftest import EXAMPLES, SHARED_DATA, encode
@@ -132,11 +134,15 @@ def test_deadline_exceeded(stub) -> None:
 
 def test_list_models_health_and_reflection(running, stub) -> None:
     listing = stub.ListModels(ocr_pb2.ListModelsRequest(), timeout=10)
-    (model,) = listing.models
-    assert listing.default_model == model.name == "english_g2"
+    model, *others = listing.models
+    assert listing.default_model == model.name == "english_g2" and model.state == "loaded"
     assert model.input_height == 64 and len(model.alphabet) == 96 and len(model.checksum) == 64
-    assert "english_g2" in model.source and model.precision == "fp32"
+    assert "english_g2" in model.source and model.precision == "fp32" and model.runtime in RUNTIMES
     assert model.calibrated and model.fallback == ""  # crnn/calibrations/english_g2.json ships with the package
+    # Every other registered model is listed as loadable (a request naming it loads it), without loading it.
+    assert {(m.name, m.state) for m in others} >= {(n, "loadable") for n in MODEL_SPECS if n != "english_g2"}
+    (ppocr,) = [m for m in others if m.name == "ppocrv6_small"]
+    assert ppocr.checksum == MODEL_SPECS["ppocrv6_small"].sha256 and ppocr.alphabet == "" and ppocr.runtime == ""
     assert health_status(running.target) == health_pb2.HealthCheckResponse.SERVING
     assert health_status(running.target, "ocr.v1.Recognizer") == health_pb2.HealthCheckResponse.SERVING
     with grpc.insecure_channel(running.target) as channel:
@@ -162,6 +168,40 @@ def test_queue_full_and_oversized_message(fp32_recognizer) -> None:
                 stub.Recognize(request(b"\0" * 300_000), timeout=30)
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert stub.Recognize(request(crop), timeout=30).results[0].text == "HELLO"
+    finally:
+        srv.stop()
+
+
+def test_queue_wait_limit_refuses_at_once_and_loses_nothing(fp32_recognizer) -> None:
+    """With a limit in seconds of queued work, a burst is answered or refused at once (RESOURCE_EXHAUSTED), never
+    dropped; the estimate is a metric. The measured rate is set slow so that a second queued image is over it."""
+    srv = ServerThread(config(max_queue_wait_s=1.0), {"english_g2": fp32_recognizer}).start()
+    try:
+        crop = real_crops(0)[0]
+        batcher = srv.server.service.workers["english_g2"].batcher
+        batcher.seconds_per_item = 10.0  # as if each image took 10 s: any image queued behind another is over 1 s
+
+        async def burst() -> list[tuple[grpc.StatusCode, str]]:
+            async with grpc.aio.insecure_channel(srv.target) as channel:
+                stub = ocr_pb2_grpc.RecognizerStub(channel)
+
+                async def one() -> tuple[grpc.StatusCode, str]:
+                    try:
+                        return grpc.StatusCode.OK, (await stub.Recognize(request(crop), timeout=60)).results[0].text
+                    except grpc.aio.AioRpcError as exc:
+                        return exc.code(), exc.details() or ""
+
+                return await asyncio.gather(*(one() for _ in range(60)))
+
+        outcomes = asyncio.run(burst())
+        answered = [text for code, text in outcomes if code == grpc.StatusCode.OK]
+        refused = [text for code, text in outcomes if code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+        assert len(answered) + len(refused) == 60  # nothing lost, no other error
+        assert answered and set(answered) == {"HELLO"}
+        assert refused and all("s of work, over the limit of 1 s" in t for t in refused)
+        exported = srv.server.metrics.registry.get_sample_value("ocr_queue_wait_estimate_seconds",
+                                                                {"model": "english_g2"})
+        assert exported is not None and exported >= 0
     finally:
         srv.stop()
 
@@ -260,7 +300,12 @@ def test_model_named_in_a_request_is_loaded_from_the_models_folder(fp32_recogniz
                                           range(4)))
             assert {(r.model, r.results[0].text) for r in responses} == {("digits", "HELLO")}
             listed = stub.ListModels(ocr_pb2.ListModelsRequest(), timeout=30)
-            assert sorted(m.name for m in listed.models) == ["digits", "english_g2"]
+            states = {m.name: m.state for m in listed.models}
+            assert states == {"digits": "loaded", "english_g2": "loaded", "ppocrv6_small": "loadable"}
+            (tmp_path / "models-root" / "spare.pt").write_bytes((tmp_path / "outside.pt").read_bytes())
+            listed = stub.ListModels(ocr_pb2.ListModelsRequest(), timeout=30)
+            assert {m.name: m.state for m in listed.models}["spare"] == "loadable"  # in the folder, not loaded
+            (tmp_path / "models-root" / "spare.pt").unlink()
             for name in ("../outside", str(tmp_path / "outside.pt"), "nope"):  # paths never load over gRPC
                 with pytest.raises(grpc.RpcError) as info:
                     stub.Recognize(request(crop, model=name), timeout=30)
