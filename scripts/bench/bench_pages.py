@@ -9,6 +9,9 @@ For comparison only; only RapidOCR (whose wheel ships the PP-OCRv6 weights) is i
 * RapidOCR 3.10: its own pipeline with its defaults (PP-OCRv6 small detector, line classifier, recogniser;
   ONNX Runtime), ``RapidOCR()(path)``.
 
+* faster-paddle 1.0.4 (``pip install faster-paddle``: Rust + ONNX Runtime, PP-OCRv6 tiny and small in its wheel),
+  ``OcrEngine(model_size, threads=2)`` with its defaults, ``engine.ocr(bytes)``; its boxes are axis-aligned
+  rectangles (``bounds``), each with its text. ``--faster-paddle small tiny`` (default: both, where installed).
 * Tesseract: ``pip install tesserocr`` and ``apt-get install tesseract-ocr``; whole page, PSM 3 (automatic
   layout), English; its text lines (``RIL.TEXTLINE``) are the boxes.
 * EasyOCR: install it in a *separate* virtual environment and pass its Python with ``--easyocr-python``;
@@ -65,10 +68,11 @@ for request in sys.stdin:
 
 
 class Ours:
-    def __init__(self, precision: str, detector: str) -> None:
-        recognizer = Recognizer(precision=precision)  # type: ignore[arg-type]
-        self.reader = PageReader(recognizer, Detector(detector, precision=precision))  # type: ignore[arg-type]
-        self.name = f"ours ({detector} + {recognizer.model.name})"
+    def __init__(self, precision: str, detector: str, runtime: str) -> None:
+        recognizer = Recognizer(precision=precision, runtime=runtime)  # type: ignore[arg-type]
+        self.reader = PageReader(recognizer, Detector(detector, precision=precision,  # type: ignore[arg-type]
+                                                      runtime=runtime))  # type: ignore[arg-type]
+        self.name = f"ours ({detector} + {recognizer.model.name}, {recognizer.runtime})"
         recognizer.warmup()
         self.detect_s: list[float] = []
         self.read_s: list[float] = []
@@ -100,6 +104,25 @@ class RapidOcr:
         if out.boxes is None or out.txts is None:
             return seconds, [], []
         return seconds, [np.array(box, np.float32) for box in out.boxes], list(out.txts)
+
+
+class FasterPaddle:
+    def __init__(self, size: str, threads: int) -> None:
+        import faster_paddle
+
+        self.name = f"faster-paddle {size}"
+        self.engine = faster_paddle.OcrEngine(model_size=size, threads=threads)
+
+    def read(self, page: Page) -> tuple[float, list[np.ndarray], list[str]]:
+        start = time.perf_counter()
+        out = self.engine.ocr(page.image_path.read_bytes())
+        seconds = time.perf_counter() - start
+        boxes, texts = [], []
+        for _, line in sorted(out["bounds"].items()):
+            (left, top), (right, bottom) = line["topLeftCoord"], line["bottomRightCoord"]
+            boxes.append(np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float32))
+            texts.append(line["text"])
+        return seconds, boxes, texts
 
 
 class Tesseract:
@@ -167,6 +190,10 @@ def main() -> None:
     parser.add_argument("pages", type=Path, nargs="?", default=DEFAULT_SET)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--runtime", default="auto", help="ours: auto, torch, onnxruntime or openvino")
+    parser.add_argument("--threads", type=int, default=2, help="faster-paddle's threads (default: 2)")
+    parser.add_argument("--faster-paddle", nargs="*", default=["small", "tiny"], choices=["small", "tiny"],
+                        help="faster-paddle model sizes to race (default: small tiny; none: skip)")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=sorted(DETECTOR_SPECS))
     parser.add_argument("--half", choices=["a", "b"],
                         help="a: the first half of the pages (where defaults are chosen), b: the second (reported)")
@@ -181,7 +208,12 @@ def main() -> None:
     pages = open_page_set(args.pages)
     middle = len(pages) // 2
     pages = {"a": pages[:middle], "b": pages[middle:], None: pages}[args.half][: args.limit]
-    engines: list = [Ours(args.precision, args.detector)]
+    engines: list = [Ours(args.precision, args.detector, args.runtime)]
+    for size in args.faster_paddle:
+        try:
+            engines.append(FasterPaddle(size, args.threads))
+        except ImportError as exc:
+            print(f"skipping faster-paddle: {exc}", file=sys.stderr)
     if not args.no_rapidocr:
         try:
             engines.append(RapidOcr())

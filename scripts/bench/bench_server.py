@@ -11,7 +11,9 @@ connection pool; rounds of both protocols interleave). Reports
 throughput (images/s), request latency p50/p95/p99 and mean batch size, next
 to the in-process ``Recognizer.recognize`` throughput on the same crops
 (decoding included on both sides) and the latency of a lone in-process call.
-Rows are medians over ``--repeats`` rounds.
+Rows are medians over ``--repeats`` rounds. The server keeps its admission limit (``--max-queue-wait``, default
+the server's): a refused call (RESOURCE_EXHAUSTED, HTTP 429) is retried after a short backoff, as a client
+should, and counted in the "refused" column; images/s counts answered images only.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def start_server(args: argparse.Namespace, metrics_port: int, http_port: int) ->
         sys.executable, "-m", "ocr", "serve", "--port", "0", "--metrics-port", str(metrics_port),
         "--http-port", str(http_port),
         "--max-batch-size", str(args.max_batch_size), "--max-queue-delay-ms", str(args.max_queue_delay_ms),
-        "--precision", args.precision,
+        "--precision", args.precision, "--runtime", args.runtime, "--device", args.device,
+        *(["--max-queue-wait", str(args.max_queue_wait)] if args.max_queue_wait is not None else []),
     ]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     target = None
@@ -76,23 +79,35 @@ def start_server(args: argparse.Namespace, metrics_port: int, http_port: int) ->
     raise RuntimeError("server did not start")
 
 
-async def drive_http(url: str, crops: list[bytes], concurrency: int, per_request: int) -> tuple[float, list[float]]:
+#: A refused call is sent again after this long (a client's backoff).
+BACKOFF_S = 0.05
+
+
+async def drive_http(url: str, crops: list[bytes], concurrency: int, per_request: int
+                     ) -> tuple[float, list[float], int]:
     """:func:`drive` over HTTP/JSON: the same crops and calls, base64 in JSON bodies."""
     bodies = [
         json.dumps({"images": [{"content": base64.b64encode(c).decode()} for c in crops[i : i + per_request]]})
         for i in range(0, len(crops), per_request)
     ]
     latencies: list[float] = []
+    refused = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=connector) as session:
         queue = iter(bodies)
 
         async def post(body: str) -> None:
-            async with session.post(f"{url}/v1/recognize", data=body, headers=headers) as response:
-                await response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"HTTP {response.status}")
+            nonlocal refused
+            while True:
+                async with session.post(f"{url}/v1/recognize", data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status == 200:
+                        return
+                    if response.status != 429:
+                        raise RuntimeError(f"HTTP {response.status}")
+                refused += 1
+                await asyncio.sleep(BACKOFF_S)
 
         async def client() -> None:
             for body in queue:
@@ -101,32 +116,49 @@ async def drive_http(url: str, crops: list[bytes], concurrency: int, per_request
                 latencies.append(time.perf_counter() - start)
 
         await post(bodies[0])  # connect
+        refused = 0
         start = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
-        return time.perf_counter() - start, latencies
+        return time.perf_counter() - start, latencies, refused
 
 
-async def drive(target: str, crops: list[bytes], concurrency: int, per_request: int) -> tuple[float, list[float]]:
-    """Send every crop once, ``per_request`` per call, from ``concurrency`` clients; (seconds, latencies)."""
+async def drive(target: str, crops: list[bytes], concurrency: int, per_request: int
+                ) -> tuple[float, list[float], int]:
+    """Send every crop once, ``per_request`` per call, from ``concurrency`` clients; (seconds, latencies of answered
+    calls from their first try, refusals)."""
     requests = [
         ocr_pb2.RecognizeRequest(images=[ocr_pb2.Image(content=c) for c in crops[i : i + per_request]])
         for i in range(0, len(crops), per_request)
     ]
     latencies: list[float] = []
+    refused = 0
     async with grpc.aio.insecure_channel(target) as channel:
         stub = ocr_pb2_grpc.RecognizerStub(channel)
         queue = iter(requests)
 
+        async def call(req: ocr_pb2.RecognizeRequest) -> None:
+            nonlocal refused
+            while True:
+                try:
+                    await stub.Recognize(req, timeout=300)
+                    return
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        raise
+                refused += 1
+                await asyncio.sleep(BACKOFF_S)
+
         async def client() -> None:
             for req in queue:
                 start = time.perf_counter()
-                await stub.Recognize(req, timeout=300)
+                await call(req)
                 latencies.append(time.perf_counter() - start)
 
-        await stub.Recognize(requests[0], timeout=300)  # connect
+        await call(requests[0])  # connect
+        refused = 0
         start = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
-        return time.perf_counter() - start, latencies
+        return time.perf_counter() - start, latencies, refused
 
 
 def main() -> None:
@@ -142,12 +174,17 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-queue-delay-ms", type=float, default=0.0)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--runtime", default="auto")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--max-queue-wait", type=float, default=None,
+                        help="the server's admission limit in seconds (default: the server's; 0: off)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
     crops = [s.image for s in islice(iter(open_dataset(args.dataset)), args.crops)]
     crops = [c for c in crops if isinstance(c, bytes)]
-    rec = Recognizer(precision=args.precision, batch_size=args.max_batch_size)
+    rec = Recognizer(precision=args.precision, runtime=args.runtime, device=args.device,
+                     batch_size=args.max_batch_size)
     rec.warmup()
     metrics_port, http_port = free_port(), free_port()
     proc, target = start_server(args, metrics_port, http_port)
@@ -160,7 +197,7 @@ def main() -> None:
         combos = [(proto, int(c), int(k)) for k in args.images_per_request.split(",")
                   for c in args.concurrency.split(",") for proto in protocols]
         figures: dict[tuple[str, int, int], dict[str, list[float]]] = {
-            x: {"rate": [], "lat": [], "batch": []} for x in combos
+            x: {"rate": [], "lat": [], "batch": [], "refused": []} for x in combos
         }
         channel = grpc.insecure_channel(target)
         stub = ocr_pb2_grpc.RecognizerStub(channel)
@@ -180,9 +217,9 @@ def main() -> None:
             for proto, concurrency, per_request in combos:
                 before = scrape(metrics_port)
                 if proto == "http":
-                    seconds, latencies = asyncio.run(drive_http(http_url, crops, concurrency, per_request))
+                    seconds, latencies, refused = asyncio.run(drive_http(http_url, crops, concurrency, per_request))
                 else:
-                    seconds, latencies = asyncio.run(drive(target, crops, concurrency, per_request))
+                    seconds, latencies, refused = asyncio.run(drive(target, crops, concurrency, per_request))
                 after = scrape(metrics_port)
                 items = after["ocr_inference_items_total"] - before["ocr_inference_items_total"]
                 batches = after["ocr_inference_batches_total"] - before["ocr_inference_batches_total"]
@@ -190,27 +227,31 @@ def main() -> None:
                 f["rate"].append(len(crops) / seconds)
                 f["lat"].extend(latencies)
                 f["batch"].append(items / max(batches, 1))
+                f["refused"].append(refused)
         channel.close()
         inproc = statistics.median(inproc_rates)
         p = lambda xs, q: float(np.percentile(xs, q)) * 1000  # noqa: E731
-        print(f"{len(crops)} crops from {args.dataset}; server precision {args.precision}, max batch "
+        print(f"{len(crops)} crops from {args.dataset}; in-process {rec.runtime} {rec.precision} on {rec.device}; "
+              f"server precision {args.precision}, runtime {args.runtime}, max batch "
               f"{args.max_batch_size}, max queue delay {args.max_queue_delay_ms} ms; medians of {args.repeats} rounds")
         print(f"in-process Recognizer.recognize: {inproc:.1f} images/s")
         print(f"lone call latency ms  in-process p50 {p(lone_inproc, 50):.2f} p99 {p(lone_inproc, 99):.2f} | "
               f"gRPC p50 {p(lone_grpc, 50):.2f} p99 {p(lone_grpc, 99):.2f} | "
               f"p99 ratio {p(lone_grpc, 99) / p(lone_inproc, 99):.2f}x")
         print(f"{'protocol':>8} {'clients':>7} {'img/req':>7} {'images/s':>9} {'vs in-proc':>10} {'p50 ms':>8} "
-              f"{'p95 ms':>8} {'p99 ms':>8} {'batch':>6}")
+              f"{'p95 ms':>8} {'p99 ms':>8} {'batch':>6} {'refused':>7}")
         for (proto, concurrency, per_request), f in figures.items():
             rate = statistics.median(f["rate"])
             row = {
                 "protocol": proto, "clients": concurrency, "images_per_request": per_request, "images_per_s": rate,
                 "vs_in_process": rate / inproc, "p50_ms": p(f["lat"], 50), "p95_ms": p(f["lat"], 95),
                 "p99_ms": p(f["lat"], 99), "mean_batch": statistics.median(f["batch"]),
+                "refused": statistics.median(f["refused"]),
             }
             rows.append(row)
             print(f"{proto:>8} {concurrency:>7} {per_request:>7} {rate:9.1f} {rate / inproc:9.2f}x "
-                  f"{row['p50_ms']:8.1f} {row['p95_ms']:8.1f} {row['p99_ms']:8.1f} {row['mean_batch']:6.1f}")
+                  f"{row['p50_ms']:8.1f} {row['p95_ms']:8.1f} {row['p99_ms']:8.1f} {row['mean_batch']:6.1f} "
+                  f"{row['refused']:7.0f}")
         if {"grpc", "http"} <= set(protocols):
             print("HTTP vs gRPC throughput, same client load (median of rounds, each round's pair run back to back):")
             for _, concurrency, per_request in combos[::len(protocols)]:

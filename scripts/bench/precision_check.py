@@ -52,25 +52,14 @@ def paired(reference: list[bool], other: list[bool]) -> tuple[int, int, float, f
     return only_ref, only_other, p, (sum(reference) - sum(other)) / max(1, len(reference))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="ppocrv6_small")
-    parser.add_argument("--variants", nargs="+", default=["precision=bf16"])
-    parser.add_argument("--precisions", nargs="+", default=None, help="shorthand: one variant per precision")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--sets", nargs="+", default=None, help="only these set folders (default: every one)")
-    parser.add_argument("--out", type=Path, default=None, help="append each set's per-line rights as JSON lines")
-    args = parser.parse_args()
-    names = [f"precision={p}" for p in args.precisions] if args.precisions else args.variants
-    variants = {name: parse_variant(name) for name in names}
+def read_sets(args: argparse.Namespace, variants: dict[str, dict]) -> dict[str, dict[str, list[bool]]]:
+    """Per set, per recogniser ("reference" and each variant): whether each line reads right (loose)."""
     trained_floor = MODEL_SPECS[args.model].normalization.min_width if args.model in MODEL_SPECS else None
     reference = Recognizer(args.model, device="cpu", precision="fp32", runtime="torch", min_width=trained_floor)
     recognizers = {"reference": reference} | {
         name: Recognizer(args.model, device="cpu", **{"precision": "fp32"} | v) for name, v in variants.items()}  # type: ignore[arg-type]
-    print(f"{args.model}: reference fp32, torch, floor {reference.normalization.min_width}; loose accuracy; "
-          "'ref only' / 'var only' = lines only that one reads right")
-    tables: dict[str, list[str]] = {half: [] for half in HALVES}
-    passes = {half: dict.fromkeys(variants, True) for half in HALVES}
+    print(f"{args.model}: reference fp32, torch, floor {reference.normalization.min_width}", flush=True)
+    results: dict[str, dict[str, list[bool]]] = {}
     for folder in sorted(p for p in args.data.iterdir() if p.is_dir() and (not args.sets or p.name in args.sets)):
         try:
             dataset = open_dataset(folder)
@@ -81,29 +70,61 @@ def main() -> None:
         for name, recognizer in recognizers.items():
             predictions = evaluate(recognizer, dataset, allow, progress=False).predictions
             right[name] = [loose(p.text) == loose(p.label) for p in predictions]
+        results[folder.name] = right
         if args.out:
             with args.out.open("a") as f:
                 f.write(json.dumps({"model": args.model, "set": folder.name, "right": right}) + "\n")
-        for half, rows in HALVES.items():
-            ref = right["reference"][rows]
-            cells = [f"{sum(ref) / len(ref):.3f}"]
-            for name in variants:
-                other = right[name][rows]
-                only_ref, only_other, p, drop = paired(ref, other)
-                ok = p >= 0.05 and drop <= 0.01
-                passes[half][name] &= ok
-                cells += [f"{sum(other) / len(other):.3f}", str(only_ref), str(only_other), f"{p:.3f}",
-                          "yes" if ok else "NO"]
-            tables[half].append(f"| {folder.name} | {len(ref)} | " + " | ".join(cells) + " |")
         print(f"read {folder.name}", flush=True)
-    for half, rows in tables.items():
+    return results
+
+
+def print_tables(results: dict[str, dict[str, list[bool]]], variants: list[str]) -> None:
+    """One markdown table per half: each set's reference and variants, paired; then the verdict over every set."""
+    print("loose accuracy; 'ref only' / 'var only' = lines only that one reads right")
+    for half, rows in HALVES.items():
+        passes = dict.fromkeys(variants, True)
         print(f"\n### {half}\n")
         print("| set | n | reference | " + " | ".join(f"{v} | ref only | var only | p (worse) | passes"
                                                      for v in variants) + " |")
         print("|" + " --- |" * (3 + 5 * len(variants)))
-        print("\n".join(rows))
-        verdicts = [f" | | | | **{'yes' if passes[half][v] else 'NO'}**" for v in variants]
-        print("| **every set** | | " + "".join(verdicts) + " |")
+        for name, right in results.items():
+            ref = right["reference"][rows]
+            cells = [f"{sum(ref) / len(ref):.3f}"]
+            for variant in variants:
+                other = right[variant][rows]
+                only_ref, only_other, p, drop = paired(ref, other)
+                ok = p >= 0.05 and drop <= 0.01
+                passes[variant] &= ok
+                cells += [f"{sum(other) / len(other):.3f}", str(only_ref), str(only_other), f"{p:.3f}",
+                          "yes" if ok else "NO"]
+            print(f"| {name} | {len(ref)} | " + " | ".join(cells) + " |")
+        verdicts = "".join(f" | | | | | **{'yes' if passes[v] else 'NO'}**" for v in variants)
+        print(f"| **every set** | |{verdicts} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ppocrv6_small")
+    parser.add_argument("--variants", nargs="+", default=["precision=bf16"])
+    parser.add_argument("--precisions", nargs="+", default=None, help="shorthand: one variant per precision")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--sets", nargs="+", default=None, help="only these set folders (default: every one)")
+    parser.add_argument("--out", type=Path, default=None, help="append each set's per-line rights as JSON lines")
+    parser.add_argument("--from-rows", type=Path, nargs="+", default=None,
+                        help="print the tables from rows an earlier run wrote with --out (reads nothing)")
+    args = parser.parse_args()
+    if args.from_rows:
+        results: dict[str, dict[str, list[bool]]] = {}
+        for path in args.from_rows:
+            for line in path.read_text().splitlines():
+                row = json.loads(line)
+                results.setdefault(row["set"], {}).update(row["right"])
+        variants = [v for v in next(iter(results.values())) if v != "reference"]
+        print_tables(results, [v for v in variants if all(v in r for r in results.values())])
+        return
+    names = [f"precision={p}" for p in args.precisions] if args.precisions else args.variants
+    variants = {name: parse_variant(name) for name in names}
+    print_tables(read_sets(args, variants), list(variants))
 
 
 if __name__ == "__main__":
