@@ -24,6 +24,7 @@ from ocr.eval.metrics import score
 @dataclass(frozen=True)
 class BenchRow:
     precision: str
+    runtime: str
     batch_size: int
     lines_per_s: float
     gflops_per_s: float
@@ -59,7 +60,8 @@ def run_bench(config: BenchConfig, out: TextIO | None = None) -> list[BenchRow]:
     loaded = load_model(opts.model, weights=opts.weights)
     rows = [("fp32", 1)] + [(p, b) for p in config.precisions for b in config.batch_sizes if (p, b) != ("fp32", 1)]
     recognizers = {
-        (p, b): Recognizer(loaded, device=opts.device, precision=p, threads=opts.threads, batch_size=b)
+        (p, b): Recognizer(loaded, device=opts.device, precision=p, threads=opts.threads, batch_size=b,
+                           runtime=opts.runtime)  # type: ignore[arg-type]
         for p, b in rows
     }
     baseline = recognizers[rows[0]]
@@ -94,6 +96,7 @@ def run_bench(config: BenchConfig, out: TextIO | None = None) -> list[BenchRow]:
         table.append(
             BenchRow(
                 precision=recognizers[key].precision,
+                runtime=recognizers[key].runtime,
                 batch_size=key[1],
                 lines_per_s=rate,
                 gflops_per_s=total_flops / seconds / 1e9,
@@ -107,12 +110,12 @@ def run_bench(config: BenchConfig, out: TextIO | None = None) -> list[BenchRow]:
     else:
         device = baseline.device
         print(f"{len(crops)} crops from {config.dataset}, device {device}, median of {config.repeats} runs", file=out)
-        header = ("precision", "batch", "lines/s", "GFLOP/s", "speedup", "loose", "same")
-        print("{:>9} {:>5} {:>9} {:>8} {:>8} {:>6} {:>6}".format(*header), file=out)
+        header = ("precision", "runtime", "batch", "lines/s", "GFLOP/s", "speedup", "loose", "same")
+        print("{:>9} {:>11} {:>5} {:>9} {:>8} {:>8} {:>6} {:>6}".format(*header), file=out)
         for r in table:
             loose = f"{r.loose:.3f}" if r.loose is not None else "-"
             print(
-                f"{r.precision:>9} {r.batch_size:>5} {r.lines_per_s:9.1f} {r.gflops_per_s:8.1f} "
+                f"{r.precision:>9} {r.runtime:>11} {r.batch_size:>5} {r.lines_per_s:9.1f} {r.gflops_per_s:8.1f} "
                 f"{r.speedup:7.2f}x {loose:>6} {r.same_text_as_baseline:6.3f}",
                 file=out,
             )

@@ -98,8 +98,9 @@ def print_tables(results: dict[str, dict[str, list[bool]]], variants: list[str])
                 cells += [f"{sum(other) / len(other):.3f}", str(only_ref), str(only_other), f"{p:.3f}",
                           "yes" if ok else "NO"]
             print(f"| {name} | {len(ref)} | " + " | ".join(cells) + " |")
-        verdicts = "".join(f" | | | | | **{'yes' if passes[v] else 'NO'}**" for v in variants)
-        print(f"| **every set** | |{verdicts} |")
+        cells = ["**every set**", "", ""] + [
+            c for v in variants for c in ("", "", "", "", f"**{'yes' if passes[v] else 'NO'}**")]
+        print("| " + " | ".join(cells) + " |")
 
 
 def main() -> None:
