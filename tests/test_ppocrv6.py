@@ -163,9 +163,19 @@ def test_colour_batches_are_bgr_and_padded_mid_grey() -> None:
     assert grey.shape == (1, 3, 48, 16) and np.allclose(grey[0, :, :, :10], 1.0)
 
 
-def test_short_lines_run_at_the_models_minimum_width(ppocr: Recognizer) -> None:
-    assert ppocr.padded_width(40) == 320 and ppocr.padded_width(330) == 384
-    assert Recognizer.padded_width(ppocr, 40) == 320
+def test_short_lines_run_at_the_validated_padding_floor(ppocr: Recognizer) -> None:
+    """The bundled weights read at the floor the paired rule validated (256), not the trained layout's 320; a
+    caller may set another; a model with other weights (an adapted one) keeps its own layout's."""
+    assert SPEC.read_min_width == 256 and SPEC.normalization.min_width == 320
+    assert ppocr.padded_width(40) == 256 and ppocr.padded_width(300) == 320 and ppocr.padded_width(330) == 384
+    wide = Recognizer("ppocrv6_small", device="cpu", precision="fp32", runtime="torch", min_width=320)
+    assert wide.padded_width(40) == 320
+    assert wide.batch_tensor([ppocr.prepare(example_bytes(0))], 320).shape[-1] == 320
+    other = load_model("ppocrv6_small")
+    other.sha256 = "0" * 64  # as for weights that are not the registered file's
+    assert Recognizer(other, device="cpu", precision="fp32", runtime="torch").padded_width(40) == 320
+    with pytest.raises(ValueError, match="min_width"):
+        Recognizer(other, device="cpu", precision="fp32", runtime="torch", min_width=-1)
 
 
 def test_allowlist_masks_the_large_alphabet(ppocr: Recognizer) -> None:

@@ -73,7 +73,8 @@ def read_sets(args: argparse.Namespace, variants: dict[str, dict]) -> dict[str, 
         results[folder.name] = right
         if args.out:
             with args.out.open("a") as f:
-                f.write(json.dumps({"model": args.model, "set": folder.name, "right": right}) + "\n")
+                f.write(json.dumps({"model": args.model, "set": folder.name,  # "1": read right, "0": not
+                                    "right": {k: "".join("01"[b] for b in v) for k, v in right.items()}}) + "\n")
         print(f"read {folder.name}", flush=True)
     return results
 
@@ -119,7 +120,8 @@ def main() -> None:
         for path in args.from_rows:
             for line in path.read_text().splitlines():
                 row = json.loads(line)
-                results.setdefault(row["set"], {}).update(row["right"])
+                results.setdefault(row["set"], {}).update(
+                    {k: [c in (True, "1") for c in v] for k, v in row["right"].items()})
         variants = [v for v in next(iter(results.values())) if v != "reference"]
         print_tables(results, [v for v in variants if all(v in r for r in results.values())])
         return
