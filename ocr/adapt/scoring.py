@@ -16,6 +16,12 @@ from crnn.weights import LoadedModel
 from ocr.eval.metrics import score
 
 
+def in_training(model: LoadedModel) -> dict:
+    """How the job reads a network it is fitting: on PyTorch (no graph exported for weights that change), padded as
+    the model was trained (``normalization.min_width``), whatever floor the registered weights read at when served."""
+    return {"runtime": "torch", "min_width": model.normalization.min_width}
+
+
 class Scorer:
     """Reads fixed images with any network of the base model's shape.
 
@@ -40,7 +46,7 @@ class Scorer:
         model = replace(self.base, network=copy.deepcopy(network).eval(), charset=charset or self.charset,
                         row_crop=0.0)
         recognizer = Recognizer(model, device="cpu", precision=self.precision,  # type: ignore[arg-type]
-                                calibrated=False)  # raw scores, as an adapted model reports them
+                                calibrated=False, **in_training(model))  # raw scores, as an adapted model reports them
         return recognizer.recognize_prepared(self.prepared, self.allow)
 
     def predict(self, network: torch.nn.Module, charset: Charset | None = None) -> list[str]:
@@ -65,7 +71,7 @@ class Scorer:
 def image_features(network: torch.nn.Module, base: LoadedModel, prepared: list) -> np.ndarray:
     """Pooled convolutional features of prepared images by ``network``, batched as the recogniser batches."""
     model = replace(base, network=copy.deepcopy(network).eval(), fallback=None, row_crop=0.0)
-    recognizer = Recognizer(model, device="cpu", precision="fp32", calibrated=False)
+    recognizer = Recognizer(model, device="cpu", precision="fp32", calibrated=False, **in_training(model))
     rows: list[np.ndarray] = [np.empty(0)] * len(prepared)
     for batch in recognizer.batches(prepared):
         _, features = recognizer.forward_features([prepared[i] for i in batch],

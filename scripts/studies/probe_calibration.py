@@ -51,7 +51,7 @@ def main() -> None:
         for w in WEIGHTS:
             network = copy.deepcopy(base.network)
             network.load_state_dict(interpolate(pretrained, tuned, w))
-            reader = Recognizer(replace(model, network=copy.deepcopy(network)), precision="fp32")
+            reader = Recognizer(replace(model, network=copy.deepcopy(network)), precision="fp32", runtime="torch")
             real = zero - score([r.text for r in reader.recognize([im for im, _ in words])], labels).loose
             right_before = [loose(z) == loose(t) for z, t in zip(probe.zero_shot, probe.labels)]
             readings = [r.text for r in probe.read(network)]
