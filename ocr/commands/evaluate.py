@@ -43,7 +43,7 @@ def run_eval(config: EvalConfig) -> int:
     if config.json:
         record = {**s.as_dict(), "lines_per_s": round(result.lines_per_s, 2), "unreadable": summary.unreadable,
                   "rejected": summary.rejected,
-                  "model": recognizer.model.name, "precision": recognizer.precision,
+                  "model": recognizer.model.name, "precision": recognizer.precision, "runtime": recognizer.runtime,
                   **{f"{k}_ci95": [round(v.low, 4), round(v.high, 4)] for k, v in ci.items()},
                   "mean_confidence": round(summary.mean_confidence, 4),
                   "ece": round(summary.ece, 4),
@@ -53,7 +53,7 @@ def run_eval(config: EvalConfig) -> int:
         return 0
     failed, rejected = summary.unreadable, summary.rejected
     print(f"dataset   {config.dataset} ({dataset.kind})")
-    print(f"model     {recognizer.model.name} on {recognizer.device}, {recognizer.precision}")
+    print(f"model     {recognizer.model.name} on {recognizer.device}, {recognizer.precision}, {recognizer.runtime}")
     print(f"n         {s.n}" + (f" ({failed} unreadable, counted as wrong)" if failed else "")
           + (f" ({rejected} rejected below --min-confidence, counted as wrong)" if rejected else ""))
     print(f"exact     {s.exact:.4f}  (95% CI {ci['exact'].low:.4f}-{ci['exact'].high:.4f})")
@@ -79,12 +79,14 @@ def run_eval_pages(config: EvalConfig) -> int:
     record = result.as_dict()
     if config.json:
         print(json.dumps({**record, "model": reader.recognizer.model.name, "detector": reader.detector.spec.name,
-                          "precision": reader.recognizer.precision, "detector_precision": reader.detector.precision}))
+                          "precision": reader.recognizer.precision, "detector_precision": reader.detector.precision,
+                          "runtime": reader.recognizer.runtime, "detector_runtime": reader.detector.runtime}))
         return 0
     s = result.scores
     print(f"dataset    {config.dataset} (pages with line boxes)")
-    print(f"models     {reader.detector.spec.name} ({reader.detector.precision}) + {reader.recognizer.model.name} "
-          f"({reader.recognizer.precision}) on {reader.recognizer.device}")
+    print(f"models     {reader.detector.spec.name} ({reader.detector.precision}, {reader.detector.runtime}) + "
+          f"{reader.recognizer.model.name} ({reader.recognizer.precision}, {reader.recognizer.runtime}) on "
+          f"{reader.recognizer.device}")
     unreadable = f" ({len(result.errors)} unreadable, read as empty)" if result.errors else ""
     print(f"pages      {result.pages}{unreadable}")
     print(f"words      P {s['word_precision']:.4f}  R {s['word_recall']:.4f}  F1 {s['word_f1']:.4f}  "

@@ -1,6 +1,7 @@
 """Soak `ocr serve`: many concurrent gRPC and HTTP clients, good and bad requests, for a while; nothing may be lost.
 
-    python scripts/bench/soak.py [DATASET] [--seconds 60] [--clients 200] [--max-queue-size 512] [--json soak.json]
+    python scripts/bench/soak.py [DATASET] [--seconds 60] [--clients 200] [--max-queue-size 512]
+                                 [--max-queue-wait S] [--runtime auto] [--json soak.json]
 
 Starts ``ocr serve --http-port`` as a subprocess on free loopback ports. Half
 the clients speak gRPC, half HTTP/JSON (JSON with base64, or multipart). Each
@@ -13,13 +14,14 @@ Every request must end in a result or a deliberate status:
 
 * answered: OK with one result per image, or the status its kind calls for
   (INVALID_ARGUMENT / 400, NOT_FOUND / 404);
-* overload: RESOURCE_EXHAUSTED / 429 once the queue is full (the client
-  backs off 50 ms, as a real one would);
+* overload: RESOURCE_EXHAUSTED / 429 once the queue is full, in images or in
+  seconds of measured work (the client backs off 50 ms, as a real one would);
 * lost: anything else (a transport error, a client-side timeout, INTERNAL /
   500, a wrong status or a wrong number of results).
 
 Reports requests sent / answered / overloaded / lost (lost must be 0),
-p50/p99 latency of good requests per protocol, the server's RSS after a
+p50/p99 latency of good requests per protocol (accepted calls: a refused try is
+not counted; the p99 must stay within ``--max-p99`` seconds), the server's RSS after a
 warm-up and at the end (medians of the first and last quarter of readings
 taken every 5 s; growth must stay within 10%), that health still says
 SERVING, and that SIGTERM drains and exits 0. Exit status 1 if any check fails.
@@ -238,7 +240,9 @@ async def run_clients(target: str, url: str, work: Workload, tally: Tally, clien
 
 def start_server(args: argparse.Namespace, port: int, http_port: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "ocr", "serve", "--port", str(port), "--http-port", str(http_port),
-               "--max-queue-size", str(args.max_queue_size), "--precision", args.precision, "--grace", "30"]
+               "--max-queue-size", str(args.max_queue_size), "--precision", args.precision, "--grace", "30",
+               "--runtime", args.runtime,
+               *(["--max-queue-wait", str(args.max_queue_wait)] if args.max_queue_wait is not None else [])]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:  # type: ignore[union-attr]
         if "HTTP/JSON" in line:
@@ -255,6 +259,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--max-queue-size", type=int, default=512, help="the server's queue limit (default: 512)")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--runtime", default="auto")
+    parser.add_argument("--max-queue-wait", type=float, default=None,
+                        help="the server's admission limit in seconds of queued work (default: the server's; 0: off)")
+    parser.add_argument("--max-p99", type=float, default=3.0,
+                        help="the p99 latency of accepted good requests may not pass this, seconds (default: 3)")
     parser.add_argument("--timeout", type=float, default=60.0, help="client-side timeout per request (s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -290,7 +299,8 @@ def main() -> int:
     growth = rss_after / rss_before - 1
     pct = lambda xs, q: float(np.percentile(xs, q)) * 1000 if xs else float("nan")  # noqa: E731
     print(f"soak: {args.clients} clients ({args.clients // 2} gRPC, {args.clients - args.clients // 2} HTTP), "
-          f"{elapsed:.0f} s after a {args.warmup:.0f} s warm-up; server queue limit {args.max_queue_size} images")
+          f"{elapsed:.0f} s after a {args.warmup:.0f} s warm-up; server queue limit {args.max_queue_size} images, "
+          f"{'the server default' if args.max_queue_wait is None else args.max_queue_wait} s of work")
     print(f"{'protocol':>8} {'sent':>7} {'answered':>9} {'overload':>9} {'lost':>5} {'p50 ms':>8} {'p99 ms':>8}")
     for protocol in ("grpc", "http"):
         o = tally.outcome
@@ -305,8 +315,9 @@ def main() -> int:
           f"{rss_after:.0f} MiB at the end ({100 * growth:+.1f}%); peak {max(rss_series):.0f} MiB; every 5 s: "
           f"{' '.join(f'{r:.0f}' for r in rss_series)}")
     print(f"health after the soak: {'SERVING' if serving else 'NOT SERVING'}; SIGTERM drain exit status {exit_code}")
+    worst_p99 = max((pct(v, 99) for v in tally.latency.values() if v), default=float("nan")) / 1000
     checks = {"nothing lost": lost == 0, "RSS growth <= 10%": growth <= 0.10, "still SERVING": serving,
-              "clean drain": exit_code == 0}
+              "clean drain": exit_code == 0, f"p99 of accepted <= {args.max_p99:g} s": worst_p99 <= args.max_p99}
     print("checks: " + ", ".join(f"{name} {'PASS' if ok else 'FAIL'}" for name, ok in checks.items()))
     if args.json:
         args.json.write_text(json.dumps({
