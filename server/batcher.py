@@ -169,18 +169,7 @@ class DynamicBatcher(Generic[T, R]):
         With ``defer_s`` they are batched apart from undeferred items and served as if they had arrived that
         much later (bulk work yields to requests that arrive meanwhile, but never waits longer than that).
         """
-        if self._draining:
-            raise DrainingError("server is shutting down")
-        if self._size + len(items) > self.config.max_queue_size:
-            raise QueueFullError(
-                f"queue full ({self._size} items waiting, {len(items)} more would pass {self.config.max_queue_size})"
-            )
-        limit = self.config.max_queue_wait_s
-        if limit is not None and self._size and self.expected_wait_s > limit:
-            raise QueueFullError(
-                f"the {self._size} items queued are about {self.expected_wait_s:.1f} s of work, over the limit of "
-                f"{limit:g} s"
-            )
+        self.check_admission(len(items))
         loop = asyncio.get_running_loop()
         now = self._clock.now()
         futures = []
@@ -192,6 +181,22 @@ class DynamicBatcher(Generic[T, R]):
         self._size += len(items)
         self._wakeup.set()
         return futures
+
+    def check_admission(self, count: int) -> None:
+        """Raise what ``submit_many`` would for ``count`` more items now (``DrainingError``, ``QueueFullError``), so a
+        caller can refuse a request before doing any work for it."""
+        if self._draining:
+            raise DrainingError("server is shutting down")
+        if self._size + count > self.config.max_queue_size:
+            raise QueueFullError(
+                f"queue full ({self._size} items waiting, {count} more would pass {self.config.max_queue_size})"
+            )
+        limit = self.config.max_queue_wait_s
+        if limit is not None and self._size and self.expected_wait_s > limit:
+            raise QueueFullError(
+                f"the {self._size} items queued are about {self.expected_wait_s:.1f} s of work, over the limit of "
+                f"{limit:g} s"
+            )
 
     def _oldest_key(self) -> Hashable:
         return min(self._queues, key=lambda k: self._queues[k][0].rank)

@@ -13,7 +13,8 @@ to the in-process ``Recognizer.recognize`` throughput on the same crops
 (decoding included on both sides) and the latency of a lone in-process call.
 Rows are medians over ``--repeats`` rounds. The server keeps its admission limit (``--max-queue-wait``, default
 the server's): a refused call (RESOURCE_EXHAUSTED, HTTP 429) is retried after a short backoff, as a client
-should, and counted in the "refused" column; images/s counts answered images only.
+should (exponential, 50 ms to 2 s, with jitter), and counted in the "refused" column; images/s counts answered
+images only, and latencies run from a call's first try to its answer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import itertools
 import json
+import random
 import re
 import socket
 import statistics
@@ -79,8 +82,10 @@ def start_server(args: argparse.Namespace, metrics_port: int, http_port: int) ->
     raise RuntimeError("server did not start")
 
 
-#: A refused call is sent again after this long (a client's backoff).
-BACKOFF_S = 0.05
+def backoff(attempt: int) -> float:
+    """Seconds to wait before sending a refused call again: exponential from 50 ms to 2 s, with jitter, as gRPC's
+    retry policies do (a fixed short wait lets hundreds of clients keep a busy server busier still)."""
+    return min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5)
 
 
 async def drive_http(url: str, crops: list[bytes], concurrency: int, per_request: int
@@ -99,7 +104,7 @@ async def drive_http(url: str, crops: list[bytes], concurrency: int, per_request
 
         async def post(body: str) -> None:
             nonlocal refused
-            while True:
+            for attempt in itertools.count():
                 async with session.post(f"{url}/v1/recognize", data=body, headers=headers) as response:
                     await response.read()
                     if response.status == 200:
@@ -107,7 +112,7 @@ async def drive_http(url: str, crops: list[bytes], concurrency: int, per_request
                     if response.status != 429:
                         raise RuntimeError(f"HTTP {response.status}")
                 refused += 1
-                await asyncio.sleep(BACKOFF_S)
+                await asyncio.sleep(backoff(attempt))
 
         async def client() -> None:
             for body in queue:
@@ -124,8 +129,8 @@ async def drive_http(url: str, crops: list[bytes], concurrency: int, per_request
 
 async def drive(target: str, crops: list[bytes], concurrency: int, per_request: int
                 ) -> tuple[float, list[float], int]:
-    """Send every crop once, ``per_request`` per call, from ``concurrency`` clients; (seconds, latencies of answered
-    calls from their first try, refusals)."""
+    """Send every crop once, ``per_request`` per call, from ``concurrency`` clients; (seconds, latencies from each
+    call's first try to its answer, refusals)."""
     requests = [
         ocr_pb2.RecognizeRequest(images=[ocr_pb2.Image(content=c) for c in crops[i : i + per_request]])
         for i in range(0, len(crops), per_request)
@@ -138,7 +143,7 @@ async def drive(target: str, crops: list[bytes], concurrency: int, per_request: 
 
         async def call(req: ocr_pb2.RecognizeRequest) -> None:
             nonlocal refused
-            while True:
+            for attempt in itertools.count():
                 try:
                     await stub.Recognize(req, timeout=300)
                     return
@@ -146,7 +151,7 @@ async def drive(target: str, crops: list[bytes], concurrency: int, per_request: 
                     if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
                         raise
                 refused += 1
-                await asyncio.sleep(BACKOFF_S)
+                await asyncio.sleep(backoff(attempt))
 
         async def client() -> None:
             for req in queue:

@@ -15,7 +15,8 @@ Every request must end in a result or a deliberate status:
 * answered: OK with one result per image, or the status its kind calls for
   (INVALID_ARGUMENT / 400, NOT_FOUND / 404);
 * overload: RESOURCE_EXHAUSTED / 429 once the queue is full, in images or in
-  seconds of measured work (the client backs off 50 ms, as a real one would);
+  seconds of measured work (the client backs off, exponentially from 50 ms to
+  2 s with jitter, as a real one would);
 * lost: anything else (a transport error, a client-side timeout, INTERNAL /
   500, a wrong status or a wrong number of results).
 
@@ -141,7 +142,14 @@ class Workload:
         return Job(kind, one, {})
 
 
+def backoff(refusals: int) -> float:
+    """Seconds to wait after ``refusals`` refusals in a row: exponential from 50 ms to 2 s, with jitter, as gRPC's
+    retry policies do (a fixed short wait lets hundreds of clients keep a busy server busier still)."""
+    return min(2.0, 0.05 * 2 ** (refusals - 1)) * random.uniform(0.5, 1.5)
+
+
 async def grpc_client(stub, work: Workload, tally: Tally, end: float, timeout: float) -> None:
+    refusals = 0
     while time.monotonic() < end:
         job = work.job("grpc")
         images = [ocr_pb2.Image(content=c, id=str(i)) for i, c in enumerate(job.images)]
@@ -154,12 +162,14 @@ async def grpc_client(stub, work: Workload, tally: Tally, end: float, timeout: f
         except grpc.aio.AioRpcError as exc:
             code, count = exc.code().name, 0
         record(tally, "grpc", job, code, count, time.perf_counter() - start)
-        if code == "RESOURCE_EXHAUSTED":
-            await asyncio.sleep(0.05)
+        refusals = refusals + 1 if code == "RESOURCE_EXHAUSTED" else 0
+        if refusals:
+            await asyncio.sleep(backoff(refusals))
 
 
 async def http_client(session: aiohttp.ClientSession, url: str, work: Workload, tally: Tally, end: float,
                       timeout: float) -> None:
+    refusals = 0
     while time.monotonic() < end:
         job = work.job("http")
         if job.kind == "bad_json":
@@ -191,8 +201,9 @@ async def http_client(session: aiohttp.ClientSession, url: str, work: Workload, 
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError) as exc:
             code, count = f"client error {exc.__class__.__name__}", 0
         record(tally, "http", job, code, count, time.perf_counter() - start)
-        if code == "RESOURCE_EXHAUSTED":
-            await asyncio.sleep(0.05)
+        refusals = refusals + 1 if code == "RESOURCE_EXHAUSTED" else 0
+        if refusals:
+            await asyncio.sleep(backoff(refusals))
 
 
 def record(tally: Tally, protocol: str, job: Job, code: str, count: int, seconds: float) -> None:
