@@ -134,6 +134,8 @@ class DynamicBatcher(Generic[T, R]):
         self.stats = BatchStats()
         #: Running estimate of compute seconds per item (None until a batch has run).
         self.seconds_per_item: float | None = None
+        #: Items of the batch being computed now.
+        self._computing = 0
 
     @property
     def depth(self) -> int:
@@ -142,8 +144,9 @@ class DynamicBatcher(Generic[T, R]):
 
     @property
     def expected_wait_s(self) -> float:
-        """Seconds the queued items would take to compute at the measured rate (0 before any batch has run)."""
-        return self._size * (self.seconds_per_item or 0.0)
+        """Seconds the queued items, and those being computed, would take at the measured rate (0 before any batch
+        has run): how long a new item would wait."""
+        return (self._size + self._computing) * (self.seconds_per_item or 0.0)
 
     def start(self) -> None:
         if self._task is None:
@@ -194,8 +197,8 @@ class DynamicBatcher(Generic[T, R]):
         limit = self.config.max_queue_wait_s
         if limit is not None and self._size and self.expected_wait_s > limit:
             raise QueueFullError(
-                f"the {self._size} items queued are about {self.expected_wait_s:.1f} s of work, over the limit of "
-                f"{limit:g} s"
+                f"the {self._size + self._computing} items queued or computing are about {self.expected_wait_s:.1f} s "
+                f"of work, over the limit of {limit:g} s"
             )
 
     def _oldest_key(self) -> Hashable:
@@ -255,7 +258,11 @@ class DynamicBatcher(Generic[T, R]):
         if self._on_batch is not None:
             self._on_batch(len(live), max(now - p.enqueued for p in live))
         start = self._clock.now()
-        results = await run_isolated(self._run_batch, [p.item for p in live])
+        self._computing = len(live)
+        try:
+            results = await run_isolated(self._run_batch, [p.item for p in live])
+        finally:
+            self._computing = 0
         per_item = (self._clock.now() - start) / len(live)
         previous = self.seconds_per_item
         self.seconds_per_item = per_item if previous is None else (

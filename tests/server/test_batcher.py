@@ -237,9 +237,9 @@ async def test_bulk_items_yield_to_later_requests_but_run_at_once_alone() -> Non
 
 
 async def test_queue_limit_in_seconds_of_measured_work() -> None:
-    """A batch of 2 items that takes 1 s on the clock sets the rate at 0.5 s an item; then 5 queued items are 2.5 s
-    of work: over a 2 s limit a new item is refused at once, under it (a faster rate) it is taken. Before any batch
-    has run, only the item limit counts."""
+    """A batch of 2 items that takes 1 s on the clock sets the rate at 0.5 s an item; then 5 queued items behind one
+    computing are 3 s of work: over a 2 s limit a new item is refused at once, under it (a faster rate) it is taken.
+    Before any batch has run, only the item limit counts."""
     model = FakeModel()
     model.gate = asyncio.Event()
     config = BatcherConfig(max_batch_size=2, max_queue_delay_ms=0, max_queue_size=100, max_queue_wait_s=2.0)
@@ -256,11 +256,14 @@ async def test_queue_limit_in_seconds_of_measured_work() -> None:
     running = asyncio.ensure_future(batcher.submit(20))
     await settle()
     behind = batcher.submit_many([(i, None) for i in range(30, 35)])
-    assert batcher.expected_wait_s == pytest.approx(2.5)
-    with pytest.raises(QueueFullError, match="about 2.5 s of work"):
+    assert batcher.expected_wait_s == pytest.approx(3.0)  # 5 queued and 1 computing, 0.5 s each
+    with pytest.raises(QueueFullError, match="about 3.0 s of work"):
         batcher.submit_many([(40, None)])
+    with pytest.raises(QueueFullError):
+        batcher.check_admission(1)  # what a server asks before decoding a request
     assert batcher.depth == 5  # the refused item left nothing behind
-    batcher.seconds_per_item = 0.3  # the same queue at a faster measured rate: 1.5 s, admitted
+    batcher.seconds_per_item = 0.3  # the same queue at a faster measured rate: 1.8 s, admitted
+    batcher.check_admission(1)
     extra = batcher.submit_many([(41, None)])
     clock.advance(0.1)
     model.gate.set()
