@@ -31,7 +31,7 @@ class ServerConfig:
     max_queue_size: int = 2048
     #: New work is refused (RESOURCE_EXHAUSTED / 429) while the queued lines would take longer than this to read at
     #: the measured lines per second (None: no limit but ``max_queue_size``).
-    max_queue_wait_s: float | None = 2.0
+    max_queue_wait_s: float | None = 1.5
     max_images_per_request: int = DEFAULT_MAX_IMAGES
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     metrics_port: int | None = None
