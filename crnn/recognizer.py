@@ -44,7 +44,7 @@ from crnn.runtime import (
     Precision,
     Runtime,
     autocast_dtype,
-    open_engine,
+    engine_for,
     resolve_device,
     resolve_precision,
     resolve_runtime,
@@ -164,11 +164,12 @@ class Recognizer:
         self.network = network.to(memory_format=torch.channels_last)
         for p in self.network.parameters():
             p.requires_grad_(False)
-        self.runtime = resolve_runtime(runtime, self.device, self.precision)
-        #: The non-PyTorch engine running the graph up to the head (None: the PyTorch module runs everything).
-        self.engine = None if self.runtime == "torch" else open_engine(
-            self.runtime, recognizer_graph(self.model.network, self.model.normalization.channels, self.input_height),
-            self.precision, threads)
+        #: What runs the network, and its engine (None: the PyTorch module runs everything; else the graph up to
+        #: the head runs on the engine).
+        self.engine, self.runtime = engine_for(
+            runtime, resolve_runtime(runtime, self.device, self.precision),
+            partial(recognizer_graph, self.model.network, self.model.normalization.channels, self.input_height),
+            self.precision, threads, self.model.name)
         fallback = self.model.fallback
         self.fallback = None if fallback is None else Recognizer(
             fallback.model, device=str(self.device), precision=precision, batch_size=batch_size,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -73,14 +75,15 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 
 Runtime = Literal["auto", "torch", "onnxruntime", "openvino"]
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
-#: The engine of each runtime's Python package (what must be importable to use it).
+#: The engine of each runtime's Python package (what must be importable to use it), and the extra that installs it.
 RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+RUNTIME_EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}
 #: CPU kinds, from the instruction sets that decide which kernels are fast (``cpu_kind``).
 CPU_KINDS = ("amx", "avx512_bf16", "avx512", "avx2", "baseline")
 #: ``runtime="auto"`` on the CPU: the installed runtimes in order of measured fp32 lines/s per CPU kind (texts are
 #: identical at fp32, so this is a speed choice only). OpenVINO first: on 600 IIIT5K crops it read 1.11x ONNX
 #: Runtime's lines/s on an AMD EPYC with AVX512-BF16 (issue 49's probe) and 1.0-1.1x on an AMD EPYC with AVX2 only
-#: (docs/models.md, "Runtimes"); PyTorch last. The AMX Xeon and plain AVX512 kinds were not measured: the same order.
+#: (docs/export.md, "Runtimes"); PyTorch last. The AMX Xeon and plain AVX512 kinds were not measured: the same order.
 RUNTIME_PREFERENCE: dict[str, tuple[str, ...]] = {kind: ("openvino", "onnxruntime", "torch") for kind in CPU_KINDS}
 
 
@@ -137,7 +140,7 @@ def resolve_runtime(runtime: Runtime, device: torch.device, precision: str) -> s
     if runtime == "torch":
         return runtime
     if not runtime_installed(runtime):
-        raise ValueError(f"runtime {runtime!r} is not installed: pip install 'crnn-ocr[{runtime}]' "
+        raise ValueError(f"runtime {runtime!r} is not installed: pip install 'crnn-ocr[{RUNTIME_EXTRAS[runtime]}]' "
                          "(or use --runtime torch)")
     if device.type != "cpu":
         raise ValueError(f"runtime {runtime!r} runs on the CPU here; on {device.type} use --runtime torch")
@@ -163,3 +166,19 @@ def open_engine(runtime: str, graph: GraphSpec, precision: str, threads: int | N
 
         return OpenVinoEngine(path, threads, precision)
     raise ValueError(f"no engine for runtime {runtime!r}")
+
+
+def engine_for(requested: str, resolved: str, graph: Callable[[], GraphSpec], precision: str, threads: int | None,
+               what: str) -> tuple[Any, str]:
+    """(engine, runtime) for a network whose runtime resolved to ``resolved``: no engine for PyTorch. Where the graph
+    cannot be exported or compiled, ``auto`` falls back to PyTorch with a warning; an explicit runtime raises."""
+    if resolved == "torch":
+        return None, resolved
+    try:
+        return open_engine(resolved, graph(), precision, threads), resolved
+    except Exception as exc:
+        if requested != "auto":
+            raise
+        warnings.warn(f"{resolved} could not run {what} ({exc.__class__.__name__}: {exc}); running it on PyTorch",
+                      RuntimeWarning, stacklevel=3)
+        return None, "torch"

@@ -111,3 +111,20 @@ def test_cpu_kind_from_flags() -> None:
     assert cpu_kind(frozenset({"avx2", "fma"})) == "avx2"
     assert cpu_kind(frozenset({"sse4_2"})) == "baseline"
     assert cpu_kind() in ("amx", "avx512_bf16", "avx512", "avx2", "baseline")
+
+
+def test_auto_falls_back_to_torch_when_the_graph_cannot_run(monkeypatch) -> None:
+    """An export or compile failure under ``auto`` warns and reads on PyTorch; an explicit runtime raises it."""
+    import crnn.runtime
+
+    def broken(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(crnn.runtime, "open_engine", broken)
+    loaded = load_model("english_g2")
+    with pytest.warns(RuntimeWarning, match="disk full"):
+        reader = Recognizer(loaded, device="cpu", precision="fp32", runtime="auto")
+    assert reader.runtime == "torch" and reader.engine is None
+    assert reader.recognize([(EXAMPLES / "images" / "00.png").read_bytes()])[0].text == "HELLO"
+    with pytest.raises(OSError, match="disk full"):
+        Recognizer(loaded, device="cpu", precision="fp32", runtime=ENGINES[0])  # type: ignore[arg-type]

@@ -3,6 +3,8 @@ page images."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 import torch
@@ -12,7 +14,7 @@ from crnn.runtime import (
     Precision,
     Runtime,
     autocast_dtype,
-    open_engine,
+    engine_for,
     resolve_device,
     resolve_precision,
     resolve_runtime,
@@ -61,9 +63,9 @@ class Detector:
         self.network = network.eval().to(self.device).to(memory_format=torch.channels_last)
         for p in self.network.parameters():
             p.requires_grad_(False)
-        self.runtime = resolve_runtime(runtime, self.device, self.precision)
-        self.engine = None if self.runtime == "torch" else open_engine(
-            self.runtime, detector_graph(network, self.spec.multiple), self.precision, threads)
+        self.engine, self.runtime = engine_for(
+            runtime, resolve_runtime(runtime, self.device, self.precision),
+            partial(detector_graph, network, self.spec.multiple), self.precision, threads, self.spec.name)
         self._mean = np.array(self.spec.mean, np.float32).reshape(3, 1, 1)
         self._std = np.array(self.spec.std, np.float32).reshape(3, 1, 1)
 
