@@ -54,7 +54,9 @@ def test_runtime_reads_as_our_module(engine: str, model: str, images: list[bytes
     same_readings(torch_reader.recognize(images), other.recognize(images))
     same_readings(torch_reader.recognize(images, allowlist=ALNUM), other.recognize(images, allowlist=ALNUM))
     few = images[:: max(1, len(images) // 8)]  # constrained decoding is slower: a spread of 8 or so crops
-    for constraint in (torch_reader.constraint(pattern="[A-Za-z0-9]+"), torch_reader.constraint(beam_width=4)):
+    lexicon = [line.split("\t")[1] for line in (EXAMPLES / "gt.tsv").read_text().splitlines() if "\t" in line]
+    for constraint in (torch_reader.constraint(pattern="[A-Za-z0-9]+"), torch_reader.constraint(beam_width=4),
+                       torch_reader.constraint(lexicon=lexicon, ignore_case=True)):
         same_readings(torch_reader.recognize(few, constraint=constraint), other.recognize(few, constraint=constraint))
     assert len(list(tmp_path.rglob("*.onnx"))) == 1  # exported once, into the cache
 
