@@ -35,7 +35,9 @@ async function loadModels() {
   const select = $("model");
   select.replaceChildren(new Option(`${body.default_model} (default)`, ""));
   for (const model of body.models) {
-    if (model.name !== body.default_model) select.add(new Option(model.name, model.name));
+    if (model.name === body.default_model) continue;
+    const label = model.state === "loadable" ? `${model.name} (loads on first use)` : model.name;
+    select.add(new Option(label, model.name));
   }
 }
 
