@@ -27,7 +27,8 @@ from torch import nn
 
 from crnn.weights import state_dict_digest
 
-#: Raise when the exported graph changes (its inputs, outputs or how it is written), so old cache entries go.
+#: Raise when the exported graph changes (its inputs, outputs or how it is written), so old cache entries are not
+#: reused (they stay on disk; the cache folder may be emptied at any time).
 GRAPH_VERSION = 1
 OPSET = 17
 CACHE_ENV = "CRNN_OCR_CACHE"
