@@ -478,6 +478,6 @@ class Recognizer:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch on the engine, then the CTC head here: (logits as ``forward`` returns them, conv features)."""
         assert self.engine is not None
-        frames, conv = self.engine(stack_batch([im.pixels for im in images], width, self.normalization))
+        frames, conv = self.engine(self.batch_tensor(images, width).numpy())
         subset = None if classes is None else torch.as_tensor(classes)
         return self.model.network.classify(torch.from_numpy(frames), subset).float(), torch.from_numpy(conv)

@@ -18,27 +18,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from crnn import Recognizer
 from crnn.graph import cached_graph, recognizer_graph
+from crnn.runtime_onnxruntime import OnnxRuntimeEngine
 from ocr.data.datasets import open_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SET = ROOT.parent / "shared" / "data" / "iiit5k_test_even_scenes"
-
-
-class CudaOnnxEngine:
-    """An exported graph on ONNX Runtime's CUDA provider (same call as ``crnn.runtime_onnxruntime``'s engine)."""
-
-    def __init__(self, graph: Path) -> None:
-        import onnxruntime as ort
-
-        self.session = ort.InferenceSession(str(graph), providers=["CUDAExecutionProvider"])
-
-    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {"images": np.ascontiguousarray(batch, np.float32)})
 
 
 def timed(recognizer: Recognizer, crops: list[bytes], repeats: int) -> tuple[float, list[str]]:
@@ -80,7 +68,8 @@ def main() -> None:
             raise ImportError("onnxruntime has no CUDAExecutionProvider: pip install onnxruntime-gpu")
         onnx = Recognizer(device="cpu", precision="fp32", runtime="torch")
         channels = onnx.model.normalization.channels
-        onnx.engine = CudaOnnxEngine(cached_graph(recognizer_graph(onnx.model.network, channels, onnx.input_height)))
+        onnx.engine = OnnxRuntimeEngine(cached_graph(recognizer_graph(onnx.model.network, channels, onnx.input_height)),
+                                        providers=("CUDAExecutionProvider",))
         rate, texts = timed(onnx, crops, args.repeats)
         print(f"| ONNX Runtime CUDA fp32 (head on the CPU) | {rate:.0f} | "
               f"{sum(a == b for a, b in zip(texts, reference))} |")

@@ -49,6 +49,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 import numpy as np
+from bench_server import backoff  # this folder: python puts it on the path
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ocr.data.datasets import open_dataset
@@ -142,12 +143,6 @@ class Workload:
         return Job(kind, one, {})
 
 
-def backoff(refusals: int) -> float:
-    """Seconds to wait after ``refusals`` refusals in a row: exponential from 50 ms to 2 s, with jitter, as gRPC's
-    retry policies do (a fixed short wait lets hundreds of clients keep a busy server busier still)."""
-    return min(2.0, 0.05 * 2 ** (refusals - 1)) * random.uniform(0.5, 1.5)
-
-
 async def grpc_client(stub, work: Workload, tally: Tally, end: float, timeout: float) -> None:
     refusals = 0
     while time.monotonic() < end:
@@ -164,7 +159,7 @@ async def grpc_client(stub, work: Workload, tally: Tally, end: float, timeout: f
         record(tally, "grpc", job, code, count, time.perf_counter() - start)
         refusals = refusals + 1 if code == "RESOURCE_EXHAUSTED" else 0
         if refusals:
-            await asyncio.sleep(backoff(refusals))
+            await asyncio.sleep(backoff(refusals - 1))
 
 
 async def http_client(session: aiohttp.ClientSession, url: str, work: Workload, tally: Tally, end: float,
@@ -203,7 +198,7 @@ async def http_client(session: aiohttp.ClientSession, url: str, work: Workload, 
         record(tally, "http", job, code, count, time.perf_counter() - start)
         refusals = refusals + 1 if code == "RESOURCE_EXHAUSTED" else 0
         if refusals:
-            await asyncio.sleep(backoff(refusals))
+            await asyncio.sleep(backoff(refusals - 1))
 
 
 def record(tally: Tally, protocol: str, job: Job, code: str, count: int, seconds: float) -> None:
