@@ -29,6 +29,7 @@ from ocr.config import (
     DecodeOptions,
     DetectOptions,
     EvalConfig,
+    LabelConfig,
     ModelOptions,
     ReadConfig,
 )
@@ -185,6 +186,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detect_options(read)
     _add_decode_options(read)
     _add_model_options(read)
+
+    label = commands.add_parser(
+        "label", help="draft labels for a folder of images from the model's readings; --review to check them",
+        description="Read every image of FOLDER (with --detect: find the lines of every page, save each as a crop "
+        "under FOLDER/lines/) and save the readings as draft labels in FOLDER/ocr-labels.jsonl with their "
+        "confidence. Runs again resume; labels a person confirmed or corrected are never replaced. --review serves "
+        "a local page that shows the least sure readings first; `ocr adapt FOLDER` then trains on the confirmed and "
+        "corrected labels.",
+    )
+    label.add_argument("folder", type=Path, metavar="FOLDER")
+    label.add_argument("--allow", metavar="CHARS", help="only these characters may be read, e.g. 0123456789")
+    label.add_argument("--json", action="store_true",
+                       help='print one JSON line per image, least sure first: {"image", "text", "confidence", '
+                       '"status"}')
+    label.add_argument("--review", action="store_true", help="then serve the review page (Ctrl-C stops it)")
+    label.add_argument("--host", default="127.0.0.1", help="review page address (default: 127.0.0.1, this machine)")
+    label.add_argument("--port", type=int, default=8765, help="review page port (default: 8765; 0: a free one)")
+    label.add_argument("--again", action="store_true",
+                       help="read drafts and unreadable images again (e.g. with another --model); reviewed labels "
+                       "are kept")
+    label.add_argument("--write-gt", action="store_true",
+                       help="write FOLDER/gt.tsv from the confirmed and corrected labels (a gt.tsv that `ocr label` "
+                       "did not write is never replaced without --force)")
+    label.add_argument("--force", action="store_true", help="with --write-gt: replace any gt.tsv")
+    _add_detect_options(label)
+    _add_decode_options(label)
+    _add_model_options(label)
 
     ev = commands.add_parser(
         "eval", help="score the model on a labelled dataset",
@@ -375,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "reading, e.g. 0.1 (negative: edge rows added, e.g. -0.1; 0: none; default: chosen from "
                        f"{', '.join(map(str, ROW_CROPS))} and none by the pretrained model's loose CER on the labelled "
                        "images)")
+    adapt.add_argument("--include-drafts", action="store_true",
+                       help="in a folder labelled with `ocr label`: also train on readings nobody reviewed (default: "
+                       "confirmed and corrected labels only)")
     adapt.add_argument("--preview", action="store_true", help="write preview.png: real, augmented, synthetic")
     adapt.add_argument("--force", action="store_true", help="install the model even if it is not better")
     adapt.add_argument("--batch-size", type=_positive_int, default=16)
@@ -433,6 +464,15 @@ def _cmd_read(args: argparse.Namespace) -> int:
     if config.detect.detect:
         return run_read_pages(config, config.detect.page_reader(recognizer, config.model))
     return run_read(config, recognizer)
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    from ocr.commands.label import run_label
+
+    config = LabelConfig(args.folder, args.allow, args.json, _model_options(args), _decode_options(args),
+                         _detect_options(args), again=args.again, write_gt=args.write_gt, force=args.force,
+                         review=args.review, host=args.host, port=args.port)
+    return run_label(config, progress=sys.stderr.isatty())
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -514,7 +554,8 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         raise ValueError("--synthetic-ratio must be in [0, 1)")
     if args.max_minutes <= 0:
         raise ValueError("--max-minutes must be positive")
-    out = args.out or models_dir() / args.data.resolve().name
+    data = args.data.resolve()
+    out = args.out or models_dir() / (data.parent.name if data.is_file() else data.name)
     return run_adapt_command(AdaptConfig(
         data=args.data, out=out, base_model=args.base, holdout=args.holdout, folds=args.folds, seed=args.seed,
         max_minutes=args.max_minutes, max_steps=args.max_steps, fonts=tuple(args.fonts),
@@ -522,6 +563,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         normalize=tuple(args.normalize), general=args.general, preview=args.preview, force=args.force,
         batch_size=args.batch_size, lr=args.lr, case=args.case, max_forgetting=args.max_forgetting,
         unlabeled=args.unlabeled, pseudo_from=args.pseudo_from, height=args.height, row_crop=args.row_crop,
+        include_drafts=args.include_drafts,
     ))
 
 
@@ -550,7 +592,8 @@ def _cmd_client(args: argparse.Namespace) -> int:
                       args.timeout, args.detect)
 
 
-COMMANDS = {"read": _cmd_read, "batch": _cmd_batch, "eval": _cmd_eval, "bench": _cmd_bench, "export": _cmd_export,
+COMMANDS = {"read": _cmd_read, "label": _cmd_label, "batch": _cmd_batch,
+            "eval": _cmd_eval, "bench": _cmd_bench, "export": _cmd_export,
             "serve": _cmd_serve,
             "adapt": _cmd_adapt, "compare": _cmd_compare, "client": _cmd_client}
 

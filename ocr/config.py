@@ -146,6 +146,25 @@ class BatchConfig:
     detect: DetectOptions = DetectOptions()
 
 
+@dataclass(frozen=True)
+class LabelConfig:
+    """``ocr label``: the folder, how to read it, and what to do after (print, write gt.tsv, serve the review)."""
+
+    folder: Path
+    allow: str | None
+    json: bool
+    model: ModelOptions
+    decode: DecodeOptions = DecodeOptions()
+    detect: DetectOptions = DetectOptions()
+    #: Read drafts and unreadable images again (never reviewed ones).
+    again: bool = False
+    write_gt: bool = False
+    force: bool = False
+    review: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8765
+
+
 #: Which fit reads the ``--unlabeled`` images (``AdaptConfig.pseudo_from``).
 PSEUDO_FROM = ("selection", "final", "both")
 
@@ -202,6 +221,8 @@ class AdaptConfig:
     #: Share of each image's height the adapted network cuts from its top and bottom before reading (negative:
     #: rows of edge pixels added; None: chosen from the labelled images, see ``ocr.adapt.height``).
     row_crop: float | None = None
+    #: In an ``ocr label`` folder, train on unreviewed draft readings too (default: confirmed and corrected only).
+    include_drafts: bool = False
 
     @property
     def peak_lr(self) -> float:

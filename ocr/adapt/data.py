@@ -65,16 +65,18 @@ def label_case(labels: list[str], alphabet: str) -> str | None:
 
 
 def load_labelled(
-    path: Path, charset: Charset, normalize: tuple[str, ...] = (), warn=None
+    path: Path, charset: Charset, normalize: tuple[str, ...] = (), warn=None, drafts: bool = False
 ) -> list[LabelledImage]:
     """Read and check a labelled folder; raises ``DatasetError`` for fatal problems.
+
+    In an ``ocr label`` folder the confirmed and corrected labels are used (``drafts``: unreviewed readings too).
 
     Unreadable images are skipped with one warning listing them, unless more
     than 10% are bad. Labels with characters the model cannot write are an
     error listing each character and line, unless ``normalize`` fixes them.
     """
     warn = warn or (lambda message: print(message, file=sys.stderr))
-    dataset = open_dataset(path)
+    dataset = open_dataset(path, drafts=drafts)
     samples, bad = [], []
     unknown: dict[str, list[str]] = defaultdict(list)
     for sample in dataset:
@@ -117,7 +119,7 @@ def load_unlabelled(path: Path, warn=None) -> list[LabelledImage]:
 
     warn = warn or (lambda message: print(message, file=sys.stderr))
     if is_labelled(path):
-        sources = ((s.name, s.image) for s in open_dataset(path))
+        sources = ((s.name, s.image) for s in open_dataset(path, drafts=True))
     elif path.is_dir():
         sources = ((str(p.relative_to(path)), p.read_bytes()) for p in expand_inputs((path,)))
     else:

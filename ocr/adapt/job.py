@@ -236,7 +236,7 @@ def prepare(config: AdaptConfig, recipe: Recipe = SHIPPED, started: float | None
     base = load_model(config.base_model)
     if config.height not in (None, base.input_height) and not getattr(base.network, "READS_ANY_HEIGHT", True):
         raise ValueError(f"{base.name} reads {base.input_height}-row lines only: leave --height out")
-    samples = load_labelled(config.data, base.charset, config.normalize, warn=_log)
+    samples = load_labelled(config.data, base.charset, config.normalize, warn=_log, drafts=config.include_drafts)
     charset = _charset(config, base, [s.label for s in samples])
     unlabelled = load_unlabelled(config.unlabeled, warn=_log) if config.unlabeled else []
     fingerprint = data_hash(samples)

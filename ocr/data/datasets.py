@@ -2,6 +2,8 @@
 
 Accepted layouts of a dataset folder (checked in this order):
 
+* ``ocr-labels.jsonl``: the review state ``ocr label`` writes; its confirmed and corrected labels (drafts too
+  when asked). A folder holding it and a hand-written label file is refused: name the file to use.
 * ``gt.tsv`` or ``gt.txt``: ``relative/path<TAB>label`` per line
 * ``labels.csv``: header ``filename,words``; split on the first comma only
 * ``labels.json`` (docTR): ``{"file.jpg": "text", ...}``, images under ``images/`` or beside it
@@ -23,8 +25,10 @@ import numpy as np
 
 from ocr.data.lmdb_io import is_lmdb, lmdb_count, read_labels, read_lmdb, read_lmdb_image
 from ocr.data.mnist import digit_to_crop, find_idx_pair, read_idx
+from ocr.label.store import GT_FILE, LABELLED, STATE_FILE, LabelStore, gt_written_here
 
 FORMATS_HELP = """accepted dataset layouts:
+  ocr-labels.jsonl  the review state of `ocr label` (its confirmed and corrected labels)
   gt.tsv / gt.txt   one 'path<TAB>label' per line, e.g.  images/0001.png\tHELLO
   labels.csv        header 'filename,words', e.g.          0001.png,HELLO, WORLD
   labels.json       docTR style, e.g.                      {"0001.png": "HELLO"}
@@ -210,25 +214,57 @@ def _mnist_dataset(root: Path, images_path: Path, labels_path: Path) -> Dataset:
     return Dataset(root, "mnist-idx", len(digits), reader, locator)
 
 
+def _review_dataset(state: Path, drafts: bool) -> Dataset:
+    """The labels of an ``ocr label`` folder: confirmed and corrected rows (and drafts with ``drafts``)."""
+    store = LabelStore(state.parent)
+    keep = LABELLED | ({"draft"} if drafts else set())
+    rows = sorted((row for row in store.rows().values() if row.status in keep), key=lambda row: row.image)
+    if not rows:
+        raise DatasetError(f"{state}: no confirmed or corrected labels yet"
+                           + ("" if drafts else " (review them with `ocr label --review`, or pass --include-drafts)"))
+    return _file_dataset(state.parent, state, [(row.image, row.text) for row in rows], state.parent)
+
+
+def _hand_label_file(root: Path) -> Path | None:
+    """A label file in ``root`` that ``ocr label`` did not write itself (its gt.tsv is recognised by digest)."""
+    _, meta = LabelStore(root).load()
+    for name in ("gt.tsv", "gt.txt", "labels.csv", "labels.json"):
+        path = root / name
+        if path.is_file() and not (name == GT_FILE and gt_written_here(path, meta)):
+            return path
+    return None
+
+
 def is_labelled(path: Path | str) -> bool:
     """True if ``path`` looks like a labelled set (a label file, or a folder holding one, an LMDB or MNIST IDX)."""
     path = Path(path)
     if path.is_file():
-        return path.name in ("gt.tsv", "gt.txt", "data.mdb") or path.suffix in (".csv", ".json")
+        return path.name in ("gt.tsv", "gt.txt", "data.mdb", STATE_FILE) or path.suffix in (".csv", ".json")
     if not path.is_dir():
         return False
     return (
-        any((path / name).is_file() for name in ("gt.tsv", "gt.txt", "labels.csv", "labels.json"))
+        any((path / name).is_file() for name in (STATE_FILE, "gt.tsv", "gt.txt", "labels.csv", "labels.json"))
         or is_lmdb(path)
         or find_idx_pair(path) is not None
     )
 
 
-def open_dataset(path: Path | str) -> Dataset:
-    """Open a labelled dataset in any accepted layout; raises ``DatasetError`` listing them if none fits."""
+def open_dataset(path: Path | str, drafts: bool = False) -> Dataset:
+    """Open a labelled dataset in any accepted layout; raises ``DatasetError`` listing them if none fits.
+
+    ``drafts``: in an ``ocr label`` folder, also take the model's unreviewed draft readings as labels.
+    """
     root = Path(path)
     if not root.exists():
         raise DatasetError(f"dataset not found: {root}")
+    if root.is_file() and root.name == STATE_FILE:
+        return _review_dataset(root, drafts)
+    if root.is_dir() and (root / STATE_FILE).is_file():
+        hand = _hand_label_file(root)
+        if hand is not None:
+            raise DatasetError(f"{root} holds both {hand.name} and the review state {STATE_FILE} of `ocr label`: "
+                               f"name the labels to use, {hand} or {root / STATE_FILE}")
+        return _review_dataset(root / STATE_FILE, drafts)
     if root.is_file():
         if root.name in ("gt.tsv", "gt.txt"):
             return _file_dataset(root.parent, root, _parse_tsv(root), root.parent)
