@@ -323,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, metavar="PORT",
                        help="also serve HTTP/JSON (POST /v1/recognize, GET /v1/models, /healthz, /readyz, /metrics, "
                        "/openapi.json) and the web page at / on this port, same host (default: off; 0: a free port)")
+    serve.add_argument("--collect", type=Path, metavar="DIR",
+                       help="keep cropped lines read below --collect-below in DIR as draft labels for `ocr label DIR "
+                       "--review` (the image bytes as sent and the reading; nothing else of the request; default: "
+                       "off; docs/label.md)")
+    serve.add_argument("--collect-below", type=_probability, default=0.5, metavar="P",
+                       help="with --collect: keep lines read with confidence below P (default: 0.5)")
+    serve.add_argument("--collect-max", type=_positive_int, default=10_000, metavar="N",
+                       help="with --collect: keep at most N images, then stop collecting (default: 10000)")
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
     serve.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
@@ -515,6 +523,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_message_bytes=int(args.max_message_mb * 2**20),
         metrics_port=args.metrics_port, http_port=args.http_port, tls_cert=args.tls_cert, tls_key=args.tls_key,
         token=args.token or os.environ.get(TOKEN_ENV) or None, grace_s=args.grace, detector=args.detector,
+        collect_dir=args.collect, collect_below=args.collect_below, collect_max=args.collect_max,
     )
     ray = RayOptions(address=args.ray_address, replicas=args.replicas, autoscale=args.autoscale,
                      cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,

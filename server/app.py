@@ -16,6 +16,7 @@ from crnn import Recognizer
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.auth import BearerTokenInterceptor
 from server.batcher import BatcherConfig
+from server.collect import CollectOptions, Collector
 from server.config import ServerConfig
 from server.contract import build_detector, build_recognizer, check_loadable, load_for_request
 from server.http_api import HttpApi
@@ -51,6 +52,9 @@ class OcrServer:
             {}, config.models[0], self._prep, self.metrics, config.max_images_per_request
         )
         self.service.loader = self.load_on_demand
+        if config.collect_dir is not None:
+            self.service.collector = Collector(CollectOptions(config.collect_dir, config.collect_below,
+                                                              config.collect_max))
         self.service.detector_loader = self.detector
         self._detector: asyncio.Future | None = None
         self._batcher_config = BatcherConfig(config.max_batch_size, config.max_queue_delay_ms, config.max_queue_size,
@@ -167,6 +171,8 @@ class OcrServer:
             await worker.batcher.stop()
         self._inference.shutdown(wait=True)
         self._prep.shutdown(wait=True)
+        if self.service.collector is not None:
+            self.service.collector.close()
         self._stopped.set()
 
     async def wait(self) -> None:

@@ -46,6 +46,10 @@ class ServerConfig:
     max_models: int = 4
     #: The text detector for images sent with ``detect`` (textdet.specs).
     detector: str = DEFAULT_DETECTOR
+    #: Keep cropped lines read below ``collect_below`` in this label folder (``ocr serve --collect``; None: off).
+    collect_dir: Path | None = None
+    collect_below: float = 0.5
+    collect_max: int = 10_000
 
     def __post_init__(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -57,6 +61,9 @@ def check_servable_on_ray(config: ServerConfig) -> None:
     if config.tls_cert or config.metrics_port is not None:
         raise ValueError("--ray: Ray Serve's proxy has no TLS (terminate it in front of the proxy) and reports "
                          "metrics through Ray's own Prometheus endpoint; drop --tls-*/--metrics-port")
+    if config.collect_dir is not None:
+        raise ValueError("--ray: --collect writes into one local folder; replicas on other nodes cannot: collect "
+                         "with a plain `ocr serve`")
     if config.port == 0:
         raise ValueError("--ray needs a fixed --port: Ray Serve's gRPC proxy listens on it on every node")
     if config.http_port is not None:

@@ -15,6 +15,7 @@ from crnn import Recognizer, Result
 from crnn.preprocess import PreparedImage
 from ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from server.batcher import Clock
+from server.collect import Collector
 from server.contract import (
     ReadOptions,
     check_off_loop,
@@ -63,6 +64,8 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Keeps low-confidence crops for review (``ocr serve --collect``; None: off).
+        self.collector: Collector | None = None
 
     @property
     def recognizers(self) -> dict[str, Recognizer]:
@@ -142,6 +145,8 @@ class RecognizerService(ocr_pb2_grpc.RecognizerServicer):
 
         # Pages are detected on the preparation threads, beside the inference thread (crops keep flowing).
         readings = await read_request(prepared, options, read, partial(self._page_reader, worker), self._prep)
+        if self.collector is not None:
+            self.collector.offer(worker.name, [image.content for image in request.images], readings)
         return recognize_response(request, worker.name, readings)
 
     async def _page_reader(self, worker: ModelWorker) -> PageReader:
