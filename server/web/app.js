@@ -4,7 +4,6 @@
 
 const $ = (id) => document.getElementById(id);
 const MAX_HEIGHT = 160; // px: tallest an image is shown
-const PAGE_MAX_HEIGHT = 900; // px: tallest a whole page is shown
 
 function headers() {
   const token = $("token").value.trim();
@@ -79,7 +78,8 @@ function renderResult(file, result) {
     const height = image.naturalHeight;
     // The frame takes the image's own shape (at most MAX_HEIGHT tall), so boxes placed in % of it line up.
     frame.style.aspectRatio = `${width} / ${height}`;
-    frame.style.width = `min(100%, ${((page ? PAGE_MAX_HEIGHT : MAX_HEIGHT) * width) / height}px)`;
+    // A whole page fills its column and the screen's height (85vh), whichever is smaller: readable beside its lines.
+    frame.style.width = page ? `min(100%, calc(85vh * ${width / height}))` : `min(100%, ${(MAX_HEIGHT * width) / height}px)`;
     for (const [i, line] of (result.lines || []).entries()) {
       frame.append(lineOutline(line, i + 1, width, height));
     }
