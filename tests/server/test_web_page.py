@@ -98,5 +98,7 @@ def test_whole_pages_show_each_line_and_its_box(http_running, browser, tmp_path:
     first = outlines[0].bounding_box()
     assert len(outlines) == 2 and frame is not None and first is not None
     assert abs(first["x"] - frame["x"]) < 2 and abs(first["width"] - frame["width"]) < 2  # laid over the image
+    whole = card.bounding_box()
+    assert whole is not None and frame["width"] > 0.5 * whole["width"]  # the page large, not a narrow column
     page.screenshot(path=str(tmp_path / "page_mode.png"))
     assert not errors
