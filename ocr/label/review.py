@@ -147,6 +147,9 @@ async def serve_review(folder: Path, host: str, port: int, announce=print) -> No
     app = ReviewApp(folder)
     bound = await app.start(host, port)
     shown = f"[{host}]" if ":" in host else host
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        announce(f"warning: the review page has no password and listens on {host}: anyone who can reach it can "
+                 "read the images and change the labels")
     announce(f"review page: http://{shown}:{bound}/  (Enter confirms, type to correct, Esc skips, Ctrl+Z undoes; "
              "Ctrl-C here stops the server: every decision is already saved)")
     try:
