@@ -135,7 +135,8 @@ def detect_part(work: Path, lines: int, seed: int, minutes: float, steps: int | 
     for name, report in results.items():
         hold, general = report["holdout"], report["general"]
         data = report["data"]
-        print(f"| {name} | {data['train']} / {data['held_out']} | {data['sha256'][:12]} | {report['training']['steps']} | {report['selection'].get('weight')} | "
+        print(f"| {name} | {data['train']} / {data['held_out']} | {data['sha256'][:12]} | "
+              f"{report['training']['steps']} | {report['selection'].get('weight')} | "
               f"{hold['zero_shot']['loose']['value']:.3f} -> {hold['adapted']['loose']['value']:.3f} | "
               f"{general['zero_shot']['loose']['value']:.3f} -> {general['adapted']['loose']['value']:.3f} | "
               f"{report['installed']} |")
