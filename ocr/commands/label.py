@@ -8,7 +8,7 @@ import sys
 from typing import TextIO
 
 from ocr.config import LabelConfig
-from ocr.data.datasets import _hand_label_file
+from ocr.data.datasets import hand_label_file
 from ocr.label.drafts import DraftReport, draft_crops, draft_pages, run_drafts
 from ocr.label.store import LabelStore, review_order, summarize
 
@@ -57,7 +57,7 @@ def run_label(config: LabelConfig, progress: bool = False, out: TextIO | None = 
         more = len(report.unreadable) - LIST_UNREADABLE
         print(f"unreadable ({len(report.unreadable)}):\n  {listed}" + (f"\n  ... and {more} more" if more > 0 else ""),
               file=err)
-    hand = _hand_label_file(config.folder)
+    hand = hand_label_file(config.folder)
     if hand is not None:
         print(f"note: {hand} is yours, not `ocr label`'s: it is kept, and `ocr adapt {config.folder}` will ask you to "
               f"name which labels to train on", file=err)

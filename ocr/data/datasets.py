@@ -225,7 +225,7 @@ def _review_dataset(state: Path, drafts: bool) -> Dataset:
     return _file_dataset(state.parent, state, [(row.image, row.text) for row in rows], state.parent)
 
 
-def _hand_label_file(root: Path) -> Path | None:
+def hand_label_file(root: Path) -> Path | None:
     """A label file in ``root`` that ``ocr label`` did not write itself (its gt.tsv is recognised by digest)."""
     _, meta = LabelStore(root).load()
     for name in ("gt.tsv", "gt.txt", "labels.csv", "labels.json"):
@@ -260,7 +260,7 @@ def open_dataset(path: Path | str, drafts: bool = False) -> Dataset:
     if root.is_file() and root.name == STATE_FILE:
         return _review_dataset(root, drafts)
     if root.is_dir() and (root / STATE_FILE).is_file():
-        hand = _hand_label_file(root)
+        hand = hand_label_file(root)
         if hand is not None:
             raise DatasetError(f"{root} holds both {hand.name} and the review state {STATE_FILE} of `ocr label`: "
                                f"name the labels to use, {hand} or {root / STATE_FILE}")
