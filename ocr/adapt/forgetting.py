@@ -102,6 +102,21 @@ class ForgettingProbe:
         zero_shot = pretrained_scorer.predict(base.network, base.charset)
         return cls(scorer, pretrained_scorer, source, zero_shot, general is not None, time.perf_counter() - start)
 
+    @classmethod
+    def shared(cls, base: LoadedModel, charset: Charset, general: Path | None, view: LoadedModel) -> ForgettingProbe:
+        """:meth:`build`, but the rendered probe (``general`` None) is built once per process for the same base
+        weights, case and view: ``ocr compare`` and the studies adapt many times in one process, and neither the
+        probe nor the pretrained readings of it change between runs. A user's ``general`` folder is read anew."""
+        if general is not None:
+            return cls.build(base, charset, general, view)
+        key = (base.sha256, base.input_height, base.row_crop, charset.alphabet, charset.case, view.input_height,
+               view.row_crop)
+        if key not in _SHARED:
+            while len(_SHARED) >= MAX_SHARED_PROBES:
+                _SHARED.pop(next(iter(_SHARED)))
+            _SHARED[key] = cls.build(base, charset, None, view)
+        return _SHARED[key]
+
     @property
     def labels(self) -> list[str]:
         return self.scorer.labels
@@ -143,6 +158,11 @@ class ForgettingProbe:
         before, after = bootstrap(self.zero_shot, self.labels, seed), bootstrap(predictions, self.labels, seed)
         return {"source": self.source, "n": len(self.labels), "zero_shot": before, "adapted": after,
                 "estimated_drop": self.estimate(predictions), "measured": self.real}
+
+
+#: Rendered probes kept by :meth:`ForgettingProbe.shared` (oldest dropped first).
+_SHARED: dict[tuple, ForgettingProbe] = {}
+MAX_SHARED_PROBES = 2
 
 
 def upper_drop(lost: int, gained: int, n: int, z: float = UPPER_Z) -> float:

@@ -247,7 +247,7 @@ def prepare(config: AdaptConfig, recipe: Recipe = SHIPPED, started: float | None
     model = at_height(base, view.height, view.row_crop)
     label_chars = "".join(sorted({ch for s in samples for ch in s.label} | set(config.allow or "")))
     fonts = find_fonts(label_chars, config.fonts)
-    probe = ForgettingProbe.build(base, charset, config.general, model)
+    probe = ForgettingProbe.shared(base, charset, config.general, model)
     if config.max_forgetting < 1:
         _ = probe.pretrained  # the gated options' fallback readings, read before the time is shared out
     bf16 = cpu_supports_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()

@@ -20,6 +20,9 @@ def run_label(config: LabelConfig, progress: bool = False, out: TextIO | None = 
               err: TextIO | None = None) -> int:
     """Read what is pending into drafts, report, then print rows, write gt.tsv or serve the review as asked."""
     out, err = out or sys.stdout, err or sys.stderr
+    if config.decode.min_confidence is not None:
+        raise ValueError("--min-confidence does not apply to ocr label: every reading becomes a draft, and the "
+                         "review shows the least sure first")
     if config.again and config.detect.detect:
         raise ValueError("--again reads cropped lines again; with --detect, label the pages into a new folder")
     model_name = config.model.model
