@@ -408,10 +408,10 @@ def test_folds_cover_every_sample_once_stratified_and_seeded() -> None:
 def test_tiny_cross_validated_run(tmp_path: Path) -> None:
     data = copy_examples(tmp_path)
     out = tmp_path / "models" / "cv"
-    report = run_adapt(tiny_config(data, out, folds=4, force=True), progress=False)
+    report = run_adapt(tiny_config(data, out, folds=2, force=True), progress=False)
     folds = report["holdout"]["folds"]
-    assert report["holdout"]["n"] == 8 == sum(f["n"] for f in folds) and len(folds) == 4
-    assert all(f["train"] == 6 for f in folds)
+    assert report["holdout"]["n"] == 8 == sum(f["n"] for f in folds) and len(folds) == 2
+    assert all(f["train"] == 4 for f in folds)
     assert report["installed"] and load_model("cv", directory=tmp_path / "models").name == "cv"
     assert "Cross-validated" in (out / "report.md").read_text()
 

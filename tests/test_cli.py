@@ -12,7 +12,7 @@ import pytest
 from ocr.cli import build_parser, main
 from tests.conftest import EXAMPLES, ROOT
 
-COMMANDS = ["read", "batch", "eval", "bench", "export", "serve", "adapt", "compare", "client"]
+COMMANDS = ["read", "label", "batch", "eval", "bench", "export", "serve", "adapt", "compare", "client"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
