@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from itertools import islice
 
 import numpy as np
 import pytest
@@ -75,16 +76,16 @@ def test_batches_stay_within_one_bucket_and_size(recognizer: Recognizer) -> None
 
 
 def test_text_does_not_depend_on_batch_companions(recognizer: Recognizer) -> None:
-    """Shuffle and regroup a whole shared set: at least 99.9% of texts must be identical."""
+    """Shuffle and regroup 600 crops of a shared set into other batches and widths: at most one text may change."""
     dataset = open_dataset(shared_set("iiit5k_test_even_scenes"))
-    prepared = [recognizer.prepare(s.image) for s in dataset]
+    prepared = [recognizer.prepare(s.image) for s in islice(dataset, 600)]
     reference = [r.text for r in recognizer.recognize_prepared(prepared)]
     order = list(range(len(prepared)))
     random.Random(7).shuffle(order)
     other = Recognizer(recognizer.model, device="cpu", precision="fp32", batch_size=7, batch_columns=7 * 1024)
     shuffled = other.recognize_prepared([prepared[i] for i in order])
     same = sum(shuffled[k].text == reference[i] for k, i in enumerate(order))
-    assert same / len(order) >= 0.999
+    assert same >= len(order) - 1
 
 
 @pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no fast bf16")

@@ -138,15 +138,15 @@ async def _get(url: str) -> int:
 
 
 def test_fuzzed_images_never_break_the_server(both) -> None:
-    """8,000 malformed images, half over gRPC and half over HTTP: OK or INVALID_ARGUMENT (400), nothing else."""
-    codes = asyncio.run(_grpc_codes(both.target, malformed_payloads(4000)))
-    assert len(codes) == 4000
+    """4,000 malformed images, half over gRPC and half over HTTP: OK or INVALID_ARGUMENT (400), nothing else."""
+    codes = asyncio.run(_grpc_codes(both.target, malformed_payloads(2000)))
+    assert len(codes) == 2000
     assert set(codes) <= {"OK", "INVALID_ARGUMENT"}, set(codes)
-    assert codes.count("INVALID_ARGUMENT") > 3000
-    http = asyncio.run(_http_codes(both.http_url, malformed_payloads(4000, seed=4321)))
-    assert len(http) == 4000
+    assert codes.count("INVALID_ARGUMENT") > 1500
+    http = asyncio.run(_http_codes(both.http_url, malformed_payloads(2000, seed=4321)))
+    assert len(http) == 2000
     assert set(http) <= {"OK", "400 INVALID_ARGUMENT"}, set(http)
-    assert http.count("400 INVALID_ARGUMENT") > 3000
+    assert http.count("400 INVALID_ARGUMENT") > 1500
     assert _serving(both)
 
 
