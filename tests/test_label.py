@@ -163,6 +163,11 @@ def test_cli_label_refuses_to_mix_pages_and_crops_and_reports_missing_folder(tmp
     folder = _folder(tmp_path)
     assert main(["label", str(tmp_path / "nope"), "--model", "english_g2"]) == 2
     assert "not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["label", str(tmp_path / "empty"), "--model", "english_g2"]) == 2
+    assert "no images found" in capsys.readouterr().err and not (tmp_path / "empty" / STATE_FILE).exists()
+    assert main(["label", str(folder), "--model", "english_g2", "--min-confidence", "0.5"]) == 2
+    assert "--min-confidence" in capsys.readouterr().err
     LabelStore(folder).set_meta("mode", detect=True)
     assert main(["label", str(folder), "--model", "english_g2"]) == 2
     assert "labelled as pages" in capsys.readouterr().err
@@ -178,6 +183,10 @@ def test_write_gt_never_replaces_a_hand_written_one(tmp_path: Path) -> None:
         store.write_gt()
     assert (tmp_path / "gt.tsv").read_text() == hand
     (tmp_path / "gt.tsv").unlink()
+    store.set_label("a.png", "skipped")
+    with pytest.raises(LabelStateError, match="no confirmed or corrected"):
+        store.write_gt()
+    store.set_label("a.png", "confirmed", "A")
     path, count = store.write_gt()
     assert count == 1 and path.read_text() == "a.png\tA\n"
     store.set_label("b.png", "confirmed", "B")

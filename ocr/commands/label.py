@@ -26,13 +26,12 @@ def run_label(config: LabelConfig, progress: bool = False, out: TextIO | None = 
     if config.again and config.detect.detect:
         raise ValueError("--again reads cropped lines again; with --detect, label the pages into a new folder")
     model_name = config.model.model
-    loaded: dict[str, object] = {}
 
     def read(todo) -> DraftReport:
+        """Load the model only when something is pending (it is freed on return: the review needs none)."""
         if not todo:
             return DraftReport(0, 0, [])
         recognizer = config.model.load()
-        loaded["recognizer"] = recognizer
         constraint = config.decode.build(recognizer)
         if config.detect.detect:
             reader = config.detect.page_reader(recognizer, config.model)
@@ -82,7 +81,6 @@ def run_label(config: LabelConfig, progress: bool = False, out: TextIO | None = 
     if config.review:
         from ocr.label.review import serve_review
 
-        loaded.clear()  # the review needs no model: free it
         try:
             asyncio.run(serve_review(config.folder, config.host, config.port,
                                      announce=lambda message: print(message, file=err, flush=True)))

@@ -18,7 +18,7 @@ from crnn.decode import Result
 from crnn.preprocess import to_gray
 from crnn.weights import write_atomically
 from ocr.data.inputs import IMAGE_SUFFIXES
-from ocr.label.store import STATE_FILE, LabelRow, LabelStore
+from ocr.label.store import LabelRow, LabelStore
 from textdet import PageReader
 from textdet.crop import crop_line
 
@@ -184,13 +184,11 @@ def run_drafts(folder: Path, read: Callable[[Sequence[str]], DraftReport], detec
     if not folder.is_dir():
         raise FileNotFoundError(f"not a folder: {folder}")
     store = LabelStore(folder)
-    check_mode(store, detect)
     images = folder_images(folder, detect)
     if not images and not store.exists():
         raise FileNotFoundError(f"no images found in {folder}")
+    check_mode(store, detect)
     todo = pending(store, images, detect, again)
     report = read(todo)
     return report, len(todo)
 
-
-__all__ = ["STATE_FILE", "DraftReport", "draft_crops", "draft_pages", "folder_images", "pending", "run_drafts"]

@@ -258,6 +258,8 @@ class LabelStore:
                                       "not replacing it; move it away or pass --force")
             keep = LABELLED | ({"draft"} if drafts else set())
             chosen = [row for row in rows.values() if row.status in keep]
+            if not chosen:
+                raise LabelStateError(f"{self.folder}: no confirmed or corrected labels to write yet")
             for row in chosen:
                 if "\t" in row.text or "\n" in row.text:
                     raise LabelStateError(f"{row.image}: its label holds a tab or a line break; gt.tsv cannot")
