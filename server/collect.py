@@ -77,9 +77,7 @@ class Collector:
                 rows.append(LabelRow(name, result.text, "draft", reading=result.text,
                                      confidence=round(result.confidence, 4), chars=chars, model=model,
                                      source="ocr serve"))
-            known = self.store.rows()
-            fresh = [row for row in rows if row.image not in known]
-            self.kept += self.store.put_drafts(fresh)
+            self.kept += self.store.put_drafts(rows, only_new=True)  # an image sent again is kept once
         except Exception:  # collection must never take the service down
             log.exception("--collect: could not save %d crops into %s", len(chosen), self.options.folder)
 

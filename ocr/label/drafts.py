@@ -4,11 +4,10 @@ save the model's readings as draft labels, resuming where an earlier run stopped
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -17,6 +16,7 @@ from crnn.constrained import Constraint
 from crnn.decode import Result
 from crnn.preprocess import to_gray
 from crnn.weights import write_atomically
+from ocr.adapt.data import encode_png
 from ocr.data.inputs import IMAGE_SUFFIXES
 from ocr.label.store import LabelRow, LabelStore
 from textdet import PageReader
@@ -78,75 +78,25 @@ def _read_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _reason(exc: OSError | InvalidImageError) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
-def draft_crops(store: LabelStore, recognizer: Recognizer, model: str, images: Sequence[str], allow: str | None,
-                constraint: Constraint | None, progress: bool = False) -> DraftReport:
-    """Read cropped-line images into draft rows, a chunk at a time (each chunk saved before the next is read)."""
+#: Reads one chunk of names into rows and meta records, listing the unreadable ones in the list it is given.
+ReadChunk = Callable[[Sequence[str], list[tuple[str, str]]], tuple[list[LabelRow], list[dict]]]
+
+
+def _draft_in_chunks(store: LabelStore, names: Sequence[str], size: int, unit: str, desc: str, progress: bool,
+                     read_chunk: ReadChunk) -> DraftReport:
+    """Read ``names`` ``size`` at a time, saving each chunk's rows before reading the next; Ctrl-C stops after the
+    last saved chunk."""
     unreadable: list[tuple[str, str]] = []
     done = skipped = 0
-    bar = tqdm(total=len(images), unit="image", disable=not progress, desc="label", leave=False)
+    bar = tqdm(total=len(names), unit=unit, disable=not progress, desc=desc, leave=False)
     try:
-        for chunk in _chunks(images, CHUNK):
-            rows, prepared, names = [], [], []
-            for name in chunk:
-                try:
-                    prepared.append(recognizer.prepare(_read_bytes(store.folder / name)))
-                    names.append(name)
-                except (OSError, InvalidImageError) as exc:
-                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                    unreadable.append((name, reason))
-                    rows.append(LabelRow(name, "", "unreadable", model=model, error=reason))
-            for name, result in zip(names, recognizer.recognize_prepared(prepared, allow, constraint)):
-                rows.append(LabelRow(name, result.text, "draft", reading=result.text,
-                                     confidence=round(result.confidence, 4), chars=_char_spans(result), model=model))
-            written = store.put_drafts(rows)
-            done += written
-            skipped += len(rows) - written
-            bar.update(len(chunk))
-    except KeyboardInterrupt:
-        return DraftReport(done, skipped, unreadable, interrupted=True)
-    finally:
-        bar.close()
-    return DraftReport(done, skipped, unreadable)
-
-
-def _line_name(page: str, index: int) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", page.rsplit(".", 1)[0])
-    return f"{LINES_DIR}/{stem}-{index:03d}.png"
-
-
-def draft_pages(store: LabelStore, reader: PageReader, model: str, pages: Sequence[str], allow: str | None,
-                constraint: Constraint | None, progress: bool = False) -> DraftReport:
-    """Find the lines of each page, save each one straightened as a PNG under ``lines/`` and its reading as a
-    draft row with the page and the line's corners. Pages already done are not read again."""
-    unreadable: list[tuple[str, str]] = []
-    done = skipped = 0
-    bar = tqdm(total=len(pages), unit="page", disable=not progress, desc="label --detect", leave=False)
-    try:
-        for chunk in _chunks(pages, PAGE_CHUNK):
-            rows, meta = [], []
-            for page in chunk:
-                try:
-                    gray = to_gray(_read_bytes(store.folder / page))
-                except (OSError, InvalidImageError) as exc:
-                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                    unreadable.append((page, reason))
-                    rows.append(LabelRow(page, "", "unreadable", model=model, page=page, error=reason))
-                    continue
-                lines = reader.read([gray], allow, constraint)[0]
-                for index, line in enumerate(lines, start=1):
-                    crop, left = crop_line(gray, np.array(line.box, dtype=np.float32), reader.margin)
-                    name = _line_name(page, index)
-                    write_atomically(store.folder / name, _png(crop))
-                    result = Result(line.text, line.confidence, line.chars)
-                    rows.append(LabelRow(name, line.text, "draft", reading=line.text,
-                                         confidence=round(line.confidence, 4), chars=_char_spans(result, left),
-                                         model=model, page=page, box=[list(p) for p in line.box]))
-                meta.append({"meta": f"page:{page}", "lines": len(lines)})
+        for start in range(0, len(names), size):
+            chunk = names[start:start + size]
+            rows, meta = read_chunk(chunk, unreadable)
             written = store.put_drafts(rows, meta)
             done += written
             skipped += len(rows) - written
@@ -158,11 +108,59 @@ def draft_pages(store: LabelStore, reader: PageReader, model: str, pages: Sequen
     return DraftReport(done, skipped, unreadable)
 
 
-def _png(gray: np.ndarray) -> bytes:
-    ok, buffer = cv2.imencode(".png", gray)
-    if not ok:
-        raise ValueError("cannot encode a line as PNG")
-    return buffer.tobytes()
+def draft_crops(store: LabelStore, recognizer: Recognizer, model: str, images: Sequence[str], allow: str | None,
+                constraint: Constraint | None, progress: bool = False) -> DraftReport:
+    """Read cropped-line images into draft rows, a chunk at a time (each chunk saved before the next is read)."""
+
+    def read_chunk(chunk: Sequence[str], unreadable: list[tuple[str, str]]) -> tuple[list[LabelRow], list[dict]]:
+        rows, prepared, names = [], [], []
+        for name in chunk:
+            try:
+                prepared.append(recognizer.prepare(_read_bytes(store.folder / name)))
+                names.append(name)
+            except (OSError, InvalidImageError) as exc:
+                unreadable.append((name, _reason(exc)))
+                rows.append(LabelRow(name, "", "unreadable", model=model, error=_reason(exc)))
+        for name, result in zip(names, recognizer.recognize_prepared(prepared, allow, constraint)):
+            rows.append(LabelRow(name, result.text, "draft", reading=result.text,
+                                 confidence=round(result.confidence, 4), chars=_char_spans(result), model=model))
+        return rows, []
+
+    return _draft_in_chunks(store, images, CHUNK, "image", "label", progress, read_chunk)
+
+
+def _line_name(page: str, index: int) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", page.rsplit(".", 1)[0])
+    return f"{LINES_DIR}/{stem}-{index:03d}.png"
+
+
+def draft_pages(store: LabelStore, reader: PageReader, model: str, pages: Sequence[str], allow: str | None,
+                constraint: Constraint | None, progress: bool = False) -> DraftReport:
+    """Find the lines of each page, save each one straightened as a PNG under ``lines/`` and its reading as a
+    draft row with the page and the line's corners. Pages already done are not read again."""
+
+    def read_chunk(chunk: Sequence[str], unreadable: list[tuple[str, str]]) -> tuple[list[LabelRow], list[dict]]:
+        rows, meta = [], []
+        for page in chunk:
+            try:
+                gray = to_gray(_read_bytes(store.folder / page))
+            except (OSError, InvalidImageError) as exc:
+                unreadable.append((page, _reason(exc)))
+                rows.append(LabelRow(page, "", "unreadable", model=model, page=page, error=_reason(exc)))
+                continue
+            lines = reader.read([gray], allow, constraint)[0]
+            for index, line in enumerate(lines, start=1):
+                crop, left = crop_line(gray, np.array(line.box, dtype=np.float32), reader.margin)
+                name = _line_name(page, index)
+                write_atomically(store.folder / name, encode_png(crop))
+                result = Result(line.text, line.confidence, line.chars)
+                rows.append(LabelRow(name, line.text, "draft", reading=line.text,
+                                     confidence=round(line.confidence, 4), chars=_char_spans(result, left),
+                                     model=model, page=page, box=[list(p) for p in line.box]))
+            meta.append({"meta": f"page:{page}", "lines": len(lines)})
+        return rows, meta
+
+    return _draft_in_chunks(store, pages, PAGE_CHUNK, "page", "label --detect", progress, read_chunk)
 
 
 def pending(store: LabelStore, images: Sequence[str], detect: bool, again: bool) -> list[str]:

@@ -196,23 +196,24 @@ class LabelStore:
         if not records:
             return
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-        with open(self.path, "ab") as handle:
-            if handle.tell() > 0:
-                with open(self.path, "rb") as reader:
-                    reader.seek(-1, os.SEEK_END)
-                    if reader.read(1) != b"\n":  # a torn last line: keep it apart from what follows
-                        data = b"\n" + data
+        with open(self.path, "a+b") as handle:  # writes go to the end whatever was read
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":  # a torn last line: keep it apart from what follows
+                    data = b"\n" + data
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
 
-    def put_drafts(self, rows: Iterable[LabelRow], meta: Iterable[dict[str, Any]] = ()) -> int:
-        """Add draft (or unreadable) rows; a row a person has already reviewed is never replaced. Returns how many
-        rows were written."""
+    def put_drafts(self, rows: Iterable[LabelRow], meta: Iterable[dict[str, Any]] = (), only_new: bool = False
+                   ) -> int:
+        """Add draft (or unreadable) rows; a row a person has already reviewed is never replaced (with ``only_new``,
+        no row already in the state is). Returns how many rows were written."""
+        replaceable = () if only_new else ("draft", "unreadable")
         with self.locked():
             current = self.rows()
             fresh = [replace(row, time=row.time or time.time()) for row in rows
-                     if row.image not in current or current[row.image].status in ("draft", "unreadable")]
+                     if row.image not in current or current[row.image].status in replaceable]
             self._append([row.to_json() for row in fresh] + list(meta))
         return len(fresh)
 
