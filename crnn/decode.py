@@ -136,11 +136,14 @@ def best_path(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     uses). With 18,710 classes this is several times cheaper than a softmax.
     """
     scores = scores.float()
-    best, path = scores.max(-1)
+    values = scores.numpy()
+    path = values.argmax(-1)  # numpy's argmax: several times faster than torch's max over 18,710 classes on a CPU
+    best = np.take_along_axis(values, path[..., None], -1)[..., 0]
     written = path != 0
-    log_norm = torch.full_like(best, float("nan"))
-    log_norm[written] = scores[written].logsumexp(-1)
-    return path.numpy(), (best - log_norm).exp().numpy()
+    log_norm = np.full(best.shape, np.nan, np.float32)
+    if written.any():
+        log_norm[written] = scores[torch.from_numpy(written)].logsumexp(-1).numpy()
+    return path, np.exp(best - log_norm)
 
 
 def path_result(

@@ -41,12 +41,16 @@ class PreparedImage:
     """A grey image resized to the model's height, plus what maps it back to the input.
 
     ``pixels`` is ``uint8`` of shape ``(height, width)``; ``scale_x`` converts a
-    column of ``pixels`` to a column of the original image.
+    column of ``pixels`` to a column of the original image. ``min_width`` is
+    this line's own padding floor, where it differs from the recogniser's (a
+    page's lines, cut by the detector with margins, are read at the model's
+    ``page_min_width``); None: the recogniser's.
     """
 
     pixels: np.ndarray
     original_width: int
     original_height: int
+    min_width: int | None = None
 
     @property
     def width(self) -> int:
@@ -244,9 +248,10 @@ def bucket_width(width: int, step: int = BUCKET_STEP) -> int:
     return max(step, math.ceil(width / step) * step)
 
 
-def padded_width(width: int, normalization: Normalization) -> int:
-    """The width an image ``width`` pixels wide is run at: its bucket, and at least the model's ``min_width``."""
-    return max(bucket_width(width), normalization.min_width)
+def padded_width(width: int, normalization: Normalization, floor: int | None = None) -> int:
+    """The width an image ``width`` pixels wide is run at: its bucket, and at least ``floor`` (None: the
+    normalisation's ``min_width``)."""
+    return max(bucket_width(width), normalization.min_width if floor is None else floor)
 
 
 def pad_right(pixels: np.ndarray, width: int, value: float | None = None) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import lru_cache, partial
@@ -149,6 +150,9 @@ class Recognizer:
         if spec is not None and spec.batch_columns:  # a model measured to read faster in smaller batches
             default_columns = min(default_columns, spec.batch_columns)
         self.batch_columns = max(batch_columns or default_columns, BUCKET_STEP)
+        #: The padding floor for a page's lines (``PageReader`` puts it on each line it cuts): the spec's
+        #: ``page_min_width`` for the registered weights at the default floor; None: the floor below.
+        self.page_min_width = spec.page_min_width if min_width is None and validated_weights and spec else None
         if min_width is None:
             min_width = spec.read_min_width if validated_weights and spec and spec.read_min_width is not None \
                 else self.model.normalization.min_width
@@ -170,6 +174,7 @@ class Recognizer:
             runtime, resolve_runtime(runtime, self.device, self.precision),
             partial(recognizer_graph, self.model.network, self.model.normalization.channels, self.input_height),
             self.precision, threads, self.model.name)
+        self._head_buffers = threading.local()
         fallback = self.model.fallback
         self.fallback = None if fallback is None else Recognizer(
             fallback.model, device=str(self.device), precision=precision, batch_size=batch_size,
@@ -343,9 +348,15 @@ class Recognizer:
         ``frames_covering`` counts at 4 columns, as measured (the rest see padding and read blank)."""
         return self.model.network.FRAME_STRIDE / FRAME_STRIDE
 
-    def padded_width(self, width: int) -> int:
-        """The width a line ``width`` columns wide is run at (its bucket; at least the model's minimum)."""
-        return padded_width(width, self.normalization)
+    def padded_width(self, width: int, floor: int | None = None) -> int:
+        """The width a line ``width`` columns wide is run at: its bucket, and at least ``floor`` (None: this
+        recogniser's padding floor)."""
+        return padded_width(width, self.normalization, floor)
+
+    def run_width(self, image: PreparedImage) -> int:
+        """The width ``image`` is run at: :meth:`padded_width` with the image's own floor where it has one (a
+        page's lines). Batches only ever hold images of one run width, so no reading depends on its companions."""
+        return padded_width(image.width, self.normalization, image.min_width)
 
     def lines_per_batch(self, width: int) -> int:
         """The most lines one forward pass holds at padded ``width``: ``batch_size``, fewer for wide lines."""
@@ -353,11 +364,11 @@ class Recognizer:
 
     def batches(self, images: Sequence[PreparedImage]) -> Iterator[list[int]]:
         """Indices of ``images`` grouped into batches of one width bucket each, narrowest first."""
-        order = sorted(range(len(images)), key=lambda i: (self.padded_width(images[i].width), images[i].width, i))
+        order = sorted(range(len(images)), key=lambda i: (self.run_width(images[i]), images[i].width, i))
         batch: list[int] = []
         batch_bucket = 0
         for i in order:
-            bucket = self.padded_width(images[i].width)
+            bucket = self.run_width(images[i])
             limit = self.lines_per_batch(bucket)
             if batch and (bucket != batch_bucket or len(batch) >= limit):
                 yield batch
@@ -375,13 +386,13 @@ class Recognizer:
         results: list[Result | None] = [None] * len(images)
         inside = [False] * len(images)
         for batch in self.batches(images):
-            width = self.padded_width(images[batch[0]].width)
+            width = self.run_width(images[batch[0]])
             subset = self._class_subset([masks[i] for i in batch], [constraints[i] for i in batch], domain)
             charset = self.charset if subset is None else _subset_charset(self.charset, tuple(subset.tolist()))
             if subset is not None:
                 logits = self.forward([images[i] for i in batch], width, subset)
             elif domain is None or self.gate is None:
-                logits = self.forward([images[i] for i in batch], width)
+                logits = self._batch_logits([images[i] for i in batch], width)
             else:
                 logits, features = self.forward_features([images[i] for i in batch], width)
                 for i, flag in zip(batch, self.gate.in_domain(features)):
@@ -420,7 +431,7 @@ class Recognizer:
         For calibrating and checking other runtimes (int8 ranges, ONNX) on exactly the batches served here.
         """
         for rows in self.batches(images):
-            yield rows, self.batch_tensor([images[i] for i in rows], self.padded_width(images[rows[0]].width))
+            yield rows, self.batch_tensor([images[i] for i in rows], self.run_width(images[rows[0]]))
 
     def batch_tensor(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:
         """Pad, normalise and stack images into an ``(N, 1, H, width)`` float tensor on the CPU."""
@@ -471,6 +482,19 @@ class Recognizer:
             else:
                 logits = self.network(batch, torch.as_tensor(classes, device=self.device))
         return logits.float().cpu()
+
+    @torch.inference_mode()
+    def _batch_logits(self, images: Sequence[PreparedImage], width: int) -> torch.Tensor:
+        """``forward`` for every class, written into this thread's reused buffer where the head runs here: valid
+        until this thread's next batch (``_run`` reads each batch's logits before it runs the next)."""
+        if self.engine is None or not isinstance(self.model.network, LCNetSVTR):
+            return self.forward(images, width)
+        frames, _ = self.engine(self.batch_tensor(images, width).numpy())
+        needed = frames.shape[0] * frames.shape[1] * self.model.network.head.out_features
+        buffer = getattr(self._head_buffers, "logits", None)
+        if buffer is None or buffer.numel() < needed:
+            buffer = self._head_buffers.logits = torch.empty(needed)
+        return self.model.network.classify(torch.from_numpy(frames), out=buffer)
 
     @torch.inference_mode()
     def _engine_forward(

@@ -72,6 +72,10 @@ class ModelSpec:
     #: layout the model was trained and is fine-tuned with) and validated by the paired rule on every shared set
     #: (``scripts/bench/precision_check.py``); None: ``normalization.min_width``.
     read_min_width: int | None = None
+    #: The padding floor for a page's lines (cut by a detector, with margins), where it differs from
+    #: ``read_min_width``: validated by the paired rule on page lines (``scripts/bench/page_floor.py``). None: the
+    #: crops' floor.
+    page_min_width: int | None = None
 
     @property
     def charset(self) -> Charset:
@@ -159,6 +163,9 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             # report halves; 192, 160, 128, 96 and 64 lose MNIST digits, US plates or receipt lines significantly
             # (docs/export.md, "Padding floor").
             read_min_width=256,
+            # A page's lines read at a floor of 128: on the shared receipts' page lines it passes the paired rule on
+            # the choose and the report halves (docs/pages.md, "Padding floor for page lines").
+            page_min_width=128,
             # 6 lines of 320 columns: its 18,710-class output makes large batches memory-bound; on 600 IIIT5K crops
             # 2,048 columns read 0.74x RapidOCR's lines/s, 4,096 0.70x, 8,192 0.62x (docs/models.md).
             batch_columns=2048,

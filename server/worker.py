@@ -83,7 +83,7 @@ class ModelWorker:
         """Queue a request's images (all or none) and wait for every reading; ``bulk`` (a page's lines) yields to
         images that arrive within ``BULK_DEFER_S``."""
         futures = self.batcher.submit_many(
-            [(WorkItem(image, options), self.recognizer.padded_width(image.width)) for image in images], deadline,
+            [(WorkItem(image, options), self.recognizer.run_width(image)) for image in images], deadline,
             BULK_DEFER_S if bulk else 0.0,
         )
         self._record_queue()

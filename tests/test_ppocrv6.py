@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from dataclasses import replace
 from itertools import islice
 
 import numpy as np
@@ -68,6 +69,25 @@ def test_module_shapes_follow_the_input_width() -> None:
             logits = network(torch.zeros(2, 3, 48, width))
         assert logits.shape == (2, LCNetSVTR.sequence_length(width), 11)
     assert LCNetSVTR.sequence_length(320) == 40
+
+
+def test_the_head_writes_into_a_reused_buffer_as_it_computes_fresh_logits(ppocr: Recognizer) -> None:
+    """``classify(out=...)`` gives the head's logits in the buffer's memory; the recogniser's plain reading reuses
+    one buffer per thread, and a batch read after another still reads as it does alone."""
+    network = LCNetSVTR(num_classes=11).eval()
+    frames, buffer = torch.randn(2, 5, 120), torch.full((200,), float("nan"))
+    with torch.no_grad():
+        written = network.classify(frames, out=buffer)
+        assert written.shape == (2, 5, 11) and written.data_ptr() == buffer.data_ptr()
+        assert torch.allclose(written, network.classify(frames), atol=1e-5)
+    crops = [ppocr.prepare(example_bytes(i)) for i in range(6)]
+    if ppocr.engine is not None:
+        first = ppocr._batch_logits(crops[:2], 256)
+        pointer, logits = first.data_ptr(), first.clone()
+        assert torch.allclose(logits, ppocr.forward(crops[:2], 256), atol=1e-4)
+        assert ppocr._batch_logits(crops[2:4], 256).data_ptr() == pointer  # the same memory, overwritten
+    alone = [ppocr.recognize_prepared([crop])[0].text for crop in crops]
+    assert [r.text for r in ppocr.recognize_prepared(crops)] == alone
 
 
 def test_probabilities_match_onnx_runtime_on_random_tensors(module, session) -> None:
@@ -168,12 +188,18 @@ def test_short_lines_run_at_the_validated_padding_floor(ppocr: Recognizer) -> No
     caller may set another; a model with other weights (an adapted one) keeps its own layout's."""
     assert SPEC.read_min_width == 256 and SPEC.normalization.min_width == 320
     assert ppocr.padded_width(40) == 256 and ppocr.padded_width(300) == 320 and ppocr.padded_width(330) == 384
+    # A page's lines carry their own floor (128, validated on page lines); a crop's floor is the recogniser's.
+    assert SPEC.page_min_width == ppocr.page_min_width == 128
+    line = ppocr.prepare(example_bytes(0))
+    assert ppocr.run_width(replace(line, min_width=128)) == max(128, ppocr.padded_width(line.width, 128))
+    assert ppocr.run_width(line) == ppocr.padded_width(line.width)
     wide = Recognizer("ppocrv6_small", device="cpu", precision="fp32", runtime="torch", min_width=320)
-    assert wide.padded_width(40) == 320
+    assert wide.padded_width(40) == 320 and wide.page_min_width is None  # an explicit floor holds for pages too
     assert wide.batch_tensor([ppocr.prepare(example_bytes(0))], 320).shape[-1] == 320
     other = load_model("ppocrv6_small")
     other.sha256 = "0" * 64  # as for weights that are not the registered file's
-    assert Recognizer(other, device="cpu", precision="fp32", runtime="torch").padded_width(40) == 320
+    adapted = Recognizer(other, device="cpu", precision="fp32", runtime="torch")
+    assert adapted.padded_width(40) == 320 and adapted.page_min_width is None
     with pytest.raises(ValueError, match="min_width"):
         Recognizer(other, device="cpu", precision="fp32", runtime="torch", min_width=-1)
 

@@ -322,6 +322,28 @@ def test_an_upside_down_page_is_read_turned_and_in_order(page_reader: PageReader
     assert page_reader.maybe_upside_down(page_reader.cut(page), [Result("", 0.0)] * 2, constrained=True) == []
 
 
+def test_page_lines_carry_the_page_floor_and_read_as_they_would_alone(page_reader: PageReader) -> None:
+    """A page's lines (and their darkened and turned second looks) are padded to the model's page floor; mixed
+    with crops in one call, every line and crop reads as it does alone (batches hold one run width each)."""
+    recognizer = page_reader.recognizer
+    page, _ = render_page([(40, 40, "PAID"), (40, 120, "TOTAL 12.50")])
+    cuts = page_reader.cut(page)
+    floor = recognizer.page_min_width
+    assert floor == (128 if recognizer.model.name == "ppocrv6_small" else None)
+    assert cuts and all(cut.image.min_width == floor for cut in cuts)
+    assert page_reader.flipped(cuts[0]).image.min_width == floor and page_reader.darkened(cuts[0]).min_width == floor
+    lines = [cut.image for cut in cuts]
+    crops = [dataclasses.replace(image, min_width=None) for image in lines]  # the same pixels, sent as crops
+    if floor is not None:
+        short = min(lines, key=lambda image: image.width)
+        assert recognizer.run_width(short) == max(floor, 64 * -(-short.width // 64)) < recognizer.run_width(
+            dataclasses.replace(short, min_width=None))
+    together = recognizer.recognize_prepared(crops + lines)
+    alone = [recognizer.recognize_prepared([image])[0] for image in crops + lines]
+    assert [r.text for r in together] == [r.text for r in alone]
+    assert [r.confidence for r in together] == pytest.approx([r.confidence for r in alone], abs=1e-3)
+
+
 def test_pages_without_text_give_no_lines_and_bad_images_are_refused(page_reader: PageReader) -> None:
     blank, one_pixel = np.full((300, 400), 255, np.uint8), np.zeros((1, 1), np.uint8)
     assert page_reader.read([blank, one_pixel]) == [[], []]

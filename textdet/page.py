@@ -84,22 +84,29 @@ class Cut:
     turned: bool = False
 
 
+def line_image(crop: np.ndarray, height: int, floor: int | None = None) -> PreparedImage:
+    """A cut line prepared for a recogniser of input ``height``, to be padded to at least ``floor`` columns (None:
+    the recogniser's own floor; see ``Recognizer.page_min_width``)."""
+    return replace(prepare(crop, height), min_width=floor)
+
+
 def cut_lines(gray: np.ndarray, boxes: Sequence[np.ndarray], height: int, page: int = 0,
-              margin: float = DEFAULT_MARGIN, glyph: bool = False) -> list[Cut]:
-    """Every box of one page cut out, straightened and resized for a recogniser of input ``height``."""
+              margin: float = DEFAULT_MARGIN, glyph: bool = False, floor: int | None = None) -> list[Cut]:
+    """Every box of one page cut out, straightened and prepared (:func:`line_image`)."""
     cuts = []
     for box in boxes:
         crop, left = crop_line(gray, box, margin)
-        cuts.append(Cut(page, box, crop, prepare(crop, height), left, glyph))
+        cuts.append(Cut(page, box, crop, line_image(crop, height, floor), left, glyph))
     return cuts
 
 
 def flip_cut(cut: Cut, height: int) -> Cut:
     """The cut turned by 180 degrees, for reading a line that may be upside down: its box starts at the other end
-    (so the line reads along it) and its left margin is the old right one."""
+    (so the line reads along it) and its left margin is the old right one. It keeps the cut's padding floor."""
     crop = np.ascontiguousarray(cv2.rotate(cut.crop, cv2.ROTATE_180))
     margin = max(0.0, crop.shape[1] - cut.left_margin - box_size(cut.box)[0])
-    return replace(cut, box=np.roll(cut.box, 2, axis=0), crop=crop, image=prepare(crop, height), left_margin=margin,
+    image = line_image(crop, height, cut.image.min_width)
+    return replace(cut, box=np.roll(cut.box, 2, axis=0), crop=crop, image=image, left_margin=margin,
                    turned=not cut.turned)
 
 
@@ -145,9 +152,9 @@ class PageReader:
         """Detect the lines (and lone-glyph candidates) of one grey page and cut them out for the recogniser."""
         lines = self.detector.detect(gray)
         glyphs = self.detector.stray_glyphs(gray, lines)
-        height = self.recognizer.prepare_height
-        return (cut_lines(gray, lines, height, page, self.margin)
-                + cut_lines(gray, glyphs, height, page, self.margin, glyph=True))
+        height, floor = self.recognizer.prepare_height, self.recognizer.page_min_width
+        return (cut_lines(gray, lines, height, page, self.margin, floor=floor)
+                + cut_lines(gray, glyphs, height, page, self.margin, glyph=True, floor=floor))
 
     def unsure(self, results: Sequence[Result]) -> list[int]:
         """Indices of the readings worth a second look with darkened ink."""
@@ -181,7 +188,7 @@ class PageReader:
 
     def darkened(self, cut: Cut) -> PreparedImage:
         """The cut with its ink darkened, prepared for the recogniser."""
-        return prepare(darken_ink(cut.crop), self.recognizer.prepare_height)
+        return line_image(darken_ink(cut.crop), self.recognizer.prepare_height, cut.image.min_width)
 
     def second_looks(self, cuts: Sequence[Cut], results: Sequence[Result], constrained: bool = False
                      ) -> list[tuple[int, Cut]]:

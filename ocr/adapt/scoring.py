@@ -75,7 +75,7 @@ def image_features(network: torch.nn.Module, base: LoadedModel, prepared: list) 
     rows: list[np.ndarray] = [np.empty(0)] * len(prepared)
     for batch in recognizer.batches(prepared):
         _, features = recognizer.forward_features([prepared[i] for i in batch],
-                                                 recognizer.padded_width(prepared[batch[0]].width))
+                                                 recognizer.run_width(prepared[batch[0]]))
         for i, row in zip(batch, features):
             rows[i] = row
     return np.stack(rows)

@@ -69,7 +69,7 @@ def run_bench(config: BenchConfig, out: TextIO | None = None) -> list[BenchRow]:
     flop_cache: dict[int, int] = {}
     total_flops = 0
     for crop in crops:
-        width = baseline.padded_width(crop.width)
+        width = baseline.run_width(crop)
         if width not in flop_cache:
             flop_cache[width] = forward_flops(baseline.network, baseline.input_height, width,
                                               baseline.model.normalization.channels)

@@ -7,7 +7,7 @@ Runs the real loop behind ``ocr eval`` (``ocr.eval.lines.evaluate``) with
 timers wrapped around the pipeline's own functions, so nothing is
 re-implemented: image decoding (``to_pixels``), resizing to the model's height
 (``resize_to_height``), padding + normalising + stacking a batch
-(``stack_batch``), the network (``Recognizer.forward`` minus the stacking),
+(``stack_batch``), the network (``Recognizer.forward`` and ``_batch_logits`` minus the stacking),
 allowlist masking, each frame's best class and its probability
 (``best_path``), CTC decoding (greedy, ``labelled_result``), and the contrast retry's
 share (lines retried, and the network passes they cost, which the network row
@@ -41,20 +41,26 @@ class Timers:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.retried = 0
+        self._active: dict[str, int] = defaultdict(int)
         self._undo: list[tuple[object, str, object | None]] = []
 
     def wrap(self, owner: object, name: str, stage: str, before=None) -> None:
-        """Time ``owner.name`` under ``stage``; ``before(*args)`` runs first, untimed."""
+        """Time ``owner.name`` under ``stage``; ``before(*args)`` runs first, untimed. A call inside another call
+        timed under the same stage is not counted twice."""
         original = getattr(owner, name)
         self._undo.append((owner, name, vars(owner).get(name)))
 
         def timed(*args, **kwargs):
             if before is not None:
                 before(*args)
+            if self._active[stage]:
+                return original(*args, **kwargs)
+            self._active[stage] += 1
             start = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
+                self._active[stage] -= 1
                 self.seconds[stage] += time.perf_counter() - start
 
         setattr(owner, name, timed)
@@ -84,6 +90,7 @@ def profile(recognizer: Recognizer, dataset: Dataset) -> tuple[dict[str, float],
         timers.wrap(recognizer_module, "best_path", "best path")
         timers.wrap(recognizer_module, "labelled_result", "ctc decode")
         timers.wrap(recognizer, "forward", "forward")
+        timers.wrap(recognizer, "_batch_logits", "forward")  # the plain reading's forward pass
         timers.wrap(recognizer, "_retry", "retry", before=count_retried)
         if recognizer.calibration is not None:
             timers.wrap(type(recognizer.calibration), "__call__", "calibration")

@@ -55,6 +55,28 @@ def test_default_model_answers_over_grpc_and_http(server: ServerThread) -> None:
     assert [r["text"] for r in body["results"]] == [r.text for r in response.results]
 
 
+def test_page_lines_read_as_in_process_beside_crops(server: ServerThread) -> None:
+    """A page's lines go through the server's batcher at the model's page floor (128) and crops at 256, in one
+    request: the page reads line for line as the in-process page reader reads it, and each crop as it reads alone."""
+    from tests.pages import render_page
+    from textdet import Detector, PageReader
+
+    page = render_page([(40, 40, "PAID"), (40, 120, "TOTAL 12.50"), (440, 120, "CASH")])[0]
+    crops = named_crops(3)
+    images = [ocr_pb2.Image(content=data, id=name) for name, data in crops]
+    images.insert(1, ocr_pb2.Image(content=encode(page), id="page", detect=True))
+    with grpc.insecure_channel(server.target) as channel:
+        response = ocr_pb2_grpc.RecognizerStub(channel).Recognize(ocr_pb2.RecognizeRequest(images=images), timeout=120)
+    recognizer = Recognizer(DEFAULT_MODEL, device="cpu", precision="fp32")
+    assert recognizer.page_min_width == 128
+    expected = PageReader(recognizer, Detector()).read([page])[0]
+    found = response.results[1]
+    assert [line.text for line in found.lines] == [line.text for line in expected]
+    assert [line.text for line in found.lines] == ["PAID", "TOTAL 12.50", "CASH"]
+    alone = recognizer.recognize([data for _, data in crops])
+    assert [r.text for i, r in enumerate(response.results) if i != 1] == [r.text for r in alone]
+
+
 def test_english_g2_still_answers_by_name(server: ServerThread) -> None:
     crops = named_crops(4)
     response = recognize(server.target, [data for _, data in crops], model="english_g2")
