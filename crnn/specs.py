@@ -73,7 +73,7 @@ class ModelSpec:
     #: (``scripts/bench/precision_check.py``); None: ``normalization.min_width``.
     read_min_width: int | None = None
     #: The padding floor for a page's lines (cut by a detector, with margins), where it differs from
-    #: ``read_min_width``: validated by the paired rule on page lines (``scripts/bench/page_floor.py``). None: the
+    #: ``read_min_width``: validated by the paired rule on page lines (``scripts/bench/page_choice.py``). None: the
     #: crops' floor.
     page_min_width: int | None = None
 
@@ -167,7 +167,8 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             # the choose and the report halves (docs/pages.md, "Padding floor for page lines").
             page_min_width=128,
             # 6 lines of 320 columns: its 18,710-class output makes large batches memory-bound; on 600 IIIT5K crops
-            # 2,048 columns read 0.74x RapidOCR's lines/s, 4,096 0.70x, 8,192 0.62x (docs/models.md).
+            # 2,048 columns read 0.74x RapidOCR's lines/s, 4,096 0.70x, 8,192 0.62x (docs/models.md, PyTorch). On
+            # OpenVINO, with the head's reused buffer, 8,192 made no difference (docs/export.md).
             batch_columns=2048,
         ),
     ]
