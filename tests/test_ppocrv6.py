@@ -21,7 +21,7 @@ from crnn import Recognizer
 from crnn.decode import greedy_decode
 from crnn.errors import InvalidAllowlistError, InvalidImageError, WeightsError
 from crnn.lcnet_svtr import LCNetSVTR
-from crnn.preprocess import stack_batch
+from crnn.preprocess import PreparedImage, stack_batch
 from crnn.specs import MODEL_SPECS, Normalization
 from crnn.weights import load_model, load_verified_weights
 from ocr.data.datasets import open_dataset
@@ -190,9 +190,9 @@ def test_short_lines_run_at_the_validated_padding_floor(ppocr: Recognizer) -> No
     assert ppocr.padded_width(40) == 256 and ppocr.padded_width(300) == 320 and ppocr.padded_width(330) == 384
     # A page's lines carry their own floor (128, validated on page lines); a crop's floor is the recogniser's.
     assert SPEC.page_min_width == ppocr.page_min_width == 128
-    line = ppocr.prepare(example_bytes(0))
-    assert ppocr.run_width(replace(line, min_width=128)) == max(128, ppocr.padded_width(line.width, 128))
-    assert ppocr.run_width(line) == ppocr.padded_width(line.width)
+    short, long = (PreparedImage(np.zeros((48, w), np.uint8), w, 48) for w in (40, 300))
+    assert [ppocr.run_width(replace(im, min_width=128)) for im in (short, long)] == [128, 320]
+    assert [ppocr.run_width(im) for im in (short, long)] == [256, 320]
     wide = Recognizer("ppocrv6_small", device="cpu", precision="fp32", runtime="torch", min_width=320)
     assert wide.padded_width(40) == 320 and wide.page_min_width is None  # an explicit floor holds for pages too
     assert wide.batch_tensor([ppocr.prepare(example_bytes(0))], 320).shape[-1] == 320
