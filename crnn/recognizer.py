@@ -489,19 +489,23 @@ class Recognizer:
         until this thread's next batch (``_run`` reads each batch's logits before it runs the next)."""
         if self.engine is None or not isinstance(self.model.network, LCNetSVTR):
             return self.forward(images, width)
-        frames, _ = self.engine(self.batch_tensor(images, width).numpy())
-        needed = frames.shape[0] * frames.shape[1] * self.model.network.head.out_features
+        network = self.model.network
+        needed = len(images) * network.sequence_length(width) * network.head.out_features
         buffer = getattr(self._head_buffers, "logits", None)
         if buffer is None or buffer.numel() < needed:
             buffer = self._head_buffers.logits = torch.empty(needed)
-        return self.model.network.classify(torch.from_numpy(frames), out=buffer)
+        return self._engine_forward(images, width, None, out=buffer)[0]
 
     @torch.inference_mode()
     def _engine_forward(
-        self, images: Sequence[PreparedImage], width: int, classes: np.ndarray | None
+        self, images: Sequence[PreparedImage], width: int, classes: np.ndarray | None,
+        out: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One batch on the engine, then the CTC head here: (logits as ``forward`` returns them, conv features)."""
+        """One batch on the engine, then the CTC head here: (logits as ``forward`` returns them, conv features);
+        ``out``: a buffer for every class's logits (``LCNetSVTR.classify``)."""
         assert self.engine is not None
         frames, conv = self.engine(self.batch_tensor(images, width).numpy())
         subset = None if classes is None else torch.as_tensor(classes)
-        return self.model.network.classify(torch.from_numpy(frames), subset).float(), torch.from_numpy(conv)
+        head = self.model.network.classify
+        logits = head(torch.from_numpy(frames), subset) if out is None else head(torch.from_numpy(frames), out=out)
+        return logits.float(), torch.from_numpy(conv)
